@@ -1,0 +1,91 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+#
+# Dependencies are pinned in `_deps`, as in Open R1, and installed through the extras below.
+# torch is only lower-bounded so that a CUDA build already installed on a GPU node is kept; on CPU machines
+# `make install` installs torch==2.13.0 first (see the Makefile), before anything that depends on it.
+
+import re
+
+from setuptools import find_packages, setup
+
+
+_deps = [
+    "accelerate==1.15.0",
+    "datasets==5.2.0",
+    "deepspeed==0.19.8",
+    "hf_transfer>=0.1.4",
+    "huggingface-hub>=1.0",
+    "hypothesis>=6.100",
+    "math-verify==0.9.0",
+    "matplotlib>=3.8",
+    "packaging>=23.0",
+    "peft==0.21.2",
+    "pytest",
+    "pyyaml>=6.0",
+    "ruff>=0.9.0",
+    "safetensors>=0.4.5",
+    "sentencepiece>=0.1.99",
+    "tokenizers>=0.22",
+    "torch>=2.6.0",
+    "transformers==5.24.0",
+    "trl==1.16.0",
+    "vllm<=0.31.0",
+    "wandb>=0.19.1",
+]
+
+# {"accelerate": "accelerate==1.15.0", ...}
+deps = {b: a for a, b in (re.findall(r"^(([^!=<>~ \[\]]+)(?:\[[^\]]+\])?(?:[!=<>~ ].*)?$)", x)[0] for x in _deps)}
+
+
+def deps_list(*pkgs):
+    return [deps[pkg] for pkg in pkgs]
+
+
+extras = {}
+extras["tests"] = deps_list("pytest", "hypothesis")
+extras["quality"] = deps_list("ruff")
+extras["plots"] = deps_list("matplotlib")
+extras["wandb"] = deps_list("wandb")
+extras["deepspeed"] = deps_list("deepspeed")
+extras["vllm"] = deps_list("vllm")  # CUDA only; generation falls back to transformers without it
+extras["dev"] = extras["quality"] + extras["tests"] + extras["plots"]
+
+install_requires = deps_list(
+    "accelerate",
+    "datasets",
+    "hf_transfer",
+    "huggingface-hub",
+    "math-verify",
+    "packaging",
+    "peft",
+    "pyyaml",
+    "safetensors",
+    "sentencepiece",
+    "tokenizers",
+    "torch",
+    "transformers",
+    "trl",
+)
+
+setup(
+    name="open-r1-safety",
+    version="0.1.0.dev0",
+    author="The open-r1-safety authors",
+    description="Safety-preserving continual learning for reasoning models, on top of Open R1",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="Apache 2.0",
+    url="https://github.com/Neelectric/open-r1_safety",
+    package_dir={"": "src"},
+    packages=find_packages("src"),
+    zip_safe=False,
+    extras_require=extras,
+    python_requires=">=3.10.9",
+    install_requires=install_requires,
+    classifiers=[
+        "Intended Audience :: Science/Research",
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

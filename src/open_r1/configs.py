@@ -1,0 +1,102 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""Configs of the entry points: Open R1's `ScriptArguments` and `SFTConfig` on top of TRL's."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import trl
+
+
+@dataclass
+class DatasetConfig:
+    """One dataset of a mixture (Open R1 convention)."""
+
+    id: str
+    config: str | None = None
+    split: str = "train"
+    columns: list[str] | None = None
+    weight: float | None = None
+
+
+@dataclass
+class DatasetMixtureConfig:
+    """A weighted mixture of datasets; `weight` is the fraction of each dataset's rows kept."""
+
+    datasets: list[DatasetConfig]
+    seed: int = 0
+    test_split_size: float | None = None
+
+
+@dataclass
+class ScriptArguments(trl.ScriptArguments):
+    """Open R1's script arguments: a single dataset (`dataset_name`, hub id or local path) or a `dataset_mixture`."""
+
+    # Override TRL's field so a mixture alone is enough.
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub dataset id or local path (a `save_to_disk` directory or data files). Ignored when "
+            "`dataset_mixture` is set."
+        },
+    )
+    dataset_mixture: dict[str, Any] | None = field(
+        default=None,
+        metadata={
+            "help": "Configuration for a mixture of datasets: {'datasets': [{'id', 'config', 'split', "
+            "'columns', 'weight'}], 'seed': int, 'test_split_size': float}. `weight` is the fraction of the "
+            "dataset's rows kept (1.0 = all)."
+        },
+    )
+
+    def __post_init__(self):
+        if self.dataset_name is None and self.dataset_mixture is None:
+            raise ValueError("Either `dataset_name` or `dataset_mixture` must be provided.")
+        if self.dataset_mixture is not None:
+            self.dataset_mixture = _parse_mixture(self.dataset_mixture)
+
+
+def _parse_mixture(mixture: dict[str, Any] | DatasetMixtureConfig) -> DatasetMixtureConfig:
+    if isinstance(mixture, DatasetMixtureConfig):
+        return mixture
+    if not isinstance(mixture, dict) or not isinstance(mixture.get("datasets"), list) or not mixture["datasets"]:
+        raise ValueError("`dataset_mixture` must be a dict with a non-empty 'datasets' list.")
+    unknown = set(mixture) - {"datasets", "seed", "test_split_size"}
+    if unknown:
+        raise ValueError(f"Unknown keys in `dataset_mixture`: {sorted(unknown)}.")
+    datasets = []
+    for index, entry in enumerate(mixture["datasets"]):
+        allowed = {"id", "config", "split", "columns", "weight"}
+        if not isinstance(entry, dict) or "id" not in entry:
+            raise ValueError(f"`dataset_mixture.datasets[{index}]` must be a dict with an 'id'.")
+        if set(entry) - allowed:
+            raise ValueError(f"Unknown keys in `dataset_mixture.datasets[{index}]`: {sorted(set(entry) - allowed)}.")
+        weight = entry.get("weight")
+        if weight is not None and not 0 < weight <= 1:
+            raise ValueError(f"`dataset_mixture.datasets[{index}].weight` must be in (0, 1], got {weight}.")
+        datasets.append(DatasetConfig(**entry))
+    return DatasetMixtureConfig(
+        datasets=datasets, seed=mixture.get("seed", 0), test_split_size=mixture.get("test_split_size")
+    )
+
+
+@dataclass
+class HubAndLoggingMixin:
+    """Open R1's extra fields shared by the SFT and GRPO configs."""
+
+    chat_template: str | None = field(
+        default=None, metadata={"help": "Jinja chat template that replaces the tokenizer's."}
+    )
+    system_prompt: str | None = field(default=None, metadata={"help": "Optional system prompt for the chats."})
+    benchmarks: list[str] = field(default_factory=list, metadata={"help": "Benchmarks to run after training."})
+    callbacks: list[str] = field(default_factory=list, metadata={"help": "Callbacks to run during training."})
+    hub_model_revision: str | None = field(default="main", metadata={"help": "The Hub model branch to push to."})
+    overwrite_hub_revision: bool = field(default=False, metadata={"help": "Whether to overwrite the Hub revision."})
+    push_to_hub_revision: bool = field(default=False, metadata={"help": "Whether to push to a Hub revision/branch."})
+    wandb_entity: str | None = field(default=None, metadata={"help": "The entity to store runs under."})
+    wandb_project: str | None = field(default=None, metadata={"help": "The project to store runs under."})
+    wandb_run_group: str | None = field(default=None, metadata={"help": "The group to store runs under."})
+
+
+@dataclass
+class SFTConfig(HubAndLoggingMixin, trl.SFTConfig):
+    """TRL's `SFTConfig` with Open R1's hub/logging fields."""

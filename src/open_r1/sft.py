@@ -1,0 +1,129 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""Supervised fine-tuning, following Open R1's `sft.py`.
+
+Usage:
+
+    accelerate launch --config_file recipes/accelerate_configs/zero1.yaml src/open_r1/sft.py \
+        --config recipes/tiny/sft/config_sft.yaml [--learning_rate 1e-4 ...]
+
+The YAML recipe sets the fields of `ScriptArguments`, `SFTConfig` and TRL's `ModelConfig`; command-line flags
+override it, and unknown keys are rejected before anything is loaded.
+"""
+
+import logging
+import os
+import sys
+
+import datasets
+import transformers
+from transformers import set_seed
+from transformers.trainer_utils import get_last_checkpoint
+from trl import ModelConfig, SFTTrainer, TrlParser, get_peft_config
+
+from open_r1.configs import ScriptArguments, SFTConfig
+from open_r1.utils import get_dataset, get_model, get_tokenizer
+from open_r1.utils.callbacks import check_callbacks, get_callbacks
+from open_r1.utils.data import add_system_prompt
+from open_r1.utils.model_utils import check_model_source
+from open_r1.utils.wandb_logging import init_wandb_training
+
+
+logger = logging.getLogger(__name__)
+
+
+def setup_logging(training_args) -> None:
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
+    log_level = training_args.get_process_log_level()
+    logger.setLevel(log_level)
+    datasets.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.set_verbosity(log_level)
+    transformers.utils.logging.enable_default_handler()
+    transformers.utils.logging.enable_explicit_format()
+
+
+def resume_checkpoint(training_args) -> str | None:
+    """The checkpoint to resume from: the recipe's `resume_from_checkpoint`, else the newest in `output_dir`."""
+    if training_args.resume_from_checkpoint is not None:
+        return training_args.resume_from_checkpoint
+    if os.path.isdir(training_args.output_dir):
+        last = get_last_checkpoint(training_args.output_dir)
+        if last is not None:
+            logger.info("Checkpoint detected, resuming training at %s.", last)
+        return last
+    return None
+
+
+def main(script_args, training_args, model_args):
+    set_seed(training_args.seed)
+    setup_logging(training_args)
+    # Everything a typo can break is checked before any weights or data are loaded.
+    check_model_source(model_args)
+    check_callbacks(training_args.callbacks)
+
+    logger.info("Model parameters %s", model_args)
+    logger.info("Script parameters %s", script_args)
+    logger.info("Training parameters %s", training_args)
+    if "wandb" in training_args.report_to:
+        init_wandb_training(training_args)
+
+    dataset = add_system_prompt(get_dataset(script_args), training_args.system_prompt)
+    if script_args.dataset_train_split not in dataset:
+        raise KeyError(f"`dataset_train_split`: split '{script_args.dataset_train_split}' not in {list(dataset)}.")
+    eval_dataset = None
+    if training_args.eval_strategy != "no":
+        if script_args.dataset_test_split not in dataset:
+            raise KeyError(
+                f"`dataset_test_split`: split '{script_args.dataset_test_split}' not in {list(dataset)} "
+                "but `eval_strategy` is not 'no'."
+            )
+        eval_dataset = dataset[script_args.dataset_test_split]
+
+    tokenizer = get_tokenizer(model_args, training_args)
+    model = get_model(model_args, training_args)
+
+    trainer = SFTTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=dataset[script_args.dataset_train_split],
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+        callbacks=get_callbacks(training_args, model_args),
+    )
+
+    logger.info("*** Train ***")
+    train_result = trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    metrics = train_result.metrics
+    metrics["train_samples"] = len(dataset[script_args.dataset_train_split])
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+
+    logger.info("*** Save model ***")
+    # Re-enable the KV cache for fast generation after training with gradient checkpointing.
+    trainer.model.config.use_cache = True
+    trainer.save_model(training_args.output_dir)
+    logger.info("Model saved to %s", training_args.output_dir)
+    if trainer.accelerator.is_main_process:
+        trainer.create_model_card({"dataset_name": script_args.dataset_name, "tags": ["open-r1-safety"]})
+
+    if eval_dataset is not None:
+        logger.info("*** Evaluate ***")
+        metrics = trainer.evaluate()
+        metrics["eval_samples"] = len(eval_dataset)
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+
+    if training_args.push_to_hub:
+        logger.info("Pushing to hub...")
+        trainer.push_to_hub(dataset_name=script_args.dataset_name, tags=["open-r1-safety"])
+
+
+if __name__ == "__main__":
+    parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
+    script_args, training_args, model_args = parser.parse_args_and_config()
+    main(script_args, training_args, model_args)

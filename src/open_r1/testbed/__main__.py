@@ -1,0 +1,71 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""Command line of the testbed.
+
+python -m open_r1.testbed build [--root DIR] [--preset default|small] [--seed N] [--force]
+python -m open_r1.testbed score --root DIR --model NAME=PATH [--model NAME=PATH ...] [--json FILE]
+"""
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from .scoring import format_table, score_model
+from .world import DEFAULT_ROOT, WorldConfig, WorldPaths, build_world
+
+
+def _named_model(value: str) -> tuple[str, str]:
+    name, sep, path = value.partition("=")
+    if not sep:
+        name, path = Path(value).name, value
+    return name, path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m open_r1.testbed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="Build (or reuse) the testbed world.")
+    build.add_argument("--root", default=str(DEFAULT_ROOT), help="Directory of the world (default: %(default)s).")
+    build.add_argument("--preset", default="default", help="default or small (faster, for tests).")
+    build.add_argument("--seed", type=int, default=42)
+    build.add_argument("--force", action="store_true", help="Rebuild even if a world is already there.")
+    score = commands.add_parser("score", help="Score models on the world's held-out splits.")
+    score.add_argument("--root", default=str(DEFAULT_ROOT), help="Directory of the world (default: %(default)s).")
+    score.add_argument(
+        "--model",
+        action="append",
+        type=_named_model,
+        required=True,
+        metavar="NAME=PATH",
+        help="A model directory to score, optionally named; repeat for several.",
+    )
+    score.add_argument("--json", help="Also write the scores to this JSON file.")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if args.command == "build":
+        start = time.perf_counter()
+        paths = build_world(args.root, WorldConfig.preset(args.preset, seed=args.seed), force=args.force)
+        manifest = json.loads(paths.manifest.read_text())
+        print(f"Testbed world at {paths.root} ({time.perf_counter() - start:.0f} s)")
+        if "base_scores" in manifest:
+            print(format_table({"base": manifest["base_scores"]}))
+        return 0
+
+    world = WorldPaths(Path(args.root))
+    for name, path in args.model:
+        if not Path(path).is_dir():
+            parser.error(f"--model {name}={path}: no such model directory")
+    scores = {name: score_model(path, world) for name, path in args.model}
+    print(format_table(scores))
+    if args.json:
+        Path(args.json).write_text(json.dumps({k: v.as_dict() for k, v in scores.items()}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""Build the testbed world: data sets, tokenizer, a tiny Llama, and a base model trained on the retain task.
+
+Everything is deterministic from `WorldConfig.seed` and runs offline on a CPU. Layout of a built world:
+
+    <root>/retain/           DatasetDict (train, test) saved with `save_to_disk`
+    <root>/update/           DatasetDict (train, test)
+    <root>/init_model/       tokenizer + randomly initialised LlamaForCausalLM
+    <root>/base_model/       the init model after SFT on retain/train: the starting point of every experiment
+    <root>/world.json        the config it was built from and the base model's scores
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+
+from .data import make_retain_splits, make_update_splits
+
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ROOT = Path(os.environ.get("OPEN_R1_TESTBED_DIR", "data/testbed"))
+
+# Chat roles are special tokens; `<think>` tags are plain added tokens so decoding keeps them.
+SPECIAL_TOKENS = ["<|pad|>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]
+THINK_TOKENS = ["<think>", "</think>"]
+
+# `{% generation %}` marks the assistant tokens, so TRL's `assistant_only_loss` and the Fisher masks see them.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<|assistant|>\n' }}{% generation %}{{ message['content'] + '<|end|>' }}{% endgeneration %}{{ '\n' }}"
+    "{% else %}"
+    "{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
+
+@dataclass
+class WorldConfig:
+    """Sizes of the world. `default` is the embedded default; `small` trades a little quality for test speed."""
+
+    seed: int = field(default=42, metadata={"help": "Seed of the data, tokenizer, initial weights and training."})
+    retain_test_fraction: float = field(default=0.15, metadata={"help": "Held-out share of the retain prompts."})
+    update_train_size: int = field(default=2000, metadata={"help": "Number of training word problems."})
+    update_test_size: int = field(default=200, metadata={"help": "Number of held-out word problems."})
+    vocab_size: int = field(default=768, metadata={"help": "BPE vocabulary size, special tokens included."})
+    hidden_size: int = field(default=128, metadata={"help": "Llama hidden size."})
+    intermediate_size: int = field(default=384, metadata={"help": "Llama MLP size."})
+    num_hidden_layers: int = field(default=4, metadata={"help": "Number of decoder layers."})
+    num_attention_heads: int = field(default=4, metadata={"help": "Number of attention heads."})
+    max_position_embeddings: int = field(default=256, metadata={"help": "Longest sequence the model takes."})
+    base_epochs: float = field(default=12.0, metadata={"help": "Epochs of retain SFT that make the base model."})
+    base_learning_rate: float = field(default=3e-3, metadata={"help": "Peak learning rate of the base model SFT."})
+    base_batch_size: int = field(default=32, metadata={"help": "Batch size of the base model SFT."})
+    base_max_steps: int = field(default=-1, metadata={"help": "Cap on base SFT steps (-1: run all epochs)."})
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "WorldConfig":
+        presets = {"default": {}, "small": {"update_train_size": 600, "update_test_size": 100, "base_epochs": 10.0}}
+        if name not in presets:
+            raise ValueError(f"Unknown testbed preset {name!r}; choose one of {sorted(presets)}.")
+        return cls(**{**presets[name], **overrides})
+
+
+@dataclass
+class WorldPaths:
+    root: Path
+
+    @property
+    def retain(self) -> Path:
+        return self.root / "retain"
+
+    @property
+    def update(self) -> Path:
+        return self.root / "update"
+
+    @property
+    def init_model(self) -> Path:
+        return self.root / "init_model"
+
+    @property
+    def base_model(self) -> Path:
+        return self.root / "base_model"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "world.json"
+
+
+def build_tokenizer(texts: list[str], vocab_size: int):
+    """Byte-level BPE trained on `texts`, wrapped as a `PreTrainedTokenizerFast` with the chat template."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS + THINK_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<|pad|>", eos_token="<|end|>", model_max_length=256
+    )
+    # The BPE trainer registered the think tags as special; re-add them as ordinary tokens (same ids).
+    wrapped.add_tokens(THINK_TOKENS, special_tokens=False)
+    wrapped.chat_template = CHAT_TEMPLATE
+    return wrapped
+
+
+def build_init_model(config: WorldConfig, tokenizer):
+    import torch
+    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(config.seed)
+    model_config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=config.hidden_size,
+        intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        num_key_value_heads=config.num_attention_heads,
+        max_position_embeddings=config.max_position_embeddings,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+    )
+    model = LlamaForCausalLM(model_config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=64
+    )
+    return model
+
+
+def _save_splits(splits: dict[str, list[dict]], path: Path) -> None:
+    from datasets import Dataset, DatasetDict
+
+    DatasetDict({name: Dataset.from_list(rows) for name, rows in splits.items()}).save_to_disk(str(path))
+
+
+def train_base_model(config: WorldConfig, paths: WorldPaths, train_rows: list[dict]) -> None:
+    """SFT of the initial model on retain/train, through the same TRL trainer the project's SFT uses."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    tokenizer = AutoTokenizer.from_pretrained(paths.init_model)
+    model = AutoModelForCausalLM.from_pretrained(paths.init_model)
+    # In memory, so that no map caches land in the world directory and its bytes stay a function of the seed.
+    train = Dataset.from_list([{"messages": row["messages"]} for row in train_rows])
+    args = SFTConfig(
+        output_dir=str(paths.root / "base_model_run"),
+        seed=config.seed,
+        num_train_epochs=config.base_epochs,
+        max_steps=config.base_max_steps,
+        per_device_train_batch_size=config.base_batch_size,
+        learning_rate=config.base_learning_rate,
+        lr_scheduler_type="cosine",
+        warmup_steps=0.05,
+        weight_decay=0.0,
+        assistant_only_loss=True,
+        max_length=config.max_position_embeddings,
+        bf16=False,
+        gradient_checkpointing=False,
+        use_cpu=True,
+        save_strategy="no",
+        report_to="none",
+        logging_steps=20,
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=train, processing_class=tokenizer)
+    trainer.train()
+    # Not `trainer.save_model`: its training_args.bin holds run paths, which would make worlds differ by location.
+    trainer.model.save_pretrained(paths.base_model)
+    tokenizer.save_pretrained(paths.base_model)
+    shutil.rmtree(args.output_dir, ignore_errors=True)
+
+
+def build_world(
+    root: str | os.PathLike = DEFAULT_ROOT, config: WorldConfig | None = None, force: bool = False, score: bool = True
+) -> WorldPaths:
+    """Build (or reuse, when a world of the same config is already at `root`) the whole testbed world."""
+    config = config or WorldConfig()
+    paths = WorldPaths(Path(root))
+    config_dict = dataclasses.asdict(config)
+    if paths.manifest.exists() and not force:
+        manifest = json.loads(paths.manifest.read_text())
+        if manifest["config"] == config_dict:
+            logger.info("Reusing the testbed world at %s", paths.root)
+            return paths
+        raise FileExistsError(
+            f"A testbed world built from another config is at {paths.root}; pass force=True (--force) to rebuild "
+            f"it or choose another directory. Differences: "
+            f"{ {k: (manifest['config'].get(k), v) for k, v in config_dict.items() if manifest['config'].get(k) != v} }"
+        )
+    if paths.root.exists():
+        shutil.rmtree(paths.root)
+    paths.root.mkdir(parents=True)
+    datasets.disable_progress_bars()
+
+    retain = make_retain_splits(config.seed, config.retain_test_fraction)
+    update = make_update_splits(config.seed, config.update_train_size, config.update_test_size)
+    _save_splits(retain, paths.retain)
+    _save_splits(update, paths.update)
+
+    texts = [
+        message["content"]
+        for split in (*retain.values(), *update.values())
+        for row in split
+        for message in row["messages"]
+    ]
+    tokenizer = build_tokenizer(texts, config.vocab_size)
+    model = build_init_model(config, tokenizer)
+    model.save_pretrained(paths.init_model)
+    tokenizer.save_pretrained(paths.init_model)
+    logger.info("Initial model: %.2fM parameters", model.num_parameters() / 1e6)
+
+    train_base_model(config, paths, retain["train"])
+
+    manifest = {"config": config_dict}
+    if score:
+        from .scoring import score_model
+
+        manifest["base_scores"] = score_model(paths.base_model, paths).as_dict()
+    paths.manifest.write_text(json.dumps(manifest, indent=2) + "\n")
+    return paths

@@ -1,0 +1,47 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+REPO = Path(__file__).resolve().parents[1]
+# Every test runs offline: the testbed world is the only model and data there is.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The small world is cached here between runs; the build reuses it only when its config is unchanged.
+TEST_WORLD_DIR = Path(os.environ.get("OPEN_R1_TEST_WORLD", REPO / "data" / "testbed-small"))
+
+
+@pytest.fixture(scope="session")
+def world():
+    from open_r1.testbed import WorldConfig, build_world
+
+    return build_world(TEST_WORLD_DIR, WorldConfig.preset("small"))
+
+
+def run_cli(args: list[str], timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a command from the repo root with the test environment; fail with its output if it fails."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **(env or {})}
+    result = subprocess.run(args, cwd=REPO, env=full_env, capture_output=True, text=True, timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+        )
+    return result
+
+
+def accelerate_cmd(*launch_args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        *launch_args,
+    ]

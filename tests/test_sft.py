@@ -1,0 +1,155 @@
+import json
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import ModelConfig, TrlParser
+
+from open_r1 import sft
+from open_r1.configs import ScriptArguments, SFTConfig
+
+from .conftest import REPO, accelerate_cmd, run_cli
+
+
+RECIPE = "recipes/tiny/sft/config_sft.yaml"
+
+
+def _overrides(world, output_dir, max_steps=12):
+    return [
+        "--model_name_or_path",
+        str(world.base_model),
+        "--dataset_name",
+        str(world.update),
+        "--output_dir",
+        str(output_dir),
+        "--max_steps",
+        str(max_steps),
+        "--logging_steps",
+        "2",
+        "--save_strategy",
+        "no",
+    ]
+
+
+def _losses(output_dir):
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    return [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+
+
+def test_sft_recipe_end_to_end_writes_a_model_that_reloads(world, tmp_path):
+    out = tmp_path / "sft"
+    run_cli(
+        accelerate_cmd(
+            "--num_processes", "1", "--cpu", "src/open_r1/sft.py", "--config", RECIPE, *_overrides(world, out)
+        )
+    )
+    losses = _losses(out)
+    assert losses[-1] < losses[0], losses
+    model = AutoModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(world.base_model)
+    assert any(not torch.equal(a, b) for a, b in zip(model.parameters(), base.parameters()))
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Tom has 2 cups and gets 3 more."}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
+    assert model.generate(**prompt, max_new_tokens=4).shape[1] > prompt["input_ids"].shape[1]
+
+
+def test_sft_two_process_ddp_is_real_data_parallelism(world, tmp_path):
+    """Two DDP ranks at batch 8 must end with identical weights, equal to one process at batch 16.
+
+    Ranks training independently on the same seed would also agree with each other, so agreement alone proves
+    nothing; matching the single-process run at the global batch size shows that gradients were averaged.
+    """
+    ddp, single = tmp_path / "ddp", tmp_path / "single"
+    common = ["tests/helpers/sft_dump_rank_weights.py", "--config", RECIPE]
+    # `--multi_gpu` plus `use_cpu: true` is real gloo DDP on CPU; `--cpu --num_processes 2` would start one process.
+    run_cli(
+        accelerate_cmd(
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            *common,
+            *_overrides(world, ddp, max_steps=6),
+            "--per_device_train_batch_size",
+            "8",
+        )
+    )
+    run_cli(
+        accelerate_cmd(
+            "--num_processes",
+            "1",
+            "--cpu",
+            *common,
+            *_overrides(world, single, max_steps=6),
+            "--per_device_train_batch_size",
+            "16",
+        )
+    )
+    rank0, rank1, reference = (
+        torch.load(path) for path in (ddp / "rank0_weights.pt", ddp / "rank1_weights.pt", single / "rank0_weights.pt")
+    )
+    base = dict(AutoModelForCausalLM.from_pretrained(world.base_model).named_parameters())
+    assert rank0.keys() == rank1.keys() == reference.keys()
+    for name in rank0:
+        torch.testing.assert_close(rank0[name], rank1[name], rtol=0, atol=0)
+        torch.testing.assert_close(rank0[name], reference[name], rtol=1e-4, atol=1e-6)
+    assert any(not torch.allclose(rank0[name], base[name].detach()) for name in rank0), "no training happened"
+
+
+def _parse(config: dict, tmp_path, *cli):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(config))
+    parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
+    return parser.parse_args_and_config(["--config", str(path), *cli])
+
+
+def _recipe():
+    return yaml.safe_load((REPO / RECIPE).read_text())
+
+
+def test_unknown_recipe_key_is_rejected_by_name(tmp_path):
+    with pytest.raises(ValueError, match="ewc_lamda"):
+        _parse({**_recipe(), "ewc_lamda": 50.0}, tmp_path)
+
+
+def test_missing_dataset_path_fails_before_training(world, tmp_path):
+    missing = str(tmp_path / "no" / "such" / "dataset")
+    args = _parse(
+        _recipe(),
+        tmp_path,
+        "--model_name_or_path",
+        str(world.base_model),
+        "--dataset_name",
+        missing,
+        "--output_dir",
+        str(tmp_path / "out"),
+    )
+    with pytest.raises(FileNotFoundError, match="dataset_name.*no/such/dataset"):
+        sft.main(*args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_model_path_fails_before_loading(world, tmp_path):
+    args = _parse(
+        _recipe(),
+        tmp_path,
+        "--model_name_or_path",
+        str(tmp_path / "nowhere" / "model"),
+        "--dataset_name",
+        str(world.update),
+        "--output_dir",
+        str(tmp_path / "out"),
+    )
+    with pytest.raises(FileNotFoundError, match="model_name_or_path.*nowhere/model"):
+        sft.main(*args)
+
+
+def test_bad_mixture_entry_names_its_key(tmp_path):
+    recipe = {**_recipe(), "dataset_mixture": {"datasets": [{"id": "a", "wieght": 0.5}]}}
+    with pytest.raises(ValueError, match=r"dataset_mixture.datasets\[0\].*wieght"):
+        _parse(recipe, tmp_path)
