@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 # On CPU machines torch is installed first and pinned (a CPU build); a torch already present is kept.
 TORCH_VERSION ?= 2.13.0
 TESTBED_DIR ?= data/testbed
-check_dirs := src tests setup.py
+check_dirs := src tests scripts setup.py
 
 $(VENV)/.installed: setup.py
 	test -x $(PYTHON) || python3 -m venv $(VENV)

@@ -97,6 +97,40 @@ class HubAndLoggingMixin:
     wandb_run_group: str | None = field(default=None, metadata={"help": "The group to store runs under."})
 
 
+CUSTOM_OPTIMS = ("dadamw",)
+
+
 @dataclass
-class SFTConfig(HubAndLoggingMixin, trl.SFTConfig):
-    """TRL's `SFTConfig` with Open R1's hub/logging fields."""
+class ContinualLearningMixin:
+    """Continual-learning fields shared by the SFT and GRPO configs (the recipe keys of the seed README)."""
+
+    custom_optim: str | None = field(
+        default=None,
+        metadata={
+            "help": "Custom optimizer instead of the Trainer's `optim`: 'dadamw' (diagonal-preconditioned "
+            "AdamW, see `preconditioner_power`). Unset: the Trainer's own optimizer."
+        },
+    )
+    preconditioner_power: float = field(
+        default=0.5,
+        metadata={
+            "help": "DAdamW preconditioner power gamma in [0.5, 1]: step = lr * m_hat / (v_hat**gamma + eps). "
+            "0.5 is AdamW, 1.0 the diagonal (empirical-Fisher) natural gradient. At gamma > 0.5 lower the "
+            "learning rate (about lr_adam * 1e-3 at gamma = 1) and raise `adam_epsilon` (1e-6 to 1e-4)."
+        },
+    )
+
+    def check_continual_args(self) -> None:
+        if self.custom_optim is not None and self.custom_optim not in CUSTOM_OPTIMS:
+            raise ValueError(f"`custom_optim`: unknown value {self.custom_optim!r}; choose from {CUSTOM_OPTIMS}.")
+        if not 0.5 <= self.preconditioner_power <= 1.0:
+            raise ValueError(f"`preconditioner_power` must be in [0.5, 1.0], got {self.preconditioner_power}.")
+
+
+@dataclass
+class SFTConfig(ContinualLearningMixin, HubAndLoggingMixin, trl.SFTConfig):
+    """TRL's `SFTConfig` with Open R1's hub/logging fields and the continual-learning fields."""
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.check_continual_args()

@@ -18,9 +18,10 @@ import datasets
 import transformers
 from transformers import set_seed
 from transformers.trainer_utils import get_last_checkpoint
-from trl import ModelConfig, SFTTrainer, TrlParser, get_peft_config
+from trl import ModelConfig, TrlParser, get_peft_config
 
 from open_r1.configs import ScriptArguments, SFTConfig
+from open_r1.trainers import ContinualSFTTrainer
 from open_r1.utils import get_dataset, get_model, get_tokenizer
 from open_r1.utils.callbacks import check_callbacks, get_callbacks
 from open_r1.utils.data import add_system_prompt
@@ -85,7 +86,7 @@ def main(script_args, training_args, model_args):
     tokenizer = get_tokenizer(model_args, training_args)
     model = get_model(model_args, training_args)
 
-    trainer = SFTTrainer(
+    trainer = ContinualSFTTrainer(
         model=model,
         args=training_args,
         train_dataset=dataset[script_args.dataset_train_split],

@@ -1,0 +1,34 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""DAdamW: `DAdam` with decoupled weight decay; at preconditioner_power = 0.5 it is exactly `torch.optim.AdamW`."""
+
+from .dadam import DAdam
+
+
+class DAdamW(DAdam):
+    """DAdam with decoupled weight decay (theta <- theta * (1 - lr * weight_decay) before the preconditioned step).
+
+    Defaults match `torch.optim.AdamW` (weight_decay=0.01). See `open_r1.optims.dadam` for the update, and for
+    learning-rate and eps guidance at preconditioner_power > 0.5.
+    """
+
+    decoupled_weight_decay = True
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.01,
+        preconditioner_power: float = 0.5,
+        foreach: bool = True,
+    ):
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            preconditioner_power=preconditioner_power,
+            foreach=foreach,
+        )

@@ -1,0 +1,113 @@
+import json
+
+import pytest
+import yaml
+from datasets import load_from_disk
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from open_r1.configs import SFTConfig
+from open_r1.optims import DAdamW
+from open_r1.trainers import ContinualSFTTrainer, SFTTrainerWithDAdamW
+
+from .conftest import REPO, accelerate_cmd, run_cli
+
+
+def _args(tmp_path, **overrides):
+    base = dict(
+        output_dir=str(tmp_path / "out"),
+        bf16=False,
+        use_cpu=True,
+        gradient_checkpointing=False,
+        assistant_only_loss=True,
+        max_length=128,
+        per_device_train_batch_size=8,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        seed=0,
+    )
+    return SFTConfig(**{**base, **overrides})
+
+
+def _trainer(world, args, trainer_cls=ContinualSFTTrainer):
+    train = load_from_disk(str(world.update))["train"].select(range(64)).select_columns(["messages"])
+    return trainer_cls(
+        model=AutoModelForCausalLM.from_pretrained(world.base_model),
+        args=args,
+        train_dataset=train,
+        processing_class=AutoTokenizer.from_pretrained(world.base_model),
+    )
+
+
+@pytest.mark.parametrize("trainer_cls, custom_optim", [(ContinualSFTTrainer, "dadamw"), (SFTTrainerWithDAdamW, None)])
+def test_dadamw_is_built_with_recipe_settings_groups_and_scheduler(world, tmp_path, trainer_cls, custom_optim):
+    args = _args(
+        tmp_path,
+        custom_optim=custom_optim,
+        preconditioner_power=0.75,
+        learning_rate=1e-4,
+        adam_epsilon=1e-6,
+        weight_decay=0.1,
+        lr_scheduler_type="linear",
+        max_steps=4,
+    )
+    trainer = _trainer(world, args, trainer_cls)
+    trainer.train()
+    optimizer = trainer.optimizer.optimizer  # accelerate wraps the optimizer
+    assert isinstance(optimizer, DAdamW)
+    assert {g["preconditioner_power"] for g in optimizer.param_groups} == {0.75}
+    assert {g["eps"] for g in optimizer.param_groups} == {1e-6}
+    names = {id(p): n for n, p in trainer.model.named_parameters()}
+    no_decay = [names[id(p)] for g in optimizer.param_groups if g["weight_decay"] == 0.0 for p in g["params"]]
+    decay = [names[id(p)] for g in optimizer.param_groups if g["weight_decay"] == 0.1 for p in g["params"]]
+    assert no_decay and all("norm" in n for n in no_decay), no_decay
+    assert decay and not any("norm" in n for n in decay)
+    # The recipe's linear schedule, not a constant one, drives the learning rate.
+    lrs = [e["learning_rate"] for e in trainer.state.log_history if "learning_rate" in e]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] > lrs[-1]
+
+
+def test_no_custom_optim_keeps_the_trainers_own(world, tmp_path):
+    trainer = _trainer(world, _args(tmp_path, max_steps=1))
+    trainer.train()
+    assert not isinstance(trainer.optimizer.optimizer, DAdamW)
+
+
+def test_unknown_custom_optim_names_the_key(tmp_path):
+    with pytest.raises(ValueError, match="custom_optim"):
+        _args(tmp_path, custom_optim="adamw2")
+    with pytest.raises(ValueError, match="preconditioner_power"):
+        _args(tmp_path, preconditioner_power=1.5)
+
+
+def test_tiny_dadamw_recipe_trains_end_to_end(world, tmp_path):
+    recipe = REPO / "recipes/tiny/sft/config_dadamw.yaml"
+    assert yaml.safe_load(recipe.read_text())["custom_optim"] == "dadamw"
+    out = tmp_path / "dadamw"
+    run_cli(
+        accelerate_cmd(
+            "--num_processes",
+            "1",
+            "--cpu",
+            "src/open_r1/sft.py",
+            "--config",
+            str(recipe),
+            "--model_name_or_path",
+            str(world.base_model),
+            "--dataset_name",
+            str(world.update),
+            "--output_dir",
+            str(out),
+            "--max_steps",
+            "30",
+            "--logging_steps",
+            "5",
+            "--save_strategy",
+            "no",
+        )
+    )
+    state = json.loads((out / "trainer_state.json").read_text())
+    losses = [e["loss"] for e in state["log_history"] if "loss" in e]
+    assert losses[-1] < 0.5 * losses[0], losses
+    AutoModelForCausalLM.from_pretrained(out)
