@@ -120,11 +120,64 @@ class ContinualLearningMixin:
         },
     )
 
+    retain_dataset_id: str | None = field(
+        default=None,
+        metadata={
+            "help": "The retain data set (what must not be forgotten): hub id or local path. Used by replay "
+            "and as the Fisher data of EWC."
+        },
+    )
+    retain_dataset_config: str | None = field(default=None, metadata={"help": "Config name of the retain set."})
+    retain_dataset_split: str = field(default="train", metadata={"help": "Split of the retain data set."})
+    replay_ratio: float = field(
+        default=0.0,
+        metadata={"help": "Share of retain rows in the training set (0 = no replay), in [0, 1)."},
+    )
+    replay_mode: str = field(
+        default="replace",
+        metadata={
+            "help": "'replace': retain rows replace update rows, the data set size stays the same (as the "
+            "fork); 'add': retain rows are added to all update rows.",
+            "choices": ["replace", "add"],
+        },
+    )
+    use_ema: bool = field(default=False, metadata={"help": "Keep an EMA of the weights and save it as the model."})
+    ema_eta: float = field(
+        default=0.25,
+        metadata={
+            "help": "EMA weight of the old shadow, in [0, 1): after each optimizer step "
+            "theta_ema = eta * theta_ema + (1 - eta) * theta (eta = 0 tracks the model; Kim et al. 2025)."
+        },
+    )
+    ema_offload: bool = field(default=False, metadata={"help": "Keep the fp32 EMA shadow on CPU."})
+    use_trust_region: bool = field(
+        default=False,
+        metadata={"help": "Add beta * KL(p_ref || p_theta) on the trained tokens, p_ref being the starting model."},
+    )
+    trust_region_beta: float = field(
+        default=0.1,
+        metadata={"help": "KL coefficient (penalty), or its starting value when `trust_region_delta` is set."},
+    )
+    trust_region_delta: float | None = field(
+        default=None,
+        metadata={"help": "KL bound: beta adapts after each step (x2 if KL > 1.5 delta, /2 if KL < delta / 1.5)."},
+    )
+
     def check_continual_args(self) -> None:
         if self.custom_optim is not None and self.custom_optim not in CUSTOM_OPTIMS:
             raise ValueError(f"`custom_optim`: unknown value {self.custom_optim!r}; choose from {CUSTOM_OPTIMS}.")
         if not 0.5 <= self.preconditioner_power <= 1.0:
             raise ValueError(f"`preconditioner_power` must be in [0.5, 1.0], got {self.preconditioner_power}.")
+        if not 0.0 <= self.replay_ratio < 1.0:
+            raise ValueError(f"`replay_ratio` must be in [0, 1), got {self.replay_ratio}.")
+        if self.replay_ratio > 0 and self.retain_dataset_id is None:
+            raise ValueError("`replay_ratio` > 0 needs `retain_dataset_id`.")
+        if not 0.0 <= self.ema_eta < 1.0:
+            raise ValueError(f"`ema_eta` must be in [0, 1), got {self.ema_eta}.")
+        if self.trust_region_beta < 0:
+            raise ValueError(f"`trust_region_beta` must be >= 0, got {self.trust_region_beta}.")
+        if self.trust_region_delta is not None and self.trust_region_delta <= 0:
+            raise ValueError(f"`trust_region_delta` must be > 0, got {self.trust_region_delta}.")
 
 
 @dataclass

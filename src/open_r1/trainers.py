@@ -1,16 +1,18 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """Trainers that add the continual-learning methods a recipe selects to TRL's trainers.
 
-`ContinualSFTTrainer` is TRL's `SFTTrainer` plus whatever the recipe enables (for now the `custom_optim`
-optimizer); the named trainers of the seed README are presets of it, kept so code that names them works.
+`ContinualSFTTrainer` is TRL's `SFTTrainer` running any set of the methods in `open_r1.continual` (built from the
+recipe by `build_methods`) and the recipe's `custom_optim`. The named trainers of the seed README are presets of
+it, kept so code that names them works.
 """
 
 from trl import SFTTrainer
 
+from .continual import ContinualTrainerMixin, build_methods
 from .optims import custom_optimizer_cls_and_kwargs
 
 
-class ContinualSFTTrainer(SFTTrainer):
+class ContinualSFTTrainer(ContinualTrainerMixin, SFTTrainer):
     # A preset's optimizer; when set it overrides the recipe's `custom_optim`.
     preset_custom_optim: str | None = None
 
@@ -23,6 +25,7 @@ class ContinualSFTTrainer(SFTTrainer):
             # The Trainer's own `create_optimizer` still groups the parameters (no decay on biases and norm
             # weights) and the recipe's LR scheduler wraps the result: only the class and its kwargs change.
             self.optimizer_cls_and_kwargs = custom
+        self.init_continual(build_methods(self.args, self.model))
 
 
 class SFTTrainerWithDAdamW(ContinualSFTTrainer):

@@ -99,3 +99,9 @@ def add_system_prompt(dataset: DatasetDict, system_prompt: str | None) -> Datase
         return {"messages": [{"role": "system", "content": system_prompt}, *messages]}
 
     return dataset.map(prepend)
+
+
+def get_retain_dataset(args):
+    """The retain split the continual-learning fields name (`retain_dataset_id`, `_config`, `_split`)."""
+    check_source(args.retain_dataset_id, "retain_dataset_id")
+    return load_dataset_any(args.retain_dataset_id, args.retain_dataset_config, split=args.retain_dataset_split)

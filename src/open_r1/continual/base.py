@@ -1,0 +1,175 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""The protocol every continual-learning method follows, and the trainer mixin that runs any set of them.
+
+Life cycle of a method inside `ContinualSFTTrainer` / `ContinualGRPOTrainer`:
+
+- `__init__(trainer_args, model)`: built with the trainer, before any checkpoint is loaded or the model is wrapped
+  (the place to snapshot the *starting* model, e.g. a reference model);
+- `setup(trainer)`: at the start of training, model prepared (DDP/DeepSpeed/FSDP), before the first step;
+- `loss_term(trainer, model, inputs, hidden_states)`: an extra term for this micro-batch's loss, or None. The mixin
+  scales it so that it acts once per optimizer step whatever the gradient accumulation;
+- `on_step_end(trainer)`: after each optimizer step;
+- `on_train_end(trainer)`: after the last step, before the model is saved;
+- `state_dict()` / `load_state_dict(state)`: saved in every checkpoint (`continual_state*.pt`) and restored on
+  `resume_from_checkpoint`, so a pre-empted job resumes in the method's exact state;
+- `metrics()`: numbers logged under `<name>/...` with the trainer's own logs, averaged since the last log.
+"""
+
+import os
+from collections import defaultdict
+
+import torch
+from transformers import TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from .sharding import is_sharded
+
+
+STATE_FILE = "continual_state.pt"
+
+
+class ContinualMethod:
+    name = "method"
+    # Whether `loss_term` wants the final hidden states of the policy forward (the trust region does).
+    needs_hidden_states = False
+
+    def setup(self, trainer) -> None:
+        pass
+
+    def loss_term(self, trainer, model, inputs, hidden_states):
+        return None
+
+    def on_step_end(self, trainer) -> None:
+        pass
+
+    def on_train_end(self, trainer) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def metrics(self) -> dict[str, float]:
+        return {}
+
+
+class MetricAverager:
+    """Collects values between two logs and averages them."""
+
+    def __init__(self):
+        self._values = defaultdict(list)
+
+    def add(self, key: str, value: float) -> None:
+        self._values[key].append(float(value))
+
+    def pop(self) -> dict[str, float]:
+        averaged = {key: sum(values) / len(values) for key, values in self._values.items() if values}
+        self._values.clear()
+        return averaged
+
+
+def state_file(checkpoint_dir: str, process_index: int, sharded: bool) -> str:
+    """Sharded states are saved per rank; replicated ones once, by rank 0, and read by every rank."""
+    name = f"continual_state_rank{process_index}.pt" if sharded else STATE_FILE
+    return os.path.join(checkpoint_dir, name)
+
+
+class _MethodsCallback(TrainerCallback):
+    def __init__(self, trainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        trainer = self.trainer
+        for method in trainer.continual_methods:
+            method.setup(trainer)
+        checkpoint = trainer._continual_resume_checkpoint
+        if checkpoint is not None:
+            path = state_file(checkpoint, args.process_index, is_sharded(trainer))
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"Resuming from {checkpoint}: the continual-learning state {path} is missing.")
+            states = torch.load(path, map_location="cpu", weights_only=False)
+            for method in trainer.continual_methods:
+                method.load_state_dict(states[method.name])
+
+    def on_step_end(self, args, state, control, **kwargs):
+        for method in self.trainer.continual_methods:
+            method.on_step_end(self.trainer)
+
+    def on_train_end(self, args, state, control, **kwargs):
+        for method in self.trainer.continual_methods:
+            method.on_train_end(self.trainer)
+
+    def on_save(self, args, state, control, **kwargs):
+        sharded = is_sharded(self.trainer)
+        if not sharded and not state.is_world_process_zero:
+            return
+        checkpoint = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
+        states = {method.name: method.state_dict() for method in self.trainer.continual_methods}
+        torch.save(states, state_file(checkpoint, args.process_index, sharded))
+
+
+class ContinualTrainerMixin:
+    """Runs `self.continual_methods` inside a TRL trainer; put it before the TRL trainer in the bases."""
+
+    continual_methods: list
+
+    def init_continual(self, methods: list) -> None:
+        names = [method.name for method in methods]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Each continual-learning method can be enabled once, got {names}.")
+        self.continual_methods = methods
+        self._continual_resume_checkpoint = None
+        if methods:
+            self.add_callback(_MethodsCallback(self))
+
+    def train(self, resume_from_checkpoint=None, **kwargs):
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+        self._continual_resume_checkpoint = resume_from_checkpoint if self.continual_methods else None
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        if not self.model.training or not self.continual_methods:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        captured = {}
+        handle = None
+        if any(method.needs_hidden_states for method in self.continual_methods):
+            # The policy's own forward already computes the final hidden states; keep them instead of running a
+            # second forward for logits (TRL's fused LM head never builds them).
+            decoder = self.accelerator.unwrap_model(model).get_decoder()
+            handle = decoder.register_forward_hook(
+                lambda module, args, output: captured.__setitem__("hidden", output.last_hidden_state)
+            )
+        try:
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        finally:
+            if handle is not None:
+                handle.remove()
+        loss, outputs = result if return_outputs else (result, None)
+        scale = self._once_per_step_scale(num_items_in_batch)
+        for method in self.continual_methods:
+            term = method.loss_term(self, model, inputs, captured.get("hidden"))
+            if term is not None:
+                loss = loss + term * scale
+        return (loss, outputs) if return_outputs else loss
+
+    def _once_per_step_scale(self, num_items_in_batch) -> float:
+        """Factor that makes a per-micro-batch term count once per optimizer step.
+
+        When the trainer's loss is already normalised for gradient accumulation (`num_items_in_batch` counts the
+        whole step's tokens), the Trainer does not divide it again, so the term is divided here.
+        """
+        scaled = self.loss_is_scaled_for_ga
+        if scaled is None:
+            scaled = (self.model_accepts_loss_kwargs and num_items_in_batch is not None) or (
+                self.compute_loss_func is not None
+            )
+        return 1.0 / self.current_gradient_accumulation_steps if scaled else 1.0
+
+    def log(self, logs: dict, *args, **kwargs):
+        if "loss" in logs:  # a training log; evaluation logs carry eval_loss
+            for method in self.continual_methods:
+                logs.update({f"{method.name}/{key}": value for key, value in method.metrics().items()})
+        super().log(logs, *args, **kwargs)

@@ -1,0 +1,117 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""KL trust region (TRPO-style): keep the policy close to a frozen reference, the model training started from.
+
+On the tokens the loss trains on (labels != -100), with p_ref and p_theta the next-token distributions:
+
+    KL = mean over trained tokens of  sum_v p_ref(v) * (log p_ref(v) - log p_theta(v))
+
+and the loss gets `beta * KL` per micro-batch (acting once per optimizer step, averaged over ranks).
+
+- Penalty: `trust_region_beta` fixed.
+- Constraint `KL <= trust_region_delta`: beta adapts after every optimizer step with the adaptive-KL rule of
+  Schulman et al. (2017, PPO section 4): with KL the step's mean, beta *= 2 if KL > 1.5 * delta, beta /= 2 if
+  KL < delta / 1.5, else beta stays (bounded to [1e-6, 1e6]). `trust_region_beta` is its starting value.
+
+The policy logits come from the final hidden states of the policy's own forward (the fused LM head never builds
+them) times the output embedding, on the trained positions only, so no second policy forward is paid. The
+reference model is prepared like TRL's reference models: sharded by DeepSpeed when DeepSpeed is on, never a second
+unsharded copy.
+"""
+
+import copy
+
+import torch
+import torch.nn.functional as F
+
+from .base import ContinualMethod, MetricAverager
+
+
+BETA_BOUNDS = (1e-6, 1e6)
+
+
+def frozen_copy(model):
+    """A frozen, independent copy of `model`.
+
+    TRL's trainers patch `model.forward` on the instance (fused LM head) with a closure over the original model, and
+    `copy.deepcopy` keeps that closure: the copy's forward would run the live policy. Dropping the instance attribute
+    restores the class's forward on the copy's own weights.
+    """
+    ref = copy.deepcopy(model)
+    vars(ref).pop("forward", None)
+    return ref.eval().requires_grad_(False)
+
+
+def kl_ref_to_policy(ref_logits: torch.Tensor, policy_logits: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of KL(softmax(ref_logits) || softmax(policy_logits)), in fp32 at least."""
+    dtype = torch.promote_types(policy_logits.dtype, torch.float32)
+    ref_logp = F.log_softmax(ref_logits.to(dtype), dim=-1)
+    policy_logp = F.log_softmax(policy_logits.to(dtype), dim=-1)
+    return (ref_logp.exp() * (ref_logp - policy_logp)).sum(-1).mean()
+
+
+def adapt_beta(beta: float, kl: float, delta: float) -> float:
+    if kl > 1.5 * delta:
+        beta *= 2.0
+    elif kl < delta / 1.5:
+        beta /= 2.0
+    return min(max(beta, BETA_BOUNDS[0]), BETA_BOUNDS[1])
+
+
+class TrustRegion(ContinualMethod):
+    name = "trust_region"
+    needs_hidden_states = True
+
+    def __init__(self, model, beta: float, delta: float | None = None):
+        if beta < 0:
+            raise ValueError(f"`trust_region_beta` must be >= 0, got {beta}.")
+        if delta is not None and delta <= 0:
+            raise ValueError(f"`trust_region_delta` must be > 0, got {delta}.")
+        self.beta = beta
+        self.delta = delta
+        # Snapshot now: the trainer is built before any checkpoint is loaded, so this is the starting model.
+        self.ref_model = frozen_copy(model)
+        self._step_kls: list[float] = []
+        self._metrics = MetricAverager()
+
+    def setup(self, trainer) -> None:
+        from trl.models.utils import prepare_deepspeed
+
+        if trainer.is_deepspeed_enabled:
+            if trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
+                raise ValueError(
+                    "The KL trust region does not support DeepSpeed ZeRO-3 yet (the policy's output "
+                    "embedding is partitioned); use ZeRO-1/2 or DDP."
+                )
+            self.ref_model = prepare_deepspeed(self.ref_model, trainer.accelerator)
+        else:
+            self.ref_model = trainer.accelerator.prepare_model(self.ref_model, evaluation_mode=True)
+
+    def loss_term(self, trainer, model, inputs, hidden_states):
+        labels = inputs["labels"][:, 1:]
+        mask = labels != -100
+        if not mask.any():
+            return None
+        with torch.no_grad():
+            ref_inputs = {k: v for k, v in inputs.items() if k in ("input_ids", "attention_mask", "position_ids")}
+            ref_logits = self.ref_model(**ref_inputs).logits[:, :-1][mask]
+        output_embedding = trainer.accelerator.unwrap_model(model).get_output_embeddings()
+        policy_logits = output_embedding(hidden_states[:, :-1][mask])
+        kl = kl_ref_to_policy(ref_logits, policy_logits)
+        self._step_kls.append(kl.item())
+        self._metrics.add("kl", kl.item())
+        return self.beta * kl
+
+    def on_step_end(self, trainer) -> None:
+        if self.delta is not None and self._step_kls:
+            self.beta = adapt_beta(self.beta, sum(self._step_kls) / len(self._step_kls), self.delta)
+        self._step_kls = []
+        self._metrics.add("beta", self.beta)
+
+    def state_dict(self) -> dict:
+        return {"beta": self.beta}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.beta = state["beta"]
+
+    def metrics(self) -> dict[str, float]:
+        return self._metrics.pop()

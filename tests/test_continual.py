@@ -1,0 +1,254 @@
+import copy
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+import yaml
+from datasets import Dataset, load_from_disk
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import ModelConfig, TrlParser
+
+from open_r1 import sft
+from open_r1.configs import ScriptArguments, SFTConfig
+from open_r1.continual import EMA, TrustRegion, mix_replay
+from open_r1.continual.trust_region import adapt_beta, frozen_copy, kl_ref_to_policy
+from open_r1.trainers import ContinualSFTTrainer
+
+from .conftest import REPO
+
+
+def _toy(n, tag):
+    return Dataset.from_dict({"messages": [f"{tag}{i}" for i in range(n)], "extra": list(range(n))})
+
+
+@pytest.mark.parametrize("mode, n_update, n_retain", [("replace", 80, 20), ("add", 100, 25)])
+def test_replay_ratio_is_exact_and_deterministic(mode, n_update, n_retain):
+    update, retain = _toy(100, "u"), _toy(500, "r")
+    mixed = mix_replay(update, retain, 0.2, seed=3, mode=mode)
+    rows = list(mixed["messages"])
+    assert sum(r.startswith("u") for r in rows) == n_update and sum(r.startswith("r") for r in rows) == n_retain
+    assert len(set(rows)) == len(rows)
+    assert rows == list(mix_replay(update, retain, 0.2, seed=3, mode=mode)["messages"])
+    assert rows != list(mix_replay(update, retain, 0.2, seed=4, mode=mode)["messages"])
+
+
+def test_replay_errors_name_the_problem():
+    with pytest.raises(ValueError, match="needs 25 retain rows"):
+        mix_replay(_toy(100, "u"), _toy(10, "r"), 0.2, seed=0, mode="add")
+    with pytest.raises(ValueError, match="replay_mode"):
+        mix_replay(_toy(10, "u"), _toy(10, "r"), 0.2, seed=0, mode="mix")
+
+
+def _sft_args(tmp_path, **overrides):
+    base = dict(
+        output_dir=str(tmp_path / "out"),
+        bf16=False,
+        use_cpu=True,
+        gradient_checkpointing=False,
+        assistant_only_loss=True,
+        max_length=128,
+        per_device_train_batch_size=4,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        seed=0,
+        learning_rate=1e-3,
+    )
+    return SFTConfig(**{**base, **overrides})
+
+
+def _trainer(world, args, n_rows=32):
+    train = load_from_disk(str(world.update))["train"].select(range(n_rows)).select_columns(["messages"])
+    return ContinualSFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(world.base_model),
+        args=args,
+        train_dataset=train,
+        processing_class=AutoTokenizer.from_pretrained(world.base_model),
+    )
+
+
+def _batch(trainer, n=4):
+    batch = trainer.data_collator([trainer.train_dataset[i] for i in range(n)])
+    return {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+
+
+def test_dft_loss_is_the_probability_weighted_nll(world, tmp_path):
+    """TRL's `loss_type: dft` is DFT exactly: mean over trained tokens of -sg(p) * log p (Wu et al. 2025)."""
+    trainer = _trainer(world, _sft_args(tmp_path, loss_type="dft"))
+    inputs = _batch(trainer)
+    trainer.model.eval()  # compute_loss's metrics bookkeeping is for training; the loss value is the same
+    trainer.model.train()
+    loss = trainer.compute_loss(trainer.model, dict(inputs))
+    with torch.no_grad():
+        logits = trainer.model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+    labels = inputs["labels"][:, 1:]
+    mask = labels != -100
+    logp = torch.log_softmax(logits[:, :-1].double(), -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    by_hand = (-(logp.exp() * logp))[mask].sum() / mask.sum()
+    assert loss.item() == pytest.approx(by_hand.item(), rel=1e-5)
+
+
+def test_ema_follows_its_formula_on_a_toy_model():
+    model = torch.nn.Linear(3, 2)
+    trainer = SimpleNamespace(model=model)
+    ema = EMA(eta=0.6)
+    ema.setup(trainer)
+    expected = {n: p.detach().clone() for n, p in model.named_parameters()}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    for step in range(5):
+        model(torch.full((4, 3), 0.1 * (step + 1))).pow(2).sum().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        ema.on_step_end(trainer)
+        for n, p in model.named_parameters():
+            expected[n] = 0.6 * expected[n] + 0.4 * p.detach()
+    for n in expected:
+        torch.testing.assert_close(ema.shadow[n], expected[n], rtol=1e-6, atol=1e-7)
+    restored = EMA(eta=0.6)
+    restored.setup(trainer)
+    restored.load_state_dict(copy.deepcopy(ema.state_dict()))
+    ema.on_train_end(trainer)
+    for n, p in model.named_parameters():
+        torch.testing.assert_close(p.detach(), expected[n], rtol=1e-6, atol=1e-7)
+        assert torch.equal(restored.shadow[n], ema.shadow[n])
+
+
+def test_trust_region_kl_is_zero_at_start_and_its_gradient_matches_finite_differences(world, tmp_path):
+    trainer = _trainer(world, _sft_args(tmp_path, use_trust_region=True, trust_region_beta=1.0))
+    method = trainer.continual_methods[0]
+    assert isinstance(method, TrustRegion)
+    method.setup(trainer)
+    inputs = _batch(trainer)
+    model = trainer.model.double()
+    method.ref_model.double()
+
+    def penalty():
+        captured = {}
+        handle = model.get_decoder().register_forward_hook(
+            lambda m, a, o: captured.__setitem__("h", o.last_hidden_state)
+        )
+        model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+        handle.remove()
+        return method.loss_term(trainer, model, inputs, captured["h"])
+
+    assert penalty().item() == pytest.approx(0.0, abs=1e-12)
+    # Move away from the reference, then compare autograd with central differences on a few coordinates.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    value = penalty()
+    assert value.item() > 0
+    # Directional derivatives: Llama's RMSNorm computes in fp32 even in a float64 model, so single-coordinate
+    # differences drown in rounding; a random direction over a whole matrix gives a signal well above it.
+    gen = torch.Generator().manual_seed(1)
+    for weight in (model.model.layers[0].mlp.down_proj.weight, model.model.layers[-1].self_attn.q_proj.weight):
+        (grad,) = torch.autograd.grad(value, weight, retain_graph=True)
+        direction = torch.randn(weight.shape, generator=gen, dtype=weight.dtype)
+        with torch.no_grad():
+            weight.add_(1e-4 * direction)
+            plus = penalty().item()
+            weight.sub_(2e-4 * direction)
+            minus = penalty().item()
+            weight.add_(1e-4 * direction)
+        assert (grad * direction).sum().item() == pytest.approx((plus - minus) / 2e-4, rel=1e-3)
+
+
+def test_reference_copy_is_independent_of_the_patched_policy(world, tmp_path):
+    trainer = _trainer(world, _sft_args(tmp_path))
+    assert "forward" in vars(trainer.model), "TRL no longer patches forward on the instance; frozen_copy can simplify"
+    ref = frozen_copy(trainer.model)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    before = ref(input_ids=ids).logits
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.add_(0.05)
+    torch.testing.assert_close(ref(input_ids=ids).logits, before)
+
+
+def test_kl_and_adaptive_coefficient():
+    ref = torch.tensor([[2.0, 0.0, -1.0]])
+    assert kl_ref_to_policy(ref, ref).item() == pytest.approx(0.0, abs=1e-7)
+    p, q = torch.softmax(ref, -1), torch.softmax(torch.tensor([[0.0, 1.0, 0.0]]), -1)
+    assert kl_ref_to_policy(ref, torch.tensor([[0.0, 1.0, 0.0]])).item() == pytest.approx(
+        (p * (p.log() - q.log())).sum().item(), rel=1e-6
+    )
+    assert adapt_beta(0.1, kl=1.0, delta=0.5) == 0.2  # above 1.5 * delta: tighten
+    assert adapt_beta(0.1, kl=0.1, delta=0.5) == 0.05  # below delta / 1.5: loosen
+    assert adapt_beta(0.1, kl=0.5, delta=0.5) == 0.1
+
+
+def test_penalty_acts_once_per_optimizer_step(world, tmp_path):
+    """TRL normalises its loss over the whole accumulated step, so a per-micro-batch term is divided here."""
+    trainer = _trainer(world, _sft_args(tmp_path, gradient_accumulation_steps=4, use_trust_region=True))
+    trainer.current_gradient_accumulation_steps = 4
+    assert trainer._once_per_step_scale(num_items_in_batch=torch.tensor(100)) == 0.25
+
+
+def _parse_recipe(recipe: Path, world, output_dir: Path, *extra: str):
+    parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
+    return parser.parse_args_and_config(
+        [
+            "--config",
+            str(recipe),
+            "--model_name_or_path",
+            str(world.base_model),
+            "--dataset_name",
+            str(world.update),
+            "--output_dir",
+            str(output_dir),
+            "--disable_tqdm",
+            "true",
+            *extra,
+            *(
+                ["--retain_dataset_id", str(world.retain)]
+                if "retain_dataset_id" in yaml.safe_load(recipe.read_text())
+                else []
+            ),
+        ]
+    )
+
+
+def test_resume_restores_weights_and_method_state(world, tmp_path):
+    """Replay + EMA + trust region: stopped at step 4 and resumed == run straight through (to 1e-6)."""
+    recipe = REPO / "recipes/tiny/sft/config_combined.yaml"
+    common = [
+        "--max_steps",
+        "8",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "4",
+        "--save_total_limit",
+        "5",
+        "--logging_steps",
+        "1",
+        "--trust_region_delta",
+        "0.5",
+    ]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    sft.main(*_parse_recipe(recipe, world, straight, *common))
+    sft.main(
+        *_parse_recipe(recipe, world, resumed, *common, "--resume_from_checkpoint", str(straight / "checkpoint-4"))
+    )
+    a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6)
+    state_a = torch.load(straight / "checkpoint-8" / "continual_state.pt", weights_only=False)
+    state_b = torch.load(resumed / "checkpoint-8" / "continual_state.pt", weights_only=False)
+    assert state_a["trust_region"]["beta"] == state_b["trust_region"]["beta"]
+    for name, shadow in state_a["ema"]["shadow"].items():
+        torch.testing.assert_close(shadow, state_b["ema"]["shadow"][name], rtol=0, atol=1e-6)
+    # The EMA, not the last iterate, is what was saved.
+    checkpoint_weights = load_file(straight / "checkpoint-8" / "model.safetensors")
+    assert any(not torch.equal(a[n], checkpoint_weights[n]) for n in a)
+
+
+@pytest.mark.parametrize("recipe", sorted((REPO / "recipes/tiny/sft").glob("config_*.yaml")), ids=lambda p: p.stem)
+def test_every_tiny_sft_recipe_runs(recipe, world, tmp_path):
+    out = tmp_path / recipe.stem
+    sft.main(*_parse_recipe(recipe, world, out, "--max_steps", "6", "--save_strategy", "no", "--logging_steps", "2"))
+    assert (out / "model.safetensors").exists()
+    AutoModelForCausalLM.from_pretrained(out)
