@@ -212,7 +212,7 @@ def _parse_recipe(recipe: Path, world, output_dir: Path, *extra: str):
 
 
 def test_resume_restores_weights_and_method_state(world, tmp_path):
-    """Replay + EMA + trust region: stopped at step 4 and resumed == run straight through (to 1e-6)."""
+    """EWC + replay + EMA + trust region: stopped at step 4 and resumed == run straight through (to 1e-6)."""
     recipe = REPO / "recipes/tiny/sft/config_combined.yaml"
     common = [
         "--max_steps",
@@ -239,6 +239,10 @@ def test_resume_restores_weights_and_method_state(world, tmp_path):
     state_a = torch.load(straight / "checkpoint-8" / "continual_state.pt", weights_only=False)
     state_b = torch.load(resumed / "checkpoint-8" / "continual_state.pt", weights_only=False)
     assert state_a["trust_region"]["beta"] == state_b["trust_region"]["beta"]
+    # intervals of 0.5 over 8 steps: the Fisher is computed at the start and recomputed after step 4, once.
+    assert state_a["ewc"]["computed_at_steps"] == state_b["ewc"]["computed_at_steps"] == [0, 4]
+    for name, fisher in state_a["ewc"]["fisher"].items():
+        torch.testing.assert_close(fisher, state_b["ewc"]["fisher"][name], rtol=1e-5, atol=1e-8)
     for name, shadow in state_a["ema"]["shadow"].items():
         torch.testing.assert_close(shadow, state_b["ema"]["shadow"][name], rtol=0, atol=1e-6)
     # The EMA, not the last iterate, is what was saved.

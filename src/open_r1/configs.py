@@ -97,7 +97,7 @@ class HubAndLoggingMixin:
     wandb_run_group: str | None = field(default=None, metadata={"help": "The group to store runs under."})
 
 
-CUSTOM_OPTIMS = ("dadamw",)
+CUSTOM_OPTIMS = ("dadamw", "fisher")
 
 
 @dataclass
@@ -163,6 +163,76 @@ class ContinualLearningMixin:
         metadata={"help": "KL bound: beta adapts after each step (x2 if KL > 1.5 delta, /2 if KL < delta / 1.5)."},
     )
 
+    use_ewc: bool = field(
+        default=False,
+        metadata={
+            "help": "EWC: add (ewc_lambda / 2) * sum_i F_i (theta_i - theta*_i)^2, F the diagonal Fisher of "
+            "the retain set, theta* the starting weights. Composes with every other method."
+        },
+    )
+    ewc_lambda: float = field(default=50.0, metadata={"help": "EWC penalty strength lambda."})
+    fisher_kind: str = field(
+        default="empirical",
+        metadata={
+            "help": "'empirical': gradients of the data's own completions; 'model': of tokens sampled from "
+            "the model at each completion position (the true Fisher).",
+            "choices": ["empirical", "model"],
+        },
+    )
+    fisher_estimator: str = field(
+        default="per_sample",
+        metadata={
+            "help": "'per_sample': mean of squared per-sequence gradients (exact); 'batched': mean of "
+            "squared mini-batch gradients (cheaper, about F / fisher_batch_size near an optimum).",
+            "choices": ["per_sample", "batched"],
+        },
+    )
+    fisher_num_samples: int = field(default=256, metadata={"help": "Retain rows the Fisher is estimated on."})
+    fisher_batch_size: int = field(default=8, metadata={"help": "Rows per batch of the Fisher computation."})
+    fisher_chunk_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Per-sample gradients materialised at once (memory: chunk x parameters, fp32); 1 is the "
+            "per-sequence loop. Default: a whole Fisher batch."
+        },
+    )
+    recompute_fisher_mode: str = field(
+        default="never",
+        metadata={
+            "help": "'never', 'intervals' (every `recompute_fisher_intervals` of training) or 'dynamically' "
+            "(when the retain NLL drifts past `fisher_drift_threshold`).",
+            "choices": ["never", "intervals", "dynamically"],
+        },
+    )
+    recompute_fisher_intervals: float = field(
+        default=0.25, metadata={"help": "Fraction of training between recomputes in 'intervals' mode."}
+    )
+    fisher_drift_threshold: float = field(
+        default=0.1,
+        metadata={
+            "help": "'dynamically': recompute when the retain NLL exceeds (1 + threshold) x its value at the "
+            "last computation."
+        },
+    )
+    fisher_drift_check_steps: int = field(
+        default=10, metadata={"help": "'dynamically': steps between retain-NLL checks."}
+    )
+    ewc_online: bool = field(
+        default=False, metadata={"help": "On recompute, F <- ewc_online_gamma * F + F_new (online EWC)."}
+    )
+    ewc_online_gamma: float = field(default=1.0, metadata={"help": "Decay of the old Fisher in online EWC."})
+    ewc_reanchor: bool = field(
+        default=False, metadata={"help": "On recompute, move the anchors theta* to the current weights."}
+    )
+    fisher_offload: bool = field(default=False, metadata={"help": "Keep Fisher and anchors on CPU."})
+    fisher_storage_dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "Storage dtype of Fisher and anchors (computed in fp32 either way).",
+            "choices": ["float32", "bfloat16"],
+        },
+    )
+
     def check_continual_args(self) -> None:
         if self.custom_optim is not None and self.custom_optim not in CUSTOM_OPTIMS:
             raise ValueError(f"`custom_optim`: unknown value {self.custom_optim!r}; choose from {CUSTOM_OPTIMS}.")
@@ -178,6 +248,17 @@ class ContinualLearningMixin:
             raise ValueError(f"`trust_region_beta` must be >= 0, got {self.trust_region_beta}.")
         if self.trust_region_delta is not None and self.trust_region_delta <= 0:
             raise ValueError(f"`trust_region_delta` must be > 0, got {self.trust_region_delta}.")
+        if self.custom_optim == "fisher":
+            self.use_ewc = True
+        if self.use_ewc and self.retain_dataset_id is None:
+            raise ValueError("EWC (`use_ewc` / `custom_optim: fisher`) needs `retain_dataset_id` for its Fisher.")
+        if self.ewc_lambda < 0:
+            raise ValueError(f"`ewc_lambda` must be >= 0, got {self.ewc_lambda}.")
+        if not 0 < self.recompute_fisher_intervals < 1:
+            raise ValueError(f"`recompute_fisher_intervals` must be in (0, 1), got {self.recompute_fisher_intervals}.")
+        for key in ("fisher_num_samples", "fisher_batch_size", "fisher_drift_check_steps"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"`{key}` must be >= 1, got {getattr(self, key)}.")
 
 
 @dataclass

@@ -1,0 +1,211 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""Elastic weight consolidation (Kirkpatrick et al., 2017) on the retain set's diagonal Fisher.
+
+    penalty = (ewc_lambda / 2) * sum_i F_i * (theta_i - theta*_i) ** 2
+
+exactly as the seed README states (lambda / 2, not lambda), added to the loss once per optimizer step. theta* (the
+anchors) are the weights training starts from; F comes from `open_r1.continual.fisher` on `fisher_num_samples`
+rows of the retain set, tokenised and masked by the trainer exactly as SFT data (assistant tokens only when the
+recipe trains on those).
+
+Recompute schedule (`recompute_fisher_mode`):
+- `never`: F is computed once, at the start.
+- `intervals`: F is recomputed every `recompute_fisher_intervals` of training (0.25: at 25%, 50% and 75% of
+  `max_steps`).
+- `dynamically`: every `fisher_drift_check_steps` steps the mean per-token NLL of a fixed probe of retain rows is
+  measured; F is recomputed when it exceeds (1 + `fisher_drift_threshold`) times its value at the last computation.
+On a recompute F is re-estimated at the current weights; with `ewc_online` the new estimate is added to the decayed
+old one (F <- ewc_online_gamma * F + F_new, online EWC, Schwarz et al. 2018). The anchors stay at the starting
+weights (what must be retained) unless `ewc_reanchor` is set, in which case they move to the current weights.
+"""
+
+import logging
+
+import torch
+from torch.utils.data import DataLoader
+
+from .base import ContinualMethod, MetricAverager
+from .fisher import compute_fisher, fisher_stats
+from .sharding import is_sharded, local_tensor, trainable_named_parameters
+
+
+logger = logging.getLogger(__name__)
+
+RECOMPUTE_MODES = ("never", "intervals", "dynamically")
+
+
+def ewc_penalty(model, fisher: dict, anchors: dict, ewc_lambda: float) -> torch.Tensor:
+    """(ewc_lambda / 2) * sum_i F_i (theta_i - theta*_i)^2 over the trainable parameters named in `fisher`."""
+    total = None
+    for name, param in trainable_named_parameters(model):
+        if name not in fisher:
+            continue
+        f = fisher[name].to(param.device, torch.float32)
+        term = (f * (param.float() - anchors[name].to(param.device, torch.float32)).pow(2)).sum()
+        total = term if total is None else total + term
+    return 0.5 * ewc_lambda * total
+
+
+def recompute_steps(mode: str, interval: float, max_steps: int) -> list[int]:
+    """The optimizer steps after which `intervals` recomputes the Fisher."""
+    if mode != "intervals":
+        return []
+    every = max(1, round(interval * max_steps))
+    return list(range(every, max_steps, every))
+
+
+class EWC(ContinualMethod):
+    name = "ewc"
+
+    def __init__(
+        self,
+        retain_dataset,
+        ewc_lambda: float,
+        fisher_kind: str = "empirical",
+        fisher_estimator: str = "per_sample",
+        fisher_num_samples: int = 256,
+        fisher_batch_size: int = 8,
+        fisher_chunk_size: int | None = None,
+        recompute_mode: str = "never",
+        recompute_interval: float = 0.25,
+        drift_threshold: float = 0.1,
+        drift_check_steps: int = 10,
+        online: bool = False,
+        online_gamma: float = 1.0,
+        reanchor: bool = False,
+        offload: bool = False,
+        storage_dtype: torch.dtype = torch.float32,
+        seed: int = 0,
+    ):
+        if recompute_mode not in RECOMPUTE_MODES:
+            raise ValueError(f"`recompute_fisher_mode` must be one of {RECOMPUTE_MODES}, got {recompute_mode!r}.")
+        if not 0 < recompute_interval < 1:
+            raise ValueError(f"`recompute_fisher_intervals` must be in (0, 1), got {recompute_interval}.")
+        self.retain_dataset = retain_dataset
+        self.ewc_lambda = ewc_lambda
+        self.kind, self.estimator = fisher_kind, fisher_estimator
+        self.num_samples, self.batch_size, self.chunk_size = fisher_num_samples, fisher_batch_size, fisher_chunk_size
+        self.recompute_mode, self.recompute_interval = recompute_mode, recompute_interval
+        self.drift_threshold, self.drift_check_steps = drift_threshold, drift_check_steps
+        self.online, self.online_gamma, self.reanchor = online, online_gamma, reanchor
+        self.storage_device = "cpu" if offload else None
+        self.storage_dtype = storage_dtype
+        self.seed = seed
+        self.fisher: dict[str, torch.Tensor] = {}
+        self.anchors: dict[str, torch.Tensor] = {}
+        self.computed_at_steps: list[int] = []
+        self.reference_retain_nll: float | None = None
+        self._planned_steps: list[int] = []
+        self._metrics = MetricAverager()
+
+    # --- data -----------------------------------------------------------------------------------------------
+    def _prepare_data(self, trainer) -> None:
+        data = self.retain_dataset.shuffle(seed=self.seed)
+        data = data.select(range(min(self.num_samples, len(data))))
+        data = trainer._prepare_dataset(
+            data, trainer.processing_class, trainer.args, packing=False, formatting_func=None, dataset_name="fisher"
+        )
+        keep = [c for c in data.column_names if c in ("input_ids", "completion_mask", "assistant_masks")]
+        data = data.select_columns(keep)
+        rank, world = trainer.args.process_index, trainer.args.world_size
+        self._local_rows = data.select(range(rank, len(data), world))  # each rank its own share, reduced once
+        self._probe_rows = data.select(range(min(len(data), 4 * self.batch_size)))  # identical on every rank
+        self._collate = trainer.data_collator
+
+    def _batches(self, rows):
+        return DataLoader(rows, batch_size=self.batch_size, shuffle=False, collate_fn=self._collate)
+
+    # --- life cycle ------------------------------------------------------------------------------------------
+    def setup(self, trainer) -> None:
+        if is_sharded(trainer):
+            raise ValueError(
+                "EWC does not support parameter sharding (DeepSpeed ZeRO-3, FSDP) yet; use ZeRO-1/2 or DDP."
+            )
+        self._prepare_data(trainer)
+        self._planned_steps = recompute_steps(self.recompute_mode, self.recompute_interval, trainer.state.max_steps)
+        if trainer._continual_resume_checkpoint is None:  # a resumed run restores all of this from its checkpoint
+            self._compute(trainer, step=0)
+            self.anchors = self._snapshot(trainer)
+
+    def _snapshot(self, trainer) -> dict[str, torch.Tensor]:
+        return {
+            name: self._store(local_tensor(param).detach().float().clone())
+            for name, param in trainable_named_parameters(trainer.model)
+        }
+
+    def _store(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(device=self.storage_device or tensor.device, dtype=self.storage_dtype)
+
+    def _compute(self, trainer, step: int) -> None:
+        generator = torch.Generator(device=trainer.args.device).manual_seed(self.seed + step)
+        new = compute_fisher(
+            trainer.accelerator.unwrap_model(trainer.model),
+            self._batches(self._local_rows),
+            kind=self.kind,
+            estimator=self.estimator,
+            chunk_size=self.chunk_size,
+            generator=generator,
+        )
+        if self.online and self.fisher:
+            new = {n: self.online_gamma * self.fisher[n].to(new[n]) + new[n] for n in new}
+        if all(t.abs().sum().item() == 0 for t in new.values()):
+            raise RuntimeError("The Fisher is identically zero: no retain tokens carry a loss (check the masking).")
+        self.fisher = {name: self._store(tensor) for name, tensor in new.items()}
+        self.computed_at_steps.append(step)
+        if self.recompute_mode == "dynamically":
+            self.reference_retain_nll = self._retain_nll(trainer)
+        for key, value in fisher_stats(self.fisher).items():
+            self._metrics.add(key, value)
+        logger.info("EWC: Fisher (%s, %s) computed at step %d", self.kind, self.estimator, step)
+
+    @torch.no_grad()
+    def _retain_nll(self, trainer) -> float:
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        was_training = model.training
+        model.eval()
+        total, tokens = 0.0, 0
+        for batch in self._batches(self._probe_rows):
+            batch = {k: v.to(trainer.args.device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
+            targets = batch["labels"][:, 1:]
+            mask = targets != -100
+            log_probs = torch.log_softmax(logits[:, :-1].float(), -1)
+            total -= log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)[mask].sum().item()
+            tokens += int(mask.sum())
+        model.train(was_training)
+        return total / max(tokens, 1)
+
+    def loss_term(self, trainer, model, inputs, hidden_states):
+        penalty = ewc_penalty(trainer.accelerator.unwrap_model(model), self.fisher, self.anchors, self.ewc_lambda)
+        self._metrics.add("penalty", penalty.item())
+        return penalty
+
+    def on_step_end(self, trainer) -> None:
+        step = trainer.state.global_step
+        recompute = step in self._planned_steps
+        if self.recompute_mode == "dynamically" and step % self.drift_check_steps == 0:
+            nll = self._retain_nll(trainer)
+            self._metrics.add("retain_nll", nll)
+            recompute = nll > (1 + self.drift_threshold) * self.reference_retain_nll
+        if recompute:
+            self._compute(trainer, step)
+            if self.reanchor:
+                self.anchors = self._snapshot(trainer)
+        self._metrics.add("recomputes", len(self.computed_at_steps) - 1)
+
+    def state_dict(self) -> dict:
+        return {
+            "fisher": {n: t.cpu() for n, t in self.fisher.items()},
+            "anchors": {n: t.cpu() for n, t in self.anchors.items()},
+            "computed_at_steps": list(self.computed_at_steps),
+            "reference_retain_nll": self.reference_retain_nll,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.fisher = {n: self._store(t) for n, t in state["fisher"].items()}
+        self.anchors = {n: self._store(t) for n, t in state["anchors"].items()}
+        self.computed_at_steps = list(state["computed_at_steps"])
+        self.reference_retain_nll = state["reference_retain_nll"]
+
+    def metrics(self) -> dict[str, float]:
+        return self._metrics.pop()

@@ -1,0 +1,152 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""Diagonal Fisher information of a causal LM over a data set (the retain set, for EWC).
+
+For a sequence s with prompt x and completion y, let g_s = d/dtheta sum_t log p(y_t | x, y_<t) over the completion
+tokens (labels != -100: the same masking SFT trains on). Two kinds, two estimators:
+
+- kind="empirical": y is the data's own completion.
+- kind="model" (the "true" Fisher): each completion token is replaced by a token sampled from the model's own
+  next-token distribution at that position (teacher-forced on the data prefix: one forward pass, then sampling),
+  and g_s is the gradient of the log-likelihood of the samples. (The gradient of KL(p_ref || p) at p = p_ref is
+  identically zero, so it is no Fisher estimate.)
+- estimator="per_sample": F = mean over sequences of g_s ** 2 (elementwise). Exact; computed with
+  `torch.func.vmap(grad(...))` over chunks of `chunk_size` sequences (chunk_size=1 is the plain loop).
+- estimator="batched": F = mean over mini-batches b of (mean_{s in b} g_s) ** 2: one gradient per mini-batch,
+  cheaper, but near an optimum (where the mean gradient vanishes) it is about F / B for mini-batches of B. Named
+  as what it is; the per-sample estimator is the Fisher.
+
+Gradients are taken with `torch.func` on fp32, detached copies of the local parameters, so no data-parallel hook
+reduces them: under DDP and ZeRO-1/2 each rank squares its own samples' gradients, and the sums are all-reduced
+once at the end (squaring gradients that were already averaged across ranks would be the batched quantity, not the
+Fisher). Padding is moved to the right of each row, so causal attention needs no mask (`vmap` cannot trace the
+mask code of transformers' Llama).
+"""
+
+import logging
+from collections.abc import Iterable
+
+import torch
+import torch.distributed as dist
+from torch.func import functional_call, grad, vmap
+
+from .sharding import trainable_named_parameters
+
+
+logger = logging.getLogger(__name__)
+
+FISHER_KINDS = ("empirical", "model")
+FISHER_ESTIMATORS = ("per_sample", "batched")
+
+
+def right_pad(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, labels) with every row's real tokens moved to the front; padding labels are -100."""
+    input_ids, labels = batch["input_ids"], batch["labels"]
+    mask = batch.get("attention_mask")
+    if mask is None:
+        return input_ids, labels
+    out_ids = torch.zeros_like(input_ids)
+    out_labels = torch.full_like(labels, -100)
+    for row in range(input_ids.shape[0]):
+        keep = mask[row].bool()
+        n = int(keep.sum())
+        out_ids[row, :n] = input_ids[row, keep]
+        out_labels[row, :n] = labels[row, keep]
+    return out_ids, out_labels
+
+
+@torch.no_grad()
+def sample_model_labels(logits: torch.Tensor, labels: torch.Tensor, generator=None) -> torch.Tensor:
+    """Labels where each completion token is drawn from the model's next-token distribution (`logits`) there."""
+    logits = logits.float()
+    sampled = labels.clone()
+    # Token t is predicted by the logits at t - 1.
+    probs = torch.softmax(logits[:, :-1], dim=-1)
+    flat = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator).view(probs.shape[:-1])
+    positions = labels[:, 1:] != -100
+    sampled[:, 1:][positions] = flat[positions]
+    return sampled
+
+
+def sequence_log_likelihood(model, params: dict, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """sum over completion tokens of log p(label_t | tokens_<t), for one row or a batch (summed over rows)."""
+    squeeze = input_ids.dim() == 1
+    if squeeze:
+        input_ids, labels = input_ids.unsqueeze(0), labels.unsqueeze(0)
+    logits = functional_call(model, params, (input_ids,)).logits[:, :-1]
+    targets = labels[:, 1:]
+    mask = targets != -100
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    token_log_probs = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (token_log_probs * mask).sum()
+
+
+def compute_fisher(
+    model,
+    batches: Iterable[dict],
+    kind: str = "empirical",
+    estimator: str = "per_sample",
+    chunk_size: int | None = None,
+    generator: torch.Generator | None = None,
+    reduce_across_ranks: bool = True,
+) -> dict[str, torch.Tensor]:
+    """The diagonal Fisher `{param_name: tensor}` (fp32, shaped like each trainable parameter).
+
+    `batches` yields HF-style dicts (`input_ids`, `labels` with -100 on untrained tokens, optional `attention_mask`)
+    holding this rank's share of the data. `chunk_size` bounds how many per-sample gradients are materialised at
+    once (memory: chunk_size x number of parameters in fp32); None takes a whole batch.
+    """
+    if kind not in FISHER_KINDS:
+        raise ValueError(f"`fisher_kind` must be one of {FISHER_KINDS}, got {kind!r}.")
+    if estimator not in FISHER_ESTIMATORS:
+        raise ValueError(f"`fisher_estimator` must be one of {FISHER_ESTIMATORS}, got {estimator!r}.")
+    names = [name for name, _ in trainable_named_parameters(model)]
+    params = {name: param.detach().float() for name, param in trainable_named_parameters(model)}
+    buffers = {name: buffer for name, buffer in model.named_buffers()}
+    # Frozen weights in fp32 too, so the whole forward runs in fp32 whatever the training dtype.
+    frozen = {name: p.detach().float() for name, p in model.named_parameters() if name not in params}
+    was_training = model.training
+    model.eval()  # no dropout: the Fisher of the model as it predicts
+
+    def log_likelihood(p, ids, lab):
+        return sequence_log_likelihood(model, {**p, **frozen, **buffers}, ids, lab)
+
+    sums = {name: torch.zeros_like(p) for name, p in params.items()}
+    count = torch.zeros((), dtype=torch.float64)
+    per_sample_grad = vmap(grad(log_likelihood), in_dims=(None, 0, 0))
+    try:
+        for batch in batches:
+            input_ids, labels = right_pad(batch)
+            device = params[names[0]].device
+            input_ids, labels = input_ids.to(device), labels.to(device)
+            if kind == "model":
+                with torch.no_grad():
+                    logits = functional_call(model, {**params, **frozen, **buffers}, (input_ids,)).logits
+                labels = sample_model_labels(logits, labels, generator)
+            if estimator == "batched":
+                grads = grad(log_likelihood)(params, input_ids, labels)
+                for name in names:
+                    sums[name].add_((grads[name] / input_ids.shape[0]).pow(2))
+                count += 1
+                continue
+            step = chunk_size or input_ids.shape[0]
+            for start in range(0, input_ids.shape[0], step):
+                grads = per_sample_grad(params, input_ids[start : start + step], labels[start : start + step])
+                for name in names:
+                    sums[name].add_(grads[name].pow(2).sum(0))
+            count += input_ids.shape[0]
+    finally:
+        model.train(was_training)
+    if reduce_across_ranks and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        for name in names:
+            dist.all_reduce(sums[name])
+        count = count.to(sums[names[0]].device)
+        dist.all_reduce(count)
+    if count.item() == 0:
+        raise ValueError("compute_fisher got no data: the retain set (or this rank's share of it) is empty.")
+    return {name: sums[name] / count.item() for name in names}
+
+
+def fisher_stats(fisher: dict[str, torch.Tensor]) -> dict[str, float]:
+    total = sum(t.sum().item() for t in fisher.values())
+    numel = sum(t.numel() for t in fisher.values())
+    return {"fisher_mean": total / max(numel, 1), "fisher_max": max(t.max().item() for t in fisher.values())}

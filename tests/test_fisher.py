@@ -1,0 +1,226 @@
+import pytest
+import torch
+from datasets import load_from_disk
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import SFTTrainer
+
+from open_r1.configs import SFTConfig
+from open_r1.continual.ewc import ewc_penalty, recompute_steps
+from open_r1.continual.fisher import compute_fisher, sample_model_labels
+
+
+def _model(world):
+    # Eager attention: the reference below and the vmap path then run the same kernels.
+    return AutoModelForCausalLM.from_pretrained(world.base_model, attn_implementation="eager")
+
+
+def _batches(world, n_rows=12, batch_size=4):
+    """Retain rows tokenised and masked by TRL exactly as SFT does (assistant tokens only), padded per batch."""
+    tokenizer = AutoTokenizer.from_pretrained(world.base_model)
+    args = SFTConfig(
+        output_dir="/tmp/unused",
+        bf16=False,
+        use_cpu=True,
+        gradient_checkpointing=False,
+        assistant_only_loss=True,
+        report_to="none",
+    )
+    rows = load_from_disk(str(world.retain))["train"].select(range(n_rows)).select_columns(["messages"])
+    trainer = SFTTrainer(model=_model(world), args=args, train_dataset=rows, processing_class=tokenizer)
+    data = [trainer.train_dataset[i] for i in range(n_rows)]
+    return [trainer.data_collator(data[i : i + batch_size]) for i in range(0, n_rows, batch_size)]
+
+
+def _brute_force(model, batches, labels_of):
+    """Loop over single sequences: autograd of the completion log-likelihood, squared, averaged."""
+    fisher = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    count = 0
+    for batch in batches:
+        labels = labels_of(batch)
+        for row in range(batch["input_ids"].shape[0]):
+            keep = batch["attention_mask"][row].bool()
+            ids, lab = batch["input_ids"][row, keep][None], labels[row, keep][None]
+            model.zero_grad()
+            logits = model(input_ids=ids).logits[:, :-1]
+            target = lab[:, 1:]
+            mask = target != -100
+            log_probs = torch.log_softmax(logits, -1).gather(-1, target.clamp(min=0)[..., None])[..., 0]
+            (log_probs * mask).sum().backward()
+            for n, p in model.named_parameters():
+                fisher[n] += p.grad.pow(2)
+            count += 1
+    return {n: f / count for n, f in fisher.items()}
+
+
+def _assert_relative(fisher, reference, tol):
+    for name, ref in reference.items():
+        error = (fisher[name] - ref).abs().max() / ref.abs().max()
+        assert error < tol, (name, error.item())
+
+
+@pytest.mark.parametrize("chunk_size", [None, 1])
+def test_empirical_per_sample_matches_brute_force(world, chunk_size):
+    model, batches = _model(world), _batches(world)
+    fisher = compute_fisher(model, batches, kind="empirical", estimator="per_sample", chunk_size=chunk_size)
+    reference = _brute_force(model, batches, lambda b: b["labels"])
+    assert set(fisher) == {n for n, _ in model.named_parameters()}
+    _assert_relative(fisher, reference, 1e-4)
+
+
+def test_model_fisher_matches_brute_force_with_the_same_samples(world):
+    model, batches = _model(world), _batches(world)
+    fisher = compute_fisher(
+        model, batches, kind="model", estimator="per_sample", generator=torch.Generator().manual_seed(0)
+    )
+    # The same sampling, redone on the same right-padded batches with the same generator state.
+    generator = torch.Generator().manual_seed(0)
+
+    def sampled(batch):
+        with torch.no_grad():
+            logits = model(input_ids=batch["input_ids"]).logits
+        return sample_model_labels(logits, batch["labels"], generator)
+
+    reference = _brute_force(model, batches, sampled)
+    _assert_relative(fisher, reference, 1e-4)
+    empirical = compute_fisher(model, batches, kind="empirical")
+    assert any(not torch.allclose(fisher[n], empirical[n]) for n in fisher), "model Fisher must differ"
+
+
+def test_sampled_labels_only_replace_completion_tokens():
+    logits = torch.zeros(1, 5, 4)
+    logits[..., 2] = 50.0  # the model is certain of token 2 everywhere
+    labels = torch.tensor([[-100, -100, 1, 3, -100]])
+    sampled = sample_model_labels(logits, labels, torch.Generator().manual_seed(0))
+    assert sampled.tolist() == [[-100, -100, 2, 2, -100]]
+
+
+def test_batched_estimator_is_the_squared_mean_gradient(world):
+    model, batches = _model(world), _batches(world, n_rows=8, batch_size=1)
+    per_sample = compute_fisher(model, batches, estimator="per_sample")
+    batched_singletons = compute_fisher(model, batches, estimator="batched")
+    _assert_relative(batched_singletons, per_sample, 1e-4)  # batches of one: the two coincide
+    batched = compute_fisher(model, _batches(world, n_rows=8, batch_size=8), estimator="batched")
+    total = sum(t.sum() for t in batched.values())
+    assert 0 < total < sum(t.sum() for t in per_sample.values())
+
+
+def test_right_padding_makes_no_difference(world):
+    model, batches = _model(world), _batches(world)
+    left = []
+    for batch in batches:
+        mask = batch["attention_mask"]
+        flipped = {
+            k: torch.stack([torch.cat([row[m.bool() == 0], row[m.bool()]]) for row, m in zip(v, mask)])
+            for k, v in batch.items()
+            if k in ("input_ids", "labels", "attention_mask")
+        }
+        left.append(flipped)
+    _assert_relative(compute_fisher(model, left), compute_fisher(model, batches), 1e-5)
+
+
+def test_ewc_penalty_value_and_gradient_by_hand():
+    model = torch.nn.Linear(2, 1, bias=True)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, -2.0]]))
+        model.bias.fill_(0.5)
+    fisher = {"weight": torch.tensor([[2.0, 3.0]]), "bias": torch.tensor([4.0])}
+    anchors = {"weight": torch.tensor([[0.0, -1.0]]), "bias": torch.tensor([0.0])}
+    penalty = ewc_penalty(model, fisher, anchors, ewc_lambda=10.0)
+    # (10 / 2) * (2 * 1^2 + 3 * (-1)^2 + 4 * 0.5^2) = 5 * 6 = 30
+    assert penalty.item() == pytest.approx(30.0)
+    penalty.backward()
+    # d/dtheta = lambda * F * (theta - theta*)
+    torch.testing.assert_close(model.weight.grad, torch.tensor([[20.0, -30.0]]))
+    torch.testing.assert_close(model.bias.grad, torch.tensor([20.0]))
+
+
+def test_interval_schedule():
+    assert recompute_steps("intervals", 0.25, 100) == [25, 50, 75]
+    assert recompute_steps("intervals", 0.5, 7) == [4]
+    assert recompute_steps("never", 0.25, 100) == []
+
+
+def test_two_process_fisher_equals_one_process(world, tmp_path):
+    """Each rank squares its own samples' gradients; the sums are reduced once, so 2 ranks == 1 process."""
+    import sys
+
+    from .conftest import run_cli
+
+    out = tmp_path / "fisher.pt"
+    run_cli(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29533",
+            "tests/helpers/fisher_ddp.py",
+            str(world.root),
+            str(out),
+        ],
+        env={"PYTHONPATH": "."},
+    )
+    distributed = torch.load(out)
+    single = compute_fisher(_model(world), _batches(world, n_rows=12, batch_size=2), kind="empirical")
+    _assert_relative(distributed, single, 1e-5)
+
+
+@pytest.mark.parametrize(
+    "mode, extra, expected",
+    [
+        ("never", {}, [0]),
+        ("intervals", {"recompute_fisher_intervals": 0.25}, [0, 2, 4, 6]),
+        ("dynamically", {"fisher_drift_threshold": 100.0, "fisher_drift_check_steps": 2}, [0]),
+        ("dynamically", {"fisher_drift_threshold": 0.0, "fisher_drift_check_steps": 2}, "rising"),
+    ],
+)
+def test_recompute_modes_recompute_when_they_should(world, tmp_path, mode, extra, expected):
+    from open_r1.trainers import ContinualSFTTrainer
+
+    args = SFTConfig(
+        output_dir=str(tmp_path / "out"),
+        bf16=False,
+        use_cpu=True,
+        gradient_checkpointing=False,
+        assistant_only_loss=True,
+        max_length=128,
+        per_device_train_batch_size=8,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        max_steps=8,
+        learning_rate=3e-3,
+        use_ewc=True,
+        ewc_lambda=1.0,
+        retain_dataset_id=str(world.retain),
+        fisher_num_samples=16,
+        fisher_batch_size=8,
+        recompute_fisher_mode=mode,
+        **extra,
+    )
+    train = load_from_disk(str(world.update))["train"].select(range(64)).select_columns(["messages"])
+    trainer = ContinualSFTTrainer(
+        model=_model(world),
+        args=args,
+        train_dataset=train,
+        processing_class=AutoTokenizer.from_pretrained(world.base_model),
+    )
+    trainer.train()
+    ewc = trainer.continual_methods[0]
+    if expected == "rising":
+        # Training on the update task raises the retain NLL: at least one recompute, only at check steps, and each
+        # check after the first recompute decided by the rule (recompute iff NLL > reference, threshold 0).
+        steps = ewc.computed_at_steps
+        assert steps[0] == 0 and len(steps) > 1 and set(steps[1:]) <= {2, 4, 6, 8}
+        nll = {e["step"]: e["ewc/retain_nll"] for e in trainer.state.log_history if "ewc/retain_nll" in e}
+        reference = nll[steps[1]]
+        for step in (s for s in (2, 4, 6, 8) if s > steps[1]):
+            assert (step in steps) == (nll[step] > reference)
+            reference = nll[step] if step in steps else reference
+    else:
+        assert ewc.computed_at_steps == expected
+    logged = [e["ewc/recomputes"] for e in trainer.state.log_history if "ewc/recomputes" in e]
+    assert logged[-1] == len(ewc.computed_at_steps) - 1
