@@ -42,7 +42,8 @@ def deps_list(*pkgs):
 
 
 extras = {}
-extras["tests"] = deps_list("pytest", "hypothesis")
+# DeepSpeed runs on CPU (gloo), so its ZeRO code paths are tested in CI too.
+extras["tests"] = deps_list("pytest", "hypothesis", "deepspeed")
 extras["quality"] = deps_list("ruff")
 extras["plots"] = deps_list("matplotlib")
 extras["wandb"] = deps_list("wandb")

@@ -1,4 +1,5 @@
 import json
+import sys
 
 import pytest
 import yaml
@@ -111,3 +112,60 @@ def test_tiny_dadamw_recipe_trains_end_to_end(world, tmp_path):
     losses = [e["loss"] for e in state["log_history"] if "loss" in e]
     assert losses[-1] < 0.5 * losses[0], losses
     AutoModelForCausalLM.from_pretrained(out)
+
+
+def test_dadamw_and_ewc_under_deepspeed_zero2_match_ddp(world, tmp_path):
+    """DeepSpeed takes DAdamW as a client optimizer over its ZeRO-2 partitions; with EWC's penalty the weights after
+    4 steps equal those of 2-process DDP."""
+    pytest.importorskip("deepspeed")
+    import torch
+
+    common = [
+        "tests/helpers/sft_dump_rank_weights.py",
+        "--config",
+        "recipes/tiny/sft/config_ewc.yaml",
+        "--model_name_or_path",
+        str(world.base_model),
+        "--dataset_name",
+        str(world.update),
+        "--retain_dataset_id",
+        str(world.retain),
+        "--max_steps",
+        "4",
+        "--save_strategy",
+        "no",
+        "--per_device_train_batch_size",
+        "8",
+        "--custom_optim",
+        "dadamw",
+        "--use_ewc",
+        "true",
+        "--fisher_num_samples",
+        "32",
+        "--logging_steps",
+        "1",
+    ]
+    zero2, ddp = tmp_path / "zero2", tmp_path / "ddp"
+    # On CPU, DeepSpeed needs use_cpu false and the gloo backend (see tests/helpers/zero2_cpu.yaml).
+    run_cli(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--config_file",
+            "tests/helpers/zero2_cpu.yaml",
+            *common,
+            "--output_dir",
+            str(zero2),
+            "--use_cpu",
+            "false",
+            "--ddp_backend",
+            "gloo",
+        ]
+    )
+    run_cli(accelerate_cmd("--multi_gpu", "--num_processes", "2", *common, "--output_dir", str(ddp)))
+    a, b = torch.load(zero2 / "rank0_weights.pt"), torch.load(ddp / "rank0_weights.pt")
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+    state = json.loads((zero2 / "trainer_state.json").read_text())
+    assert [e["ewc/penalty"] for e in state["log_history"] if "ewc/penalty" in e][-1] > 0
