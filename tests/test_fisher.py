@@ -224,3 +224,15 @@ def test_recompute_modes_recompute_when_they_should(world, tmp_path, mode, extra
         assert ewc.computed_at_steps == expected
     logged = [e["ewc/recomputes"] for e in trainer.state.log_history if "ewc/recomputes" in e]
     assert logged[-1] == len(ewc.computed_at_steps) - 1
+
+
+def test_grpo_fisher_data_masks_like_sft(world):
+    """Without TRL's SFT pipeline (GRPO), the retain rows get the same assistant-token labels SFT trains on."""
+    from open_r1.continual.ewc import assistant_labels, collate_right_padded
+
+    tokenizer = AutoTokenizer.from_pretrained(world.base_model)
+    rows = load_from_disk(str(world.retain))["train"].select(range(4))
+    ours = collate_right_padded([assistant_labels(r, tokenizer) for r in rows], tokenizer.pad_token_id)
+    sft = _batches(world, n_rows=4, batch_size=4)[0]
+    for key in ("input_ids", "labels"):
+        assert torch.equal(ours[key], sft[key]), key

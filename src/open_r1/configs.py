@@ -233,6 +233,10 @@ class ContinualLearningMixin:
         },
     )
 
+    def __post_init__(self):
+        super().__post_init__()
+        self.check_continual_args()
+
     def check_continual_args(self) -> None:
         if self.custom_optim is not None and self.custom_optim not in CUSTOM_OPTIMS:
             raise ValueError(f"`custom_optim`: unknown value {self.custom_optim!r}; choose from {CUSTOM_OPTIMS}.")
@@ -265,6 +269,55 @@ class ContinualLearningMixin:
 class SFTConfig(ContinualLearningMixin, HubAndLoggingMixin, trl.SFTConfig):
     """TRL's `SFTConfig` with Open R1's hub/logging fields and the continual-learning fields."""
 
-    def __post_init__(self):
-        super().__post_init__()
-        self.check_continual_args()
+
+@dataclass
+class GRPOConfig(ContinualLearningMixin, HubAndLoggingMixin, trl.GRPOConfig):
+    """TRL's `GRPOConfig` (loss_type, beta, epsilon/epsilon_high, num_iterations, scale_rewards,
+    mask_truncated_completions, sync_ref_model, reward_weights, use_vllm, ...) with Open R1's fields and the
+    continual-learning fields. Replay and the SFT trust region do not apply to GRPO (its KL term is `beta`)."""
+
+    def check_continual_args(self) -> None:
+        super().check_continual_args()
+        if self.replay_ratio > 0:
+            raise ValueError("`replay_ratio`: replay is an SFT method; GRPO prompts need verifiable answers.")
+        if self.use_trust_region:
+            raise ValueError("`use_trust_region`: for GRPO use TRL's KL term `beta` (with `sync_ref_model`).")
+
+
+@dataclass
+class GRPOScriptArguments(ScriptArguments):
+    """Script arguments of `grpo.py`: prompt column and the rewards (see `open_r1.rewards`)."""
+
+    dataset_prompt_column: str = field(
+        default="problem",
+        metadata={
+            "help": "Column with the prompt: a string, or a list of chat messages (turns up to the last user "
+            "turn are kept, so an SFT `messages` column works)."
+        },
+    )
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["accuracy", "format", "tag_count"],
+        metadata={
+            "help": "Rewards: registered names (accuracy, format, format_relaxed, tag_count, reasoning_steps, "
+            "cosine, repetition_penalty, soft_overlong, keyword, vrar), 'package.module:function' or "
+            "'model:<path>' (sequence-classification verifier). Weights: `reward_weights`."
+        },
+    )
+    cosine_min_value_wrong: float = field(default=-1.0, metadata={"help": "Cosine reward: shortest wrong answer."})
+    cosine_max_value_wrong: float = field(default=-0.5, metadata={"help": "Cosine reward: longest wrong answer."})
+    cosine_min_value_correct: float = field(default=0.5, metadata={"help": "Cosine reward: longest right answer."})
+    cosine_max_value_correct: float = field(default=1.0, metadata={"help": "Cosine reward: shortest right answer."})
+    cosine_max_len: int = field(default=1000, metadata={"help": "Cosine reward: length (characters) of the scale."})
+    repetition_n_grams: int = field(default=3, metadata={"help": "Repetition penalty: n-gram size."})
+    repetition_max_penalty: float = field(default=-1.0, metadata={"help": "Repetition penalty at full repetition."})
+    max_completion_len: int = field(default=256, metadata={"help": "Soft overlong punishment: maximum tokens M."})
+    soft_punish_cache: int = field(default=64, metadata={"help": "Soft overlong punishment: cache C (tokens)."})
+    vrar_accuracy_weight: float = field(default=0.7, metadata={"help": "VRAR reward: weight of keyword accuracy."})
+    vrar_format_weight: float = field(default=0.3, metadata={"help": "VRAR reward: weight of the format reward."})
+    pass_at_k: list[int] = field(
+        default_factory=lambda: [1],
+        metadata={
+            "help": "Log pass@k of the `accuracy` reward for these k (each <= num_generations), unbiased "
+            "estimator over each prompt's group."
+        },
+    )

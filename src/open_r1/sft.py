@@ -11,13 +11,8 @@ override it, and unknown keys are rejected before anything is loaded.
 """
 
 import logging
-import os
-import sys
 
-import datasets
-import transformers
 from transformers import set_seed
-from transformers.trainer_utils import get_last_checkpoint
 from trl import ModelConfig, TrlParser, get_peft_config
 
 from open_r1.configs import ScriptArguments, SFTConfig
@@ -27,41 +22,16 @@ from open_r1.utils import get_dataset, get_model, get_tokenizer
 from open_r1.utils.callbacks import check_callbacks, get_callbacks
 from open_r1.utils.data import add_system_prompt, get_retain_dataset
 from open_r1.utils.model_utils import check_model_source
+from open_r1.utils.run_utils import resume_checkpoint, setup_logging
 from open_r1.utils.wandb_logging import init_wandb_training
 
 
 logger = logging.getLogger(__name__)
 
 
-def setup_logging(training_args) -> None:
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    log_level = training_args.get_process_log_level()
-    logger.setLevel(log_level)
-    datasets.utils.logging.set_verbosity(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
-    transformers.utils.logging.enable_default_handler()
-    transformers.utils.logging.enable_explicit_format()
-
-
-def resume_checkpoint(training_args) -> str | None:
-    """The checkpoint to resume from: the recipe's `resume_from_checkpoint`, else the newest in `output_dir`."""
-    if training_args.resume_from_checkpoint is not None:
-        return training_args.resume_from_checkpoint
-    if os.path.isdir(training_args.output_dir):
-        last = get_last_checkpoint(training_args.output_dir)
-        if last is not None:
-            logger.info("Checkpoint detected, resuming training at %s.", last)
-        return last
-    return None
-
-
 def main(script_args, training_args, model_args):
     set_seed(training_args.seed)
-    setup_logging(training_args)
+    setup_logging(training_args, logger)
     # Everything a typo can break is checked before any weights or data are loaded.
     check_model_source(model_args)
     check_callbacks(training_args.callbacks)

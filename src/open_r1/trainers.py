@@ -1,15 +1,30 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """Trainers that add the continual-learning methods a recipe selects to TRL's trainers.
 
-`ContinualSFTTrainer` is TRL's `SFTTrainer` running any set of the methods in `open_r1.continual` (built from the
-recipe by `build_methods`) and the recipe's `custom_optim`. The named trainers of the seed README are presets of
-it, kept so code that names them works.
+`ContinualSFTTrainer` and `ContinualGRPOTrainer` are TRL's trainers running any set of the methods in
+`open_r1.continual` (built from the recipe by `build_methods`) and the recipe's `custom_optim`. The named trainers
+of the seed README are presets, kept so code that names them works.
 """
 
-from trl import SFTTrainer
+import torch
+from trl import GRPOTrainer, SFTTrainer
 
 from .continual import ContinualTrainerMixin, build_methods
 from .optims import custom_optimizer_cls_and_kwargs
+from .rewards import completion_text
+from .utils.rl_metrics import group_pass_at_k, reasoning_behaviour_rates
+
+
+def attach_continual(trainer, preset_custom_optim: str | None = None) -> None:
+    """Swap in the recipe's optimizer class and build the recipe's methods (before any checkpoint is loaded)."""
+    if preset_custom_optim is not None:
+        trainer.args.custom_optim = preset_custom_optim
+    custom = custom_optimizer_cls_and_kwargs(trainer.args)
+    if custom is not None:
+        # The Trainer's own `create_optimizer` still groups the parameters (no decay on biases and norm weights)
+        # and the recipe's LR scheduler wraps the result: only the class and its kwargs change.
+        trainer.optimizer_cls_and_kwargs = custom
+    trainer.init_continual(build_methods(trainer.args, trainer.model))
 
 
 class ContinualSFTTrainer(ContinualTrainerMixin, SFTTrainer):
@@ -18,17 +33,49 @@ class ContinualSFTTrainer(ContinualTrainerMixin, SFTTrainer):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.preset_custom_optim is not None:
-            self.args.custom_optim = self.preset_custom_optim
-        custom = custom_optimizer_cls_and_kwargs(self.args)
-        if custom is not None:
-            # The Trainer's own `create_optimizer` still groups the parameters (no decay on biases and norm
-            # weights) and the recipe's LR scheduler wraps the result: only the class and its kwargs change.
-            self.optimizer_cls_and_kwargs = custom
-        self.init_continual(build_methods(self.args, self.model))
+        attach_continual(self, self.preset_custom_optim)
 
 
 class SFTTrainerWithDAdamW(ContinualSFTTrainer):
     """SFT with DAdamW whatever the recipe's `custom_optim`; `preconditioner_power` comes from the recipe."""
 
     preset_custom_optim = "dadamw"
+
+
+class SFTTrainerWithFisher(ContinualSFTTrainer):
+    """SFT with EWC (the seed's `custom_optim: fisher`); its Fisher and schedule keys come from the recipe."""
+
+    def __init__(self, *args, **kwargs):
+        args_ = kwargs["args"] if "args" in kwargs else args[1]
+        args_.use_ewc = True
+        args_.check_continual_args()
+        super().__init__(*args, **kwargs)
+
+
+class ContinualGRPOTrainer(ContinualTrainerMixin, GRPOTrainer):
+    """GRPO with the continual methods (EWC, EMA, DAdamW), pass@k of the accuracy reward and reasoning-behaviour
+    rates logged with TRL's reward metrics."""
+
+    def __init__(self, *args, pass_at_k: list[int] | tuple[int, ...] = (1,), **kwargs):
+        super().__init__(*args, **kwargs)
+        too_large = [k for k in pass_at_k if not 1 <= k <= self.num_generations]
+        if too_large:
+            raise ValueError(f"`pass_at_k`: {too_large} not in [1, num_generations={self.num_generations}].")
+        self.pass_at_k = list(pass_at_k)
+        attach_continual(self)
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        # Gathered over all processes, so every group of `num_generations` consecutive rows is complete here.
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        mode = "train" if self.model.training else "eval"
+        if "accuracy_reward" in self.reward_func_names:
+            group = self.num_generations if mode == "train" else self.num_generations_eval
+            correct = rewards_per_func[:, self.reward_func_names.index("accuracy_reward")].view(-1, group) == 1.0
+            ks = [k for k in self.pass_at_k if k <= group]
+            for k, value in group_pass_at_k(correct.tolist(), ks).items():
+                self._metrics[mode][f"pass@{k}"].append(value)
+        rates = reasoning_behaviour_rates([completion_text(c) for c in completions])
+        local = torch.tensor(list(rates.values()), device=self.accelerator.device)
+        for name, value in zip(rates, self.accelerator.gather(local[None]).mean(0).tolist()):
+            self._metrics[mode][f"reasoning/{name}"].append(value)
+        return rewards_per_func

@@ -19,6 +19,7 @@ old one (F <- ewc_online_gamma * F + F_new, online EWC, Schwarz et al. 2018). Th
 weights (what must be retained) unless `ewc_reanchor` is set, in which case they move to the current weights.
 """
 
+import functools
 import logging
 
 import torch
@@ -44,6 +45,31 @@ def ewc_penalty(model, fisher: dict, anchors: dict, ewc_lambda: float) -> torch.
         term = (f * (param.float() - anchors[name].to(param.device, torch.float32)).pow(2)).sum()
         total = term if total is None else total + term
     return 0.5 * ewc_lambda * total
+
+
+def assistant_labels(example: dict, tokenizer) -> dict:
+    """input_ids of a `messages` chat and labels that keep only the assistant tokens (-100 elsewhere)."""
+    encoded = tokenizer.apply_chat_template(
+        example["messages"], tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    if not any(encoded["assistant_masks"]):
+        raise ValueError(
+            "The chat template marks no assistant tokens ({% generation %} missing): the Fisher needs "
+            "them to mask the retain data."
+        )
+    labels = [t if m else -100 for t, m in zip(encoded["input_ids"], encoded["assistant_masks"])]
+    return {"input_ids": encoded["input_ids"], "labels": labels}
+
+
+def collate_right_padded(examples: list[dict], pad_token_id: int) -> dict:
+    length = max(len(e["input_ids"]) for e in examples)
+    batch = {"input_ids": [], "labels": [], "attention_mask": []}
+    for e in examples:
+        pad = length - len(e["input_ids"])
+        batch["input_ids"].append(list(e["input_ids"]) + [pad_token_id] * pad)
+        batch["labels"].append(list(e["labels"]) + [-100] * pad)
+        batch["attention_mask"].append([1] * len(e["input_ids"]) + [0] * pad)
+    return {key: torch.tensor(value) for key, value in batch.items()}
 
 
 def recompute_steps(mode: str, interval: float, max_steps: int) -> list[int]:
@@ -102,15 +128,27 @@ class EWC(ContinualMethod):
     def _prepare_data(self, trainer) -> None:
         data = self.retain_dataset.shuffle(seed=self.seed)
         data = data.select(range(min(self.num_samples, len(data))))
-        data = trainer._prepare_dataset(
-            data, trainer.processing_class, trainer.args, packing=False, formatting_func=None, dataset_name="fisher"
-        )
-        keep = [c for c in data.column_names if c in ("input_ids", "completion_mask", "assistant_masks")]
-        data = data.select_columns(keep)
+        if hasattr(trainer, "_prepare_dataset"):
+            # SFT: tokenised, masked and collated by TRL exactly as the training data.
+            data = trainer._prepare_dataset(
+                data,
+                trainer.processing_class,
+                trainer.args,
+                packing=False,
+                formatting_func=None,
+                dataset_name="fisher",
+            )
+            keep = [c for c in data.column_names if c in ("input_ids", "completion_mask", "assistant_masks")]
+            data = data.select_columns(keep)
+            self._collate = trainer.data_collator
+        else:
+            # GRPO has no SFT pipeline: the retain chats' assistant tokens, via the template's generation markers.
+            tokenizer = trainer.processing_class
+            data = data.map(assistant_labels, fn_kwargs={"tokenizer": tokenizer}, remove_columns=data.column_names)
+            self._collate = functools.partial(collate_right_padded, pad_token_id=tokenizer.pad_token_id)
         rank, world = trainer.args.process_index, trainer.args.world_size
         self._local_rows = data.select(range(rank, len(data), world))  # each rank its own share, reduced once
         self._probe_rows = data.select(range(min(len(data), 4 * self.batch_size)))  # identical on every rank
-        self._collate = trainer.data_collator
 
     def _batches(self, rows):
         return DataLoader(rows, batch_size=self.batch_size, shuffle=False, collate_fn=self._collate)

@@ -1,0 +1,114 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""GRPO with verifiable rewards, following Open R1's `grpo.py`.
+
+Usage:
+
+    accelerate launch --config_file recipes/accelerate_configs/zero2.yaml src/open_r1/grpo.py \
+        --config recipes/tiny/grpo/config_grpo.yaml
+
+The recipe sets `GRPOScriptArguments` (data, prompt column, `reward_funcs`), `GRPOConfig` (TRL's GRPO knobs:
+loss_type, beta, epsilon/epsilon_high, num_iterations, scale_rewards, mask_truncated_completions, sync_ref_model,
+reward_weights, use_vllm + vllm_mode; plus the continual-learning fields) and `ModelConfig`. Without vLLM, TRL
+generates with transformers, which is what runs on CPU.
+"""
+
+import logging
+
+from transformers import set_seed
+from trl import ModelConfig, TrlParser, get_peft_config
+
+from open_r1.configs import GRPOConfig, GRPOScriptArguments
+from open_r1.rewards import get_reward_funcs
+from open_r1.trainers import ContinualGRPOTrainer
+from open_r1.utils import get_dataset, get_model, get_tokenizer
+from open_r1.utils.callbacks import check_callbacks, get_callbacks
+from open_r1.utils.model_utils import check_model_source
+from open_r1.utils.run_utils import resume_checkpoint, setup_logging
+from open_r1.utils.wandb_logging import init_wandb_training
+
+
+logger = logging.getLogger(__name__)
+
+
+def make_conversation(example: dict, prompt_column: str, system_prompt: str | None) -> dict:
+    """The `prompt` GRPO generates from: the chat up to its last user turn, with the optional system prompt.
+
+    Dropping the assistant turns matters with SFT-style `messages` data; a distilled model's template that pre-fills
+    `<think>` is overridden with the recipe's `chat_template` instead (see Open R1's warning).
+    """
+    value = example[prompt_column]
+    if isinstance(value, list):
+        last_user = max(i for i, message in enumerate(value) if message["role"] == "user")
+        messages = list(value[: last_user + 1])
+    else:
+        messages = [{"role": "user", "content": value}]
+    if system_prompt is not None and messages[0]["role"] != "system":
+        messages.insert(0, {"role": "system", "content": system_prompt})
+    return {"prompt": messages}
+
+
+def main(script_args, training_args, model_args):
+    set_seed(training_args.seed)
+    setup_logging(training_args, logger)
+    check_model_source(model_args)
+    check_callbacks(training_args.callbacks)
+    reward_funcs = get_reward_funcs(script_args)  # unknown names fail here, before anything is loaded
+    if training_args.reward_weights is not None and len(training_args.reward_weights) != len(reward_funcs):
+        raise ValueError(
+            f"`reward_weights` has {len(training_args.reward_weights)} entries for {len(reward_funcs)} `reward_funcs`."
+        )
+    if "wandb" in training_args.report_to:
+        init_wandb_training(training_args)
+
+    dataset = get_dataset(script_args)
+    for split in dataset:
+        if script_args.dataset_prompt_column not in dataset[split].column_names:
+            raise ValueError(
+                f"`dataset_prompt_column`: column '{script_args.dataset_prompt_column}' not in split "
+                f"'{split}' (columns: {dataset[split].column_names})."
+            )
+    dataset = dataset.map(
+        make_conversation,
+        fn_kwargs={"prompt_column": script_args.dataset_prompt_column, "system_prompt": training_args.system_prompt},
+    )
+    if "messages" in dataset[script_args.dataset_train_split].column_names:
+        dataset = dataset.remove_columns("messages")
+
+    tokenizer = get_tokenizer(model_args, training_args)
+    model = get_model(model_args, training_args)
+    eval_dataset = dataset[script_args.dataset_test_split] if training_args.eval_strategy != "no" else None
+    trainer = ContinualGRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=training_args,
+        train_dataset=dataset[script_args.dataset_train_split],
+        eval_dataset=eval_dataset,
+        processing_class=tokenizer,
+        peft_config=get_peft_config(model_args),
+        callbacks=get_callbacks(training_args, model_args),
+        pass_at_k=script_args.pass_at_k,
+    )
+
+    logger.info("*** Train ***")
+    train_result = trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    metrics = train_result.metrics
+    metrics["train_samples"] = len(dataset[script_args.dataset_train_split])
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+
+    logger.info("*** Save model ***")
+    trainer.model.generation_config.eos_token_id = tokenizer.eos_token_id
+    trainer.model.config.use_cache = True
+    trainer.save_model(training_args.output_dir)
+    logger.info("Model saved to %s", training_args.output_dir)
+    if trainer.accelerator.is_main_process:
+        trainer.create_model_card({"dataset_name": script_args.dataset_name, "tags": ["open-r1-safety"]})
+    if training_args.push_to_hub:
+        trainer.push_to_hub(dataset_name=script_args.dataset_name, tags=["open-r1-safety"])
+
+
+if __name__ == "__main__":
+    parser = TrlParser((GRPOScriptArguments, GRPOConfig, ModelConfig))
+    script_args, training_args, model_args = parser.parse_args_and_config()
+    main(script_args, training_args, model_args)

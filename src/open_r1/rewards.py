@@ -1,0 +1,244 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""Reward functions for GRPO, and the registry recipes name them from.
+
+Every reward takes TRL's arguments (`completions` plus the data set's columns as keyword lists) and returns one
+float per completion. None of them raises on malformed, empty, huge or non-UTF-8 completions: such a completion
+scores the reward's minimum. `reward_funcs` entries in a recipe are:
+- a registered name (`accuracy`, `format`, `format_relaxed`, `tag_count`, `reasoning_steps`, `cosine`,
+  `repetition_penalty`, `soft_overlong`, `keyword`, `vrar`);
+- `"package.module:function"`, a user reward imported by path;
+- `"model:<hub id or local path>"`, a sequence-classification model used as a verifier (TRL scores it batched,
+  its first logit is the reward), as SafeWork-R1's safety/value/knowledge verifiers.
+Weights are TRL's `reward_weights`, one per entry.
+"""
+
+import functools
+import importlib
+import logging
+import math
+import re
+
+from .utils.math_grading import boxed_answer_is_correct, parse_gold
+
+
+logger = logging.getLogger(__name__)
+
+# Longer completions are cut to their last characters before parsing, which bounds math-verify's work.
+MAX_PARSE_CHARS = 20_000
+
+
+def completion_text(completion) -> str:
+    """The text of a completion: a string, bytes, or a conversational list of messages (the last one's content)."""
+    if isinstance(completion, bytes):
+        return completion.decode("utf-8", errors="replace")
+    if isinstance(completion, list):
+        completion = completion[-1].get("content", "") if completion and isinstance(completion[-1], dict) else ""
+    if not isinstance(completion, str):
+        return ""
+    # Lone surrogates (undecodable bytes smuggled through) break regexes and encoders downstream.
+    return completion.encode("utf-8", errors="replace").decode("utf-8")
+
+
+def never_raises(default: float):
+    """Decorator: a reward that fails on one completion gives it `default` instead of failing the step."""
+
+    def wrap(score_one):
+        @functools.wraps(score_one)
+        def safe(*args, **kwargs):
+            try:
+                return float(score_one(*args, **kwargs))
+            except Exception as error:  # noqa: BLE001 - a reward must not stop training
+                logger.warning(
+                    "%s failed (%s: %s); scoring %s", score_one.__name__, type(error).__name__, error, default
+                )
+                return default
+
+        return safe
+
+    return wrap
+
+
+@never_raises(0.0)
+def _accuracy_one(text: str, solution: str) -> float:
+    gold = parse_gold(str(solution))
+    if not gold:
+        # The bug Open R1 fixed in PR 566: an unparseable gold must never reward the completion.
+        logger.warning("accuracy_reward: gold answer %r does not parse; scoring 0", solution)
+        return 0.0
+    return float(boxed_answer_is_correct(text[-MAX_PARSE_CHARS:], gold))
+
+
+def accuracy_reward(completions, solution, **kwargs) -> list[float]:
+    """1 if the completion's `\\boxed{}` answer equals the gold `solution` under math-verify, else 0.
+
+    Plain-number golds ("6") parse; a gold that does not parse scores 0 (logged), never 1.
+    """
+    return [_accuracy_one(completion_text(c), s) for c, s in zip(completions, solution)]
+
+
+_FORMAT = re.compile(r"^<think>\n.*?\n</think>\n(?!.*<think>).*\S.*$", re.DOTALL)
+_FORMAT_RELAXED = re.compile(r"^\s*<think>.*?</think>(?!.*<think>).*\S.*$", re.DOTALL)
+
+
+def format_reward(completions, **kwargs) -> list[float]:
+    """1 if the completion is `<think>\\n...\\n</think>\\n` followed by a non-empty answer, else 0."""
+    return [float(bool(_FORMAT.match(completion_text(c)))) for c in completions]
+
+
+def format_relaxed_reward(completions, **kwargs) -> list[float]:
+    """As `format_reward`, with any whitespace (or none) around the think tags."""
+    return [float(bool(_FORMAT_RELAXED.match(completion_text(c)))) for c in completions]
+
+
+def tag_count_reward(completions, **kwargs) -> list[float]:
+    """0.5 for exactly one `<think>\\n` and 0.5 for exactly one `\\n</think>\\n` (a smooth format signal)."""
+
+    def score(text):
+        return 0.5 * (text.count("<think>\n") == 1) + 0.5 * (text.count("\n</think>\n") == 1)
+
+    return [score(completion_text(c)) for c in completions]
+
+
+_STEPS = re.compile(r"(Step \d+:|^\d+\.|\n-|\n\*|First,|Second,|Next,|Finally,)")
+
+
+def reasoning_steps_reward(completions, **kwargs) -> list[float]:
+    """min(1, number of step markers / 3), markers as in Open R1 ("Step 1:", "1.", bullets, "First,", ...)."""
+    return [min(1.0, len(_STEPS.findall(completion_text(c))) / 3) for c in completions]
+
+
+def get_cosine_scaled_reward(
+    min_value_wrong: float = -1.0,
+    max_value_wrong: float = -0.5,
+    min_value_correct: float = 0.5,
+    max_value_correct: float = 1.0,
+    max_len: int = 1000,
+):
+    """Accuracy scaled by length on a cosine (Open R1): short right answers score most, short wrong ones least."""
+
+    def cosine_scaled_reward(completions, solution, **kwargs) -> list[float]:
+        rewards = []
+        for completion, sol in zip(completions, solution):
+            text = completion_text(completion)
+            correct = _accuracy_one(text, sol) == 1.0
+            progress = min(len(text), max_len) / max_len
+            cosine = math.cos(progress * math.pi)
+            low, high = (min_value_correct, max_value_correct) if correct else (max_value_wrong, min_value_wrong)
+            rewards.append(low + 0.5 * (high - low) * (1.0 + cosine))
+        return rewards
+
+    return cosine_scaled_reward
+
+
+def get_repetition_penalty_reward(ngram_size: int = 3, max_penalty: float = -1.0):
+    """Penalty proportional to the share of repeated word n-grams (Open R1): 0 for none, `max_penalty` for all."""
+    if max_penalty > 0:
+        raise ValueError(f"`repetition_max_penalty` must be <= 0, got {max_penalty}.")
+
+    def repetition_penalty_reward(completions, **kwargs) -> list[float]:
+        rewards = []
+        for completion in completions:
+            words = completion_text(completion).lower().split()
+            ngrams = [tuple(words[i : i + ngram_size]) for i in range(len(words) - ngram_size + 1)]
+            if not ngrams:
+                rewards.append(0.0)
+                continue
+            rewards.append((1 - len(set(ngrams)) / len(ngrams)) * max_penalty)
+        return rewards
+
+    return repetition_penalty_reward
+
+
+def get_soft_overlong_punishment(max_completion_len: int, soft_punish_cache: int):
+    """DAPO's soft overlong punishment on the completion's token count L, with cache C and maximum M:
+    0 if L <= M - C, (M - C - L) / C if M - C < L <= M, -1 beyond."""
+    if not 0 <= soft_punish_cache <= max_completion_len:
+        raise ValueError("`soft_punish_cache` must be in [0, max_completion_len].")
+
+    def soft_overlong_punishment(completion_ids, **kwargs) -> list[float]:
+        rewards = []
+        for ids in completion_ids:
+            length = len(ids)
+            if length <= max_completion_len - soft_punish_cache:
+                rewards.append(0.0)
+            elif length <= max_completion_len:
+                rewards.append((max_completion_len - soft_punish_cache - length) / max(soft_punish_cache, 1))
+            else:
+                rewards.append(-1.0)
+        return rewards
+
+    return soft_overlong_punishment
+
+
+def keyword_reward(completions, keywords, **kwargs) -> list[float]:
+    """Share of the row's required `keywords` that the answer (after the think block) contains, case-insensitive."""
+    from .judges import strip_think
+
+    rewards = []
+    for completion, required in zip(completions, keywords):
+        answer = strip_think(completion_text(completion)).lower()
+        required = [k for k in (required or []) if isinstance(k, str) and k]
+        rewards.append(sum(k.lower() in answer for k in required) / len(required) if required else 0.0)
+    return rewards
+
+
+def get_vrar_reward(accuracy_weight: float = 0.7, format_weight: float = 0.3):
+    """RAIDEN-R1's verifiable role-awareness reward: accuracy_weight * keyword accuracy + format_weight * format."""
+
+    def vrar_reward(completions, keywords, **kwargs) -> list[float]:
+        accuracy = keyword_reward(completions, keywords)
+        formats = format_relaxed_reward(completions)
+        return [accuracy_weight * a + format_weight * f for a, f in zip(accuracy, formats)]
+
+    return vrar_reward
+
+
+def _registry(args) -> dict:
+    return {
+        "accuracy": accuracy_reward,
+        "format": format_reward,
+        "format_relaxed": format_relaxed_reward,
+        "tag_count": tag_count_reward,
+        "reasoning_steps": reasoning_steps_reward,
+        "cosine": get_cosine_scaled_reward(
+            args.cosine_min_value_wrong,
+            args.cosine_max_value_wrong,
+            args.cosine_min_value_correct,
+            args.cosine_max_value_correct,
+            args.cosine_max_len,
+        ),
+        "repetition_penalty": get_repetition_penalty_reward(args.repetition_n_grams, args.repetition_max_penalty),
+        "soft_overlong": get_soft_overlong_punishment(args.max_completion_len, args.soft_punish_cache),
+        "keyword": keyword_reward,
+        "vrar": get_vrar_reward(args.vrar_accuracy_weight, args.vrar_format_weight),
+    }
+
+
+def _import_reward(path: str):
+    module_name, _, attribute = path.partition(":")
+    try:
+        function = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"`reward_funcs`: cannot import reward {path!r} ({error}).") from error
+    if not callable(function):
+        raise ValueError(f"`reward_funcs`: {path!r} is not callable.")
+    return function
+
+
+def get_reward_funcs(script_args) -> list:
+    """The recipe's `reward_funcs` as what `GRPOTrainer` takes: callables or verifier model paths."""
+    registry = _registry(script_args)
+    funcs = []
+    for entry in script_args.reward_funcs:
+        if entry.startswith("model:"):
+            funcs.append(entry.removeprefix("model:"))  # TRL loads it as AutoModelForSequenceClassification
+        elif ":" in entry:
+            funcs.append(_import_reward(entry))
+        elif entry in registry:
+            funcs.append(registry[entry])  # TRL logs it as rewards/<function name>/mean
+        else:
+            raise ValueError(
+                f"`reward_funcs`: unknown reward {entry!r}; choose from {sorted(registry)}, a "
+                "'package.module:function' path or 'model:<path>'."
+            )
+    return funcs
