@@ -45,3 +45,38 @@ def accelerate_cmd(*launch_args: str) -> list[str]:
         "no",
         *launch_args,
     ]
+
+
+def cpu_sft_args(output_dir, **overrides):
+    """A CPU `SFTConfig` for in-process trainer tests; `overrides` set any field."""
+    from open_r1.configs import SFTConfig
+
+    base = dict(
+        output_dir=str(output_dir),
+        bf16=False,
+        use_cpu=True,
+        gradient_checkpointing=False,
+        assistant_only_loss=True,
+        max_length=128,
+        per_device_train_batch_size=8,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        disable_tqdm=True,
+        seed=0,
+    )
+    return SFTConfig(**{**base, **overrides})
+
+
+def tiny_trainer(world, args, n_rows=64, trainer_cls=None, **model_kwargs):
+    """A continual SFT trainer on the first `n_rows` update rows of the world, from its base model."""
+    from datasets import load_from_disk
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from open_r1.trainers import ContinualSFTTrainer
+
+    train = load_from_disk(str(world.update))["train"].select(range(n_rows)).select_columns(["messages"])
+    model = AutoModelForCausalLM.from_pretrained(world.base_model, **model_kwargs)
+    return (trainer_cls or ContinualSFTTrainer)(
+        model=model, args=args, train_dataset=train, processing_class=AutoTokenizer.from_pretrained(world.base_model)
+    )

@@ -5,18 +5,17 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from datasets import Dataset, load_from_disk
+from datasets import Dataset
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 from trl import ModelConfig, TrlParser
 
 from open_r1 import sft
 from open_r1.configs import ScriptArguments, SFTConfig
 from open_r1.continual import EMA, TrustRegion, mix_replay
 from open_r1.continual.trust_region import adapt_beta, frozen_copy, kl_ref_to_policy
-from open_r1.trainers import ContinualSFTTrainer
 
-from .conftest import REPO
+from .conftest import REPO, cpu_sft_args, tiny_trainer
 
 
 def _toy(n, tag):
@@ -42,32 +41,11 @@ def test_replay_errors_name_the_problem():
 
 
 def _sft_args(tmp_path, **overrides):
-    base = dict(
-        output_dir=str(tmp_path / "out"),
-        bf16=False,
-        use_cpu=True,
-        gradient_checkpointing=False,
-        assistant_only_loss=True,
-        max_length=128,
-        per_device_train_batch_size=4,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=1,
-        disable_tqdm=True,
-        seed=0,
-        learning_rate=1e-3,
-    )
-    return SFTConfig(**{**base, **overrides})
+    return cpu_sft_args(tmp_path / "out", **{"per_device_train_batch_size": 4, "learning_rate": 1e-3, **overrides})
 
 
 def _trainer(world, args, n_rows=32):
-    train = load_from_disk(str(world.update))["train"].select(range(n_rows)).select_columns(["messages"])
-    return ContinualSFTTrainer(
-        model=AutoModelForCausalLM.from_pretrained(world.base_model),
-        args=args,
-        train_dataset=train,
-        processing_class=AutoTokenizer.from_pretrained(world.base_model),
-    )
+    return tiny_trainer(world, args, n_rows=n_rows)
 
 
 def _batch(trainer, n=4):

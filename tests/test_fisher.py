@@ -8,6 +8,8 @@ from open_r1.configs import SFTConfig
 from open_r1.continual.ewc import ewc_penalty, recompute_steps
 from open_r1.continual.fisher import compute_fisher, sample_model_labels
 
+from .conftest import cpu_sft_args, tiny_trainer
+
 
 def _model(world):
     # Eager attention: the reference below and the vmap path then run the same kernels.
@@ -177,20 +179,8 @@ def test_two_process_fisher_equals_one_process(world, tmp_path):
     ],
 )
 def test_recompute_modes_recompute_when_they_should(world, tmp_path, mode, extra, expected):
-    from open_r1.trainers import ContinualSFTTrainer
-
-    args = SFTConfig(
-        output_dir=str(tmp_path / "out"),
-        bf16=False,
-        use_cpu=True,
-        gradient_checkpointing=False,
-        assistant_only_loss=True,
-        max_length=128,
-        per_device_train_batch_size=8,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=1,
-        disable_tqdm=True,
+    args = cpu_sft_args(
+        tmp_path / "out",
         max_steps=8,
         learning_rate=3e-3,
         use_ewc=True,
@@ -201,13 +191,7 @@ def test_recompute_modes_recompute_when_they_should(world, tmp_path, mode, extra
         recompute_fisher_mode=mode,
         **extra,
     )
-    train = load_from_disk(str(world.update))["train"].select(range(64)).select_columns(["messages"])
-    trainer = ContinualSFTTrainer(
-        model=_model(world),
-        args=args,
-        train_dataset=train,
-        processing_class=AutoTokenizer.from_pretrained(world.base_model),
-    )
+    trainer = tiny_trainer(world, args, attn_implementation="eager")
     trainer.train()
     ewc = trainer.continual_methods[0]
     if expected == "rising":

@@ -3,42 +3,20 @@ import sys
 
 import pytest
 import yaml
-from datasets import load_from_disk
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
-from open_r1.configs import SFTConfig
 from open_r1.optims import DAdamW
 from open_r1.trainers import ContinualSFTTrainer, SFTTrainerWithDAdamW
 
-from .conftest import REPO, accelerate_cmd, run_cli
+from .conftest import REPO, accelerate_cmd, cpu_sft_args, run_cli, tiny_trainer
 
 
 def _args(tmp_path, **overrides):
-    base = dict(
-        output_dir=str(tmp_path / "out"),
-        bf16=False,
-        use_cpu=True,
-        gradient_checkpointing=False,
-        assistant_only_loss=True,
-        max_length=128,
-        per_device_train_batch_size=8,
-        report_to="none",
-        save_strategy="no",
-        logging_steps=1,
-        disable_tqdm=True,
-        seed=0,
-    )
-    return SFTConfig(**{**base, **overrides})
+    return cpu_sft_args(tmp_path / "out", **overrides)
 
 
 def _trainer(world, args, trainer_cls=ContinualSFTTrainer):
-    train = load_from_disk(str(world.update))["train"].select(range(64)).select_columns(["messages"])
-    return trainer_cls(
-        model=AutoModelForCausalLM.from_pretrained(world.base_model),
-        args=args,
-        train_dataset=train,
-        processing_class=AutoTokenizer.from_pretrained(world.base_model),
-    )
+    return tiny_trainer(world, args, trainer_cls=trainer_cls)
 
 
 @pytest.mark.parametrize("trainer_cls, custom_optim", [(ContinualSFTTrainer, "dadamw"), (SFTTrainerWithDAdamW, None)])

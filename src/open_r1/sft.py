@@ -22,7 +22,7 @@ from open_r1.utils import get_dataset, get_model, get_tokenizer
 from open_r1.utils.callbacks import check_callbacks, get_callbacks
 from open_r1.utils.data import add_system_prompt, get_retain_dataset
 from open_r1.utils.model_utils import check_model_source
-from open_r1.utils.run_utils import resume_checkpoint, setup_logging
+from open_r1.utils.run_utils import setup_logging, train_and_save
 from open_r1.utils.wandb_logging import init_wandb_training
 
 
@@ -77,32 +77,7 @@ def main(script_args, training_args, model_args):
         callbacks=get_callbacks(training_args, model_args),
     )
 
-    logger.info("*** Train ***")
-    train_result = trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
-    metrics = train_result.metrics
-    metrics["train_samples"] = len(dataset[script_args.dataset_train_split])
-    trainer.log_metrics("train", metrics)
-    trainer.save_metrics("train", metrics)
-    trainer.save_state()
-
-    logger.info("*** Save model ***")
-    # Re-enable the KV cache for fast generation after training with gradient checkpointing.
-    trainer.model.config.use_cache = True
-    trainer.save_model(training_args.output_dir)
-    logger.info("Model saved to %s", training_args.output_dir)
-    if trainer.accelerator.is_main_process:
-        trainer.create_model_card({"dataset_name": script_args.dataset_name, "tags": ["open-r1-safety"]})
-
-    if eval_dataset is not None:
-        logger.info("*** Evaluate ***")
-        metrics = trainer.evaluate()
-        metrics["eval_samples"] = len(eval_dataset)
-        trainer.log_metrics("eval", metrics)
-        trainer.save_metrics("eval", metrics)
-
-    if training_args.push_to_hub:
-        logger.info("Pushing to hub...")
-        trainer.push_to_hub(dataset_name=script_args.dataset_name, tags=["open-r1-safety"])
+    train_and_save(trainer, script_args, training_args, eval_dataset)
 
 
 if __name__ == "__main__":

@@ -39,3 +39,33 @@ def resume_checkpoint(training_args) -> str | None:
             logger.info("Checkpoint detected, resuming training at %s.", last)
         return last
     return None
+
+
+def train_and_save(trainer, script_args, training_args, eval_dataset=None) -> None:
+    """Train (resuming if a checkpoint is there), save metrics, state and model, evaluate, push: as Open R1."""
+    logger.info("*** Train ***")
+    train_result = trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    metrics = train_result.metrics
+    metrics["train_samples"] = len(trainer.train_dataset)
+    trainer.log_metrics("train", metrics)
+    trainer.save_metrics("train", metrics)
+    trainer.save_state()
+
+    logger.info("*** Save model ***")
+    # Re-enable the KV cache for fast generation after training with gradient checkpointing.
+    trainer.model.config.use_cache = True
+    trainer.save_model(training_args.output_dir)
+    logger.info("Model saved to %s", training_args.output_dir)
+    if trainer.accelerator.is_main_process:
+        trainer.create_model_card({"dataset_name": script_args.dataset_name, "tags": ["open-r1-safety"]})
+
+    if eval_dataset is not None:
+        logger.info("*** Evaluate ***")
+        metrics = trainer.evaluate()
+        metrics["eval_samples"] = len(eval_dataset)
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+
+    if training_args.push_to_hub:
+        logger.info("Pushing to hub...")
+        trainer.push_to_hub(dataset_name=script_args.dataset_name, tags=["open-r1-safety"])
