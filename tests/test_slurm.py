@@ -1,0 +1,111 @@
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO
+
+
+SCRIPTS = sorted((REPO / "scripts/slurm").glob("*.slurm"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_slurm_scripts_parse(script):
+    subprocess.run(["bash", "-n", str(script)], check=True)
+
+
+def _fake_cluster(tmp_path: Path, nodes: str) -> dict:
+    """`scontrol` lists the nodes, `srun` records its arguments instead of running anything."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text('#!/bin/bash\ntr "," "\\n" <<< "$3"\n')
+    (bin_dir / "srun").write_text(f'#!/bin/bash\nprintf "%s\\n" "$*" >> {tmp_path}/srun.log\n')
+    for tool in ("scontrol", "srun"):
+        (bin_dir / tool).chmod(0o755)
+    return {
+        **os.environ,
+        "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        "PYTHONPATH": str(REPO / "src"),
+        "SLURM_JOB_NODELIST": nodes,
+        "SLURM_JOB_ID": "42",
+    }
+
+
+def _workdir(tmp_path: Path, recipe_text: str, task: str) -> Path:
+    work = tmp_path / "work"
+    recipe = work / "recipes/org/model" / task / "config_test_v01.02.yaml"
+    recipe.parent.mkdir(parents=True)
+    recipe.write_text(recipe_text)
+    shutil.copytree(REPO / "recipes/accelerate_configs", work / "recipes/accelerate_configs")
+    return work
+
+
+def _run(work, env, task, accelerator="zero2"):
+    return subprocess.run(
+        [
+            "bash",
+            str(REPO / "scripts/slurm/train.slurm"),
+            "--model",
+            "org/model",
+            "--task",
+            task,
+            "--config",
+            "test_v01.02",
+            "--accelerator",
+            accelerator,
+            "--args",
+            "--seed 7",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_sft_job_renders_version_checks_the_recipe_and_launches_on_all_nodes(tmp_path):
+    recipe = (REPO / "recipes/meta-llama/Llama-3.1-8B-Instruct/sft/config_distill_v00.06.yaml").read_text()
+    env = _fake_cluster(tmp_path, "node1,node2")
+    work = _workdir(tmp_path, recipe, "sft")
+    result = _run(work, env, "sft")
+    assert result.returncode == 0, result.stderr
+    rendered = (work / "logs/config_sft_test_v01.02_42.yaml").read_text()
+    assert "data/Llama-3.1-8B-Instruct_OpenR1-Math_v01.02" in rendered and "${VERSION}" not in rendered
+    (launch,) = (tmp_path / "srun.log").read_text().splitlines()
+    assert launch.startswith("--nodes=2 --ntasks=2 --nodelist=node1,node2 bash -c accelerate launch")
+    for part in (
+        "--config_file recipes/accelerate_configs/zero2.yaml",
+        "--gradient_accumulation_steps 4",
+        "--num_machines 2",
+        "--num_processes 16",
+        "--main_process_ip node1",
+        "src/open_r1/sft.py --config logs/config_sft_test_v01.02_42.yaml --seed 7",
+    ):
+        assert part in launch, part
+
+
+def test_recipe_problems_stop_the_job_before_launch(tmp_path):
+    recipe = (REPO / "recipes/meta-llama/Llama-3.1-8B-Instruct/sft/config_distill_v00.06.yaml").read_text()
+    env = _fake_cluster(tmp_path, "node1")
+    result = _run(_workdir(tmp_path, recipe, "sft"), env, "sft", accelerator="zero3")
+    assert result.returncode != 0 and "use_ewc: not supported under ZeRO-3" in result.stdout
+    assert not (tmp_path / "srun.log").exists()
+
+
+def test_grpo_with_a_vllm_server_gets_the_last_node(tmp_path):
+    recipe = (REPO / "recipes/meta-llama/Llama-3.1-8B-Instruct/grpo/config_grpo_v00.00.yaml").read_text()
+    recipe = recipe.replace("vllm_mode: colocate", "vllm_mode: server")
+    env = _fake_cluster(tmp_path, "node1,node2,node3")
+    result = _run(_workdir(tmp_path, recipe, "grpo"), env, "grpo")
+    assert result.returncode == 0, result.stderr
+    lines = (tmp_path / "srun.log").read_text().splitlines()
+    server = next(line for line in lines if "vllm-serve" in line)
+    launch = next(line for line in lines if "accelerate launch" in line)
+    assert server.startswith(
+        "--nodes=1 --ntasks=1 --nodelist=node3 trl vllm-serve --model meta-llama/Llama-3.1-8B-Instruct"
+    )
+    assert "--nodelist=node1,node2" in launch and "--num_processes 16" in launch
+    assert "--vllm_server_host node3" in launch
