@@ -29,9 +29,10 @@ class Scores:
 
 
 def generate_replies(
-    model, tokenizer, prompts: list[str], max_new_tokens: int = 64, batch_size: int = 64
+    model, tokenizer, prompts: list[str], max_new_tokens: int = 64, batch_size: int = 64, temperature: float = 0.0
 ) -> list[str]:
-    """Greedy replies to single-turn user prompts, through the tokenizer's chat template."""
+    """Replies to single-turn user prompts through the tokenizer's chat template: greedy, or sampled at
+    `temperature` > 0."""
     import torch
 
     tokenizer.padding_side = "left"
@@ -45,7 +46,7 @@ def generate_replies(
             output = model.generate(
                 **batch,
                 max_new_tokens=max_new_tokens,
-                do_sample=False,
+                **({"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}),
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )

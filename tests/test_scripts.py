@@ -1,0 +1,81 @@
+import sys
+
+from datasets import Dataset, DatasetDict, load_from_disk
+
+from .conftest import REPO, run_cli
+
+
+def test_decontamination_removes_rows_sharing_an_8gram(tmp_path):
+    benchmark = "Let x be the smallest positive integer such that x squared ends in 444; find x."
+    rows = [
+        # Shares "the smallest positive integer such that x squared ends" (8+ words) once normalised.
+        {"problem": "FIND: the Smallest positive integer, such that x squared ends in 999!", "id": 0},
+        {"problem": "Let y be any prime; how many divisors does y squared have?", "id": 1},
+        {"problem": "the smallest positive integer such that", "id": 2},  # only 6 words: not an 8-gram
+    ]
+    DatasetDict({"train": Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "data"))
+    DatasetDict({"test": Dataset.from_list([{"problem": benchmark}])}).save_to_disk(str(tmp_path / "bench"))
+    run_cli(
+        [
+            sys.executable,
+            str(REPO / "scripts/decontaminate.py"),
+            "--dataset",
+            str(tmp_path / "data"),
+            "--benchmark",
+            f"toy={tmp_path / 'bench'}:test:problem",
+            "--output_dir",
+            str(tmp_path / "marked"),
+        ]
+    )
+    marked = load_from_disk(str(tmp_path / "marked"))
+    assert list(marked["contaminated_toy"]) == [True, False, False]
+    run_cli(
+        [
+            sys.executable,
+            str(REPO / "scripts/decontaminate.py"),
+            "--dataset",
+            str(tmp_path / "data"),
+            "--benchmark",
+            f"toy={tmp_path / 'bench'}:test:problem",
+            "--cleanup",
+            "--output_dir",
+            str(tmp_path / "clean"),
+        ]
+    )
+    clean = load_from_disk(str(tmp_path / "clean"))
+    assert list(clean["id"]) == [1, 2] and clean.column_names == ["problem", "id"]
+
+
+def test_generate_data_builds_replay_data_filtered_by_the_judge(world, tmp_path):
+    from open_r1.judges import is_refusal
+
+    out = tmp_path / "replay"
+    result = run_cli(
+        [
+            sys.executable,
+            str(REPO / "scripts/generate_data.py"),
+            "--model",
+            str(world.base_model),
+            "--dataset",
+            str(world.retain),
+            "--split",
+            "test",
+            "--output_dir",
+            str(out),
+            "--backend",
+            "transformers",
+            "--max_new_tokens",
+            "32",
+            "--temperature",
+            "0",
+            "--keep",
+            "expected",
+        ]
+    )
+    data = load_from_disk(str(out))
+    n_test = len(load_from_disk(str(world.retain))["test"])
+    assert f"Kept {len(data)} of {n_test}" in result.stdout
+    assert len(data) >= 0.9 * n_test  # the base model refuses and answers as it should
+    for row in data:
+        assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
+        assert is_refusal(row["messages"][1]["content"]) == (row["kind"] == "harmful")
