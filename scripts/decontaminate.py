@@ -57,9 +57,10 @@ def decontaminate(
         raise ValueError(f"--problem_column: '{problem_column}' not in {dataset.column_names}")
     for name, problems in benchmarks.items():
         lookup = build_ngram_lookup(problems, ngram_size)
+        column = f"contaminated_{name}"
         dataset = dataset.map(
-            lambda row, lookup=lookup: {
-                f"contaminated_{name}": bool(word_ngrams(str(row[problem_column]), ngram_size) & lookup)
+            lambda row, lookup=lookup, column=column: {
+                column: bool(word_ngrams(str(row[problem_column]), ngram_size) & lookup)
             }
         )
         print(f"{name}: {sum(dataset[f'contaminated_{name}'])} of {len(dataset)} rows contaminated")
