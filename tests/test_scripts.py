@@ -15,34 +15,26 @@ def test_decontamination_removes_rows_sharing_an_8gram(tmp_path):
     ]
     DatasetDict({"train": Dataset.from_list(rows)}).save_to_disk(str(tmp_path / "data"))
     DatasetDict({"test": Dataset.from_list([{"problem": benchmark}])}).save_to_disk(str(tmp_path / "bench"))
-    run_cli(
-        [
-            sys.executable,
-            str(REPO / "scripts/decontaminate.py"),
-            "--dataset",
-            str(tmp_path / "data"),
-            "--benchmark",
-            f"toy={tmp_path / 'bench'}:test:problem",
-            "--output_dir",
-            str(tmp_path / "marked"),
-        ]
-    )
-    marked = load_from_disk(str(tmp_path / "marked"))
+
+    def decontaminate(output, *flags):
+        run_cli(
+            [
+                sys.executable,
+                str(REPO / "scripts/decontaminate.py"),
+                "--dataset",
+                str(tmp_path / "data"),
+                "--benchmark",
+                f"toy={tmp_path / 'bench'}:test:problem",
+                "--output_dir",
+                str(tmp_path / output),
+                *flags,
+            ]
+        )
+        return load_from_disk(str(tmp_path / output))
+
+    marked = decontaminate("marked")
     assert list(marked["contaminated_toy"]) == [True, False, False]
-    run_cli(
-        [
-            sys.executable,
-            str(REPO / "scripts/decontaminate.py"),
-            "--dataset",
-            str(tmp_path / "data"),
-            "--benchmark",
-            f"toy={tmp_path / 'bench'}:test:problem",
-            "--cleanup",
-            "--output_dir",
-            str(tmp_path / "clean"),
-        ]
-    )
-    clean = load_from_disk(str(tmp_path / "clean"))
+    clean = decontaminate("clean", "--cleanup")
     assert list(clean["id"]) == [1, 2] and clean.column_names == ["problem", "id"]
 
 

@@ -13,22 +13,5 @@ class DAdamW(DAdam):
 
     decoupled_weight_decay = True
 
-    def __init__(
-        self,
-        params,
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 0.01,
-        preconditioner_power: float = 0.5,
-        foreach: bool = True,
-    ):
-        super().__init__(
-            params,
-            lr=lr,
-            betas=betas,
-            eps=eps,
-            weight_decay=weight_decay,
-            preconditioner_power=preconditioner_power,
-            foreach=foreach,
-        )
+    def __init__(self, params, weight_decay: float = 0.01, **kwargs):
+        super().__init__(params, weight_decay=weight_decay, **kwargs)
