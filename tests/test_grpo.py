@@ -8,7 +8,7 @@ from trl import ModelConfig, TrlParser
 from open_r1 import grpo
 from open_r1.configs import GRPOConfig, GRPOScriptArguments
 
-from .conftest import accelerate_cmd, run_cli
+from .conftest import REPO, accelerate_cmd, run_cli
 
 
 RECIPE = "recipes/tiny/grpo/config_grpo.yaml"
@@ -135,3 +135,102 @@ def test_bad_rewards_fail_before_loading(world, tmp_path):
         grpo.main(*args)
     with pytest.raises(ValueError, match="replay"):
         parser.parse_args_and_config(["--config", RECIPE, "--replay_ratio", "0.1", "--retain_dataset_id", "x/y"])
+
+
+def test_dynamic_sampling_keeps_exactly_the_groups_with_differing_rewards():
+    from open_r1.utils.dynamic_sampling import informative_groups, take_rows
+
+    # 3 groups of 2: rewards all equal in group 1 -> zero advantages there.
+    advantages = torch.tensor([0.7, -0.7, 0.0, 0.0, -1.0, 1.0])
+    assert informative_groups(advantages, 2).tolist() == [True, False, True]
+    first = {
+        "prompt_ids": torch.tensor([[0, 5], [0, 5], [6, 7], [6, 7], [0, 8], [0, 8]]),
+        "completion_ids": torch.tensor([[1, 0], [2, 0], [3, 3], [3, 3], [4, 0], [4, 4]]),
+        "completion_mask": torch.tensor([[1, 0], [1, 0], [1, 1], [1, 1], [1, 0], [1, 1]]),
+        "advantages": advantages,
+        "num_items_in_batch": torch.tensor(9),
+    }
+    refill = {
+        "prompt_ids": torch.tensor([[9], [9]]),
+        "completion_ids": torch.tensor([[5, 5, 5], [6, 0, 0]]),
+        "completion_mask": torch.tensor([[1, 1, 1], [1, 0, 0]]),
+        "advantages": torch.tensor([0.5, -0.5]),
+        "num_items_in_batch": torch.tensor(4),
+    }
+    merged = take_rows([first, refill], [torch.tensor([0, 1, 4, 5]), torch.tensor([0, 1])], pad_token_id=0)
+    assert merged["advantages"].tolist() == pytest.approx([0.7, -0.7, -1.0, 1.0, 0.5, -0.5])
+    # prompts re-padded on the left, completions on the right
+    assert merged["prompt_ids"].tolist() == [[0, 5], [0, 5], [0, 8], [0, 8], [0, 9], [0, 9]]
+    assert merged["completion_ids"][0].tolist() == [1, 0, 0] and merged["completion_ids"][4].tolist() == [5, 5, 5]
+    assert merged["completion_mask"].sum().item() == 1 + 1 + 1 + 2 + 3 + 1
+
+
+def test_grpo_with_dynamic_sampling_runs_and_logs_its_rounds(world, tmp_path):
+    out = tmp_path / "dapo"
+    run_cli(
+        accelerate_cmd(
+            "--num_processes",
+            "1",
+            "--cpu",
+            "src/open_r1/grpo.py",
+            "--config",
+            RECIPE,
+            *_overrides(
+                world,
+                out,
+                "--dynamic_sampling",
+                "true",
+                "--dynamic_sampling_max_rounds",
+                "2",
+                "--reward_funcs",
+                "accuracy",
+                "format",
+                "tests.test_grpo:coin_reward",
+            ),
+        ),
+        env={"PYTHONPATH": f"{REPO}:{REPO / 'src'}"},
+    )  # the user reward is imported by path from tests/
+    log = _log(out)
+    rounds = [e["dynamic_sampling/rounds"] for e in log if "dynamic_sampling/rounds" in e]
+    assert rounds and all(0 <= r <= 2 for r in rounds)
+    for entry in (e for e in log if "dynamic_sampling/rounds" in e):
+        assert entry["dynamic_sampling/unfilled_frac"] <= entry["dynamic_sampling/dropped_frac"]
+    AutoModelForCausalLM.from_pretrained(out)
+
+
+def coin_reward(completions, **kwargs):
+    """Pseudo-random 0/1 per completion (by its text), so that some groups vary and some do not."""
+    return [float(sum(map(ord, str(c))) % 2) for c in completions]
+
+
+def test_dynamic_sampling_on_two_processes_stops_at_its_cap(world, tmp_path):
+    """The base model never writes a think block: every group has reward 0 under `format`, so both ranks run every
+    refill round together (generation is collective) and log the batch as unfilled."""
+    out = tmp_path / "dapo2"
+    run_cli(
+        accelerate_cmd(
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "src/open_r1/grpo.py",
+            "--config",
+            RECIPE,
+            *_overrides(
+                world,
+                out,
+                "--dynamic_sampling",
+                "true",
+                "--dynamic_sampling_max_rounds",
+                "2",
+                "--per_device_train_batch_size",
+                "4",
+                "--reward_funcs",
+                "format",
+                "--reward_weights",
+                "1.0",
+            ),
+        )
+    )
+    entries = [e for e in _log(out) if "dynamic_sampling/rounds" in e]
+    assert len(entries) == 3
+    assert all(e["dynamic_sampling/rounds"] == 2 and e["dynamic_sampling/unfilled_frac"] == 1.0 for e in entries)

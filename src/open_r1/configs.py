@@ -276,8 +276,25 @@ class GRPOConfig(ContinualLearningMixin, HubAndLoggingMixin, trl.GRPOConfig):
     mask_truncated_completions, sync_ref_model, reward_weights, use_vllm, ...) with Open R1's fields and the
     continual-learning fields. Replay and the SFT trust region do not apply to GRPO (its KL term is `beta`)."""
 
+    dynamic_sampling: bool = field(
+        default=False,
+        metadata={
+            "help": "DAPO dynamic sampling: drop prompt groups whose rewards are all equal (zero advantage) "
+            "and refill the batch with groups of newly sampled prompts."
+        },
+    )
+    dynamic_sampling_max_rounds: int = field(
+        default=3,
+        metadata={
+            "help": "Extra generation rounds per batch at most; past it the batch keeps uninformative groups "
+            "(logged as dynamic_sampling/unfilled_frac)."
+        },
+    )
+
     def check_continual_args(self) -> None:
         super().check_continual_args()
+        if self.dynamic_sampling_max_rounds < 0:
+            raise ValueError(f"`dynamic_sampling_max_rounds` must be >= 0, got {self.dynamic_sampling_max_rounds}.")
         if self.replay_ratio > 0:
             raise ValueError("`replay_ratio`: replay is an SFT method; GRPO prompts need verifiable answers.")
         if self.use_trust_region:

@@ -12,7 +12,14 @@ from trl import GRPOTrainer, SFTTrainer
 from .continual import ContinualTrainerMixin, build_methods
 from .optims import custom_optimizer_cls_and_kwargs
 from .rewards import completion_text
+from .utils.dynamic_sampling import informative_groups, take_rows
 from .utils.rl_metrics import group_pass_at_k, reasoning_behaviour_rates
+
+
+def _rows_of(group_mask: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Row indices of the groups selected by `group_mask` (groups are consecutive runs of `group_size` rows)."""
+    offsets = torch.arange(group_size, device=group_mask.device)
+    return (group_mask.nonzero().flatten()[:, None] * group_size + offsets).flatten()
 
 
 def attach_continual(trainer, preset_custom_optim: str | None = None) -> None:
@@ -62,7 +69,68 @@ class ContinualGRPOTrainer(ContinualTrainerMixin, GRPOTrainer):
         if too_large:
             raise ValueError(f"`pass_at_k`: {too_large} not in [1, num_generations={self.num_generations}].")
         self.pass_at_k = list(pass_at_k)
+        if self.args.dynamic_sampling:
+            local_rows = self.args.per_device_train_batch_size * self.args.steps_per_generation
+            if local_rows % self.num_generations:
+                raise ValueError(
+                    "`dynamic_sampling` keeps or drops whole prompt groups on each process: per_device_train_batch_size"
+                    f" x steps_per_generation ({local_rows}) must be a multiple of num_generations "
+                    f"({self.num_generations})."
+                )
+        self._refill_batches = None
         attach_continual(self)
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        if not (self.args.dynamic_sampling and self.model.training):
+            return output
+        group = self.num_generations
+        outputs, picks = [output], []
+        keep = informative_groups(output["advantages"], group)
+        wanted = keep.numel()
+        kept = int(keep.sum())
+        picks.append(_rows_of(keep, group))
+        rounds = 0
+        # Every process generates in every round (generation and reward gathering are collective), so whether to go
+        # on is decided on the neediest process.
+        while rounds < self.args.dynamic_sampling_max_rounds and self._any_process(kept < wanted):
+            rounds += 1
+            extra = super()._generate_and_score_completions(self._next_refill_batch())
+            extra_keep = informative_groups(extra["advantages"], group)
+            room = wanted - kept
+            take = extra_keep.nonzero().flatten()[:room]
+            mask = torch.zeros_like(extra_keep)
+            mask[take] = True
+            outputs.append(extra)
+            picks.append(_rows_of(mask, group))
+            kept += int(mask.sum())
+        unfilled = wanted - kept
+        if unfilled:  # the cap was reached: fill up with uninformative groups of the first round
+            dropped = (~keep).nonzero().flatten()[:unfilled]
+            mask = torch.zeros_like(keep)
+            mask[dropped] = True
+            outputs.append(output)
+            picks.append(_rows_of(mask, group))
+        merged = take_rows(outputs, picks, self.processing_class.pad_token_id)
+        loss_mask = merged["completion_mask"] * merged.get("tool_mask", 1)  # as TRL counts the batch's tokens
+        merged["num_items_in_batch"] = self.accelerator.gather(loss_mask.sum()[None]).sum()
+        self._metrics["train"]["dynamic_sampling/rounds"].append(float(rounds))
+        self._metrics["train"]["dynamic_sampling/dropped_frac"].append(1.0 - float(keep.float().mean()))
+        self._metrics["train"]["dynamic_sampling/unfilled_frac"].append(unfilled / wanted)
+        return merged
+
+    def _any_process(self, flag: bool) -> bool:
+        return bool(self.accelerator.gather(torch.tensor([float(flag)], device=self.accelerator.device)).max())
+
+    def _next_refill_batch(self):
+        """A fresh generation batch of new prompts, from a second pass over the training data."""
+        if self._refill_batches is None:
+            self._refill_batches = iter(self.get_train_dataloader())
+        try:
+            return next(self._refill_batches)
+        except StopIteration:
+            self._refill_batches = iter(self.get_train_dataloader())
+            return next(self._refill_batches)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         # Gathered over all processes, so every group of `num_generations` consecutive rows is complete here.
