@@ -133,6 +133,8 @@ def test_bad_rewards_fail_before_loading(world, tmp_path):
     )
     with pytest.raises(ValueError, match="reward_weights"):
         grpo.main(*args)
+    with pytest.raises(ValueError, match="trust_region_beta"):
+        parser.parse_args_and_config(["--config", RECIPE, "--use_trust_region", "true", "--trust_region_beta", "0"])
     with pytest.raises(ValueError, match="replay"):
         parser.parse_args_and_config(["--config", RECIPE, "--replay_ratio", "0.1", "--retain_dataset_id", "x/y"])
 
@@ -234,3 +236,39 @@ def test_dynamic_sampling_on_two_processes_stops_at_its_cap(world, tmp_path):
     entries = [e for e in _log(out) if "dynamic_sampling/rounds" in e]
     assert len(entries) == 3
     assert all(e["dynamic_sampling/rounds"] == 2 and e["dynamic_sampling/unfilled_frac"] == 1.0 for e in entries)
+
+
+def test_grpo_trust_region_adapts_trls_beta(world, tmp_path):
+    out = tmp_path / "grpo_tr"
+    run_cli(
+        accelerate_cmd(
+            "--num_processes",
+            "1",
+            "--cpu",
+            "src/open_r1/grpo.py",
+            "--config",
+            RECIPE,
+            *_overrides(
+                world,
+                out,
+                "--use_trust_region",
+                "true",
+                "--trust_region_beta",
+                "0.1",
+                "--trust_region_delta",
+                "1e-9",
+                "--learning_rate",
+                "1e-3",
+            ),
+        )
+    )
+    log = _log(out)
+    kls = [e["kl"] for e in log if "kl" in e]
+    betas = [e["trust_region/beta"] for e in log if "trust_region/beta" in e]
+    assert kls and len(betas) == 3
+    # The reference starts equal to the policy (KL 0 < delta / 1.5: loosen), then any drift exceeds 1.5 delta.
+    expected, beta = [], 0.1
+    for kl in kls:
+        beta = beta / 2 if kl < 1e-9 / 1.5 else beta * 2 if kl > 1.5e-9 else beta
+        expected.append(beta)
+    assert betas == pytest.approx(expected)

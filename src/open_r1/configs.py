@@ -274,7 +274,8 @@ class SFTConfig(ContinualLearningMixin, HubAndLoggingMixin, trl.SFTConfig):
 class GRPOConfig(ContinualLearningMixin, HubAndLoggingMixin, trl.GRPOConfig):
     """TRL's `GRPOConfig` (loss_type, beta, epsilon/epsilon_high, num_iterations, scale_rewards,
     mask_truncated_completions, sync_ref_model, reward_weights, use_vllm, ...) with Open R1's fields and the
-    continual-learning fields. Replay and the SFT trust region do not apply to GRPO (its KL term is `beta`)."""
+    continual-learning fields. Replay does not apply to GRPO; `use_trust_region` sets TRL's KL coefficient `beta` to
+    `trust_region_beta` and, with `trust_region_delta`, adapts it after each step to keep the KL near delta."""
 
     dynamic_sampling: bool = field(
         default=False,
@@ -298,7 +299,9 @@ class GRPOConfig(ContinualLearningMixin, HubAndLoggingMixin, trl.GRPOConfig):
         if self.replay_ratio > 0:
             raise ValueError("`replay_ratio`: replay is an SFT method; GRPO prompts need verifiable answers.")
         if self.use_trust_region:
-            raise ValueError("`use_trust_region`: for GRPO use TRL's KL term `beta` (with `sync_ref_model`).")
+            if self.trust_region_beta <= 0:
+                raise ValueError("`trust_region_beta` must be > 0 for GRPO: TRL loads its reference model only then.")
+            self.beta = self.trust_region_beta
 
 
 @dataclass

@@ -6,12 +6,13 @@ from .ema import EMA
 from .ewc import EWC, ewc_penalty
 from .fisher import compute_fisher
 from .replay import mix_replay
-from .trust_region import TrustRegion
+from .trust_region import GRPOTrustRegion, TrustRegion
 
 
 def build_methods(args, model) -> list[ContinualMethod]:
     """The methods a recipe enables, built before the trainer loads any checkpoint."""
     import torch
+    import trl
 
     from ..utils.data import get_retain_dataset
 
@@ -38,7 +39,9 @@ def build_methods(args, model) -> list[ContinualMethod]:
                 seed=args.seed,
             )
         )
-    if args.use_trust_region:
+    if args.use_trust_region and isinstance(args, trl.GRPOConfig):
+        methods.append(GRPOTrustRegion(delta=args.trust_region_delta))
+    elif args.use_trust_region:
         methods.append(TrustRegion(model, beta=args.trust_region_beta, delta=args.trust_region_delta))
     if args.use_ema:
         methods.append(EMA(eta=args.ema_eta, offload=args.ema_offload))

@@ -115,3 +115,44 @@ class TrustRegion(ContinualMethod):
 
     def metrics(self) -> dict[str, float]:
         return self._metrics.pop()
+
+
+class GRPOTrustRegion(ContinualMethod):
+    """The KL constraint for GRPO, on TRL's own KL term.
+
+    GRPO already penalises `beta * KL(pi || pi_ref)` per token (TRL's estimator, against the reference model TRL
+    loads when beta > 0), so the penalty form needs no code: `use_trust_region` sets `beta` to `trust_region_beta`.
+    With `trust_region_delta`, this method adapts `trainer.beta` after every optimizer step from the KL TRL measured
+    during that step, by the same rule as the SFT trust region.
+    """
+
+    name = "trust_region"
+
+    def __init__(self, delta: float | None):
+        self.delta = delta
+        self.beta: float | None = None
+        self._kls, self._seen = None, 0
+        self._metrics = MetricAverager()
+
+    def setup(self, trainer) -> None:
+        self._trainer = trainer  # a resumed beta must reach TRL's loss before the first step
+        self.beta = trainer.beta
+
+    def on_step_end(self, trainer) -> None:
+        kls = trainer._metrics["train"].get("kl", [])
+        # TRL clears its metrics dict at each log, so a new list object holds only values since then.
+        new = kls[self._seen :] if kls is self._kls else kls
+        self._kls, self._seen = kls, len(kls)
+        if self.delta is not None and new:
+            self.beta = adapt_beta(self.beta, sum(new) / len(new), self.delta)
+            trainer.beta = self.beta
+        self._metrics.add("beta", self.beta)
+
+    def state_dict(self) -> dict:
+        return {"beta": self.beta}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.beta = self._trainer.beta = state["beta"]
+
+    def metrics(self) -> dict[str, float]:
+        return self._metrics.pop()
