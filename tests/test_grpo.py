@@ -36,6 +36,17 @@ def _log(out):
     return json.loads((out / "trainer_state.json").read_text())["log_history"]
 
 
+def _run_grpo(world, out, *extra, processes=1, env=None) -> list[dict]:
+    """`accelerate launch grpo.py` with the tiny recipe on 1 (CPU) or several (gloo DDP) processes; its log."""
+    launch = (
+        ["--num_processes", "1", "--cpu"] if processes == 1 else ["--multi_gpu", "--num_processes", str(processes)]
+    )
+    run_cli(
+        accelerate_cmd(*launch, "src/open_r1/grpo.py", "--config", RECIPE, *_overrides(world, out, *extra)), env=env
+    )
+    return _log(out)
+
+
 def test_make_conversation_keeps_turns_up_to_the_last_user_turn():
     messages = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
     assert grpo.make_conversation({"m": messages}, "m", None) == {"prompt": messages[:1]}
@@ -52,29 +63,18 @@ def test_grpo_end_to_end_with_a_reward_model_verifier(world, tmp_path):
     LlamaForSequenceClassification(config).save_pretrained(verifier)
     AutoTokenizer.from_pretrained(world.base_model).save_pretrained(verifier)
     out = tmp_path / "grpo"
-    run_cli(
-        accelerate_cmd(
-            "--num_processes",
-            "1",
-            "--cpu",
-            "src/open_r1/grpo.py",
-            "--config",
-            RECIPE,
-            *_overrides(
-                world,
-                out,
-                "--reward_funcs",
-                "accuracy",
-                "format",
-                f"model:{verifier}",
-                "--reward_weights",
-                "1.0",
-                "0.2",
-                "0.5",
-            ),
-        )
+    log = _run_grpo(
+        world,
+        out,
+        "--reward_funcs",
+        "accuracy",
+        "format",
+        f"model:{verifier}",
+        "--reward_weights",
+        "1.0",
+        "0.2",
+        "0.5",
     )
-    log = _log(out)
     assert all(
         key in log[0]
         for key in (
@@ -92,31 +92,21 @@ def test_grpo_end_to_end_with_a_reward_model_verifier(world, tmp_path):
 
 def test_grpo_two_processes_with_ewc(world, tmp_path):
     out = tmp_path / "grpo_ewc"
-    run_cli(
-        accelerate_cmd(
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "src/open_r1/grpo.py",
-            "--config",
-            RECIPE,
-            *_overrides(
-                world,
-                out,
-                "--use_ewc",
-                "true",
-                "--retain_dataset_id",
-                str(world.retain),
-                "--fisher_num_samples",
-                "16",
-                "--ewc_lambda",
-                "10",
-                "--per_device_train_batch_size",
-                "4",
-            ),
-        )
+    log = _run_grpo(
+        world,
+        out,
+        "--use_ewc",
+        "true",
+        "--retain_dataset_id",
+        str(world.retain),
+        "--fisher_num_samples",
+        "16",
+        "--ewc_lambda",
+        "10",
+        "--per_device_train_batch_size",
+        "4",
+        processes=2,
     )
-    log = _log(out)
     assert any("ewc/fisher_mean" in e for e in log) and any("ewc/penalty" in e for e in log)
     AutoModelForCausalLM.from_pretrained(out)
 
@@ -169,30 +159,20 @@ def test_dynamic_sampling_keeps_exactly_the_groups_with_differing_rewards():
 
 def test_grpo_with_dynamic_sampling_runs_and_logs_its_rounds(world, tmp_path):
     out = tmp_path / "dapo"
-    run_cli(
-        accelerate_cmd(
-            "--num_processes",
-            "1",
-            "--cpu",
-            "src/open_r1/grpo.py",
-            "--config",
-            RECIPE,
-            *_overrides(
-                world,
-                out,
-                "--dynamic_sampling",
-                "true",
-                "--dynamic_sampling_max_rounds",
-                "2",
-                "--reward_funcs",
-                "accuracy",
-                "format",
-                "tests.test_grpo:coin_reward",
-            ),
-        ),
+    # the user reward is imported by path from tests/
+    log = _run_grpo(
+        world,
+        out,
+        "--dynamic_sampling",
+        "true",
+        "--dynamic_sampling_max_rounds",
+        "2",
+        "--reward_funcs",
+        "accuracy",
+        "format",
+        "tests.test_grpo:coin_reward",
         env={"PYTHONPATH": f"{REPO}:{REPO / 'src'}"},
-    )  # the user reward is imported by path from tests/
-    log = _log(out)
+    )
     rounds = [e["dynamic_sampling/rounds"] for e in log if "dynamic_sampling/rounds" in e]
     assert rounds and all(0 <= r <= 2 for r in rounds)
     for entry in (e for e in log if "dynamic_sampling/rounds" in e):
@@ -209,60 +189,40 @@ def test_dynamic_sampling_on_two_processes_stops_at_its_cap(world, tmp_path):
     """The base model never writes a think block: every group has reward 0 under `format`, so both ranks run every
     refill round together (generation is collective) and log the batch as unfilled."""
     out = tmp_path / "dapo2"
-    run_cli(
-        accelerate_cmd(
-            "--multi_gpu",
-            "--num_processes",
-            "2",
-            "src/open_r1/grpo.py",
-            "--config",
-            RECIPE,
-            *_overrides(
-                world,
-                out,
-                "--dynamic_sampling",
-                "true",
-                "--dynamic_sampling_max_rounds",
-                "2",
-                "--per_device_train_batch_size",
-                "4",
-                "--reward_funcs",
-                "format",
-                "--reward_weights",
-                "1.0",
-            ),
-        )
+    log = _run_grpo(
+        world,
+        out,
+        "--dynamic_sampling",
+        "true",
+        "--dynamic_sampling_max_rounds",
+        "2",
+        "--per_device_train_batch_size",
+        "4",
+        "--reward_funcs",
+        "format",
+        "--reward_weights",
+        "1.0",
+        processes=2,
     )
-    entries = [e for e in _log(out) if "dynamic_sampling/rounds" in e]
+    entries = [e for e in log if "dynamic_sampling/rounds" in e]
     assert len(entries) == 3
     assert all(e["dynamic_sampling/rounds"] == 2 and e["dynamic_sampling/unfilled_frac"] == 1.0 for e in entries)
 
 
 def test_grpo_trust_region_adapts_trls_beta(world, tmp_path):
     out = tmp_path / "grpo_tr"
-    run_cli(
-        accelerate_cmd(
-            "--num_processes",
-            "1",
-            "--cpu",
-            "src/open_r1/grpo.py",
-            "--config",
-            RECIPE,
-            *_overrides(
-                world,
-                out,
-                "--use_trust_region",
-                "true",
-                "--trust_region_beta",
-                "0.1",
-                "--trust_region_delta",
-                "1e-9",
-                "--learning_rate",
-                "1e-3",
-            ),
-        )
+    log = _run_grpo(
+        world,
+        out,
+        "--use_trust_region",
+        "true",
+        "--trust_region_beta",
+        "0.1",
+        "--trust_region_delta",
+        "1e-9",
+        "--learning_rate",
+        "1e-3",
     )
-    log = _log(out)
     kls = [e["kl"] for e in log if "kl" in e]
     betas = [e["trust_region/beta"] for e in log if "trust_region/beta" in e]
     assert kls and len(betas) == 3
