@@ -142,6 +142,15 @@ def test_interval_schedule():
     assert recompute_steps("never", 0.25, 100) == []
 
 
+def free_port() -> int:
+    """A port no process listens on now, so the gloo rendezvous cannot collide with another run."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_two_process_fisher_equals_one_process(world, tmp_path):
     """Each rank squares its own samples' gradients; the sums are reduced once, so 2 ranks == 1 process."""
     import sys
@@ -157,7 +166,7 @@ def test_two_process_fisher_equals_one_process(world, tmp_path):
             "--nproc_per_node",
             "2",
             "--master_port",
-            "29533",
+            str(free_port()),
             "tests/helpers/fisher_ddp.py",
             str(world.root),
             str(out),

@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .base import ContinualMethod, MetricAverager
-from .fisher import compute_fisher, fisher_stats
+from .fisher import completion_log_probs, compute_fisher, fisher_stats
 from .sharding import is_sharded, local_tensor, trainable_named_parameters
 
 
@@ -174,7 +174,8 @@ class EWC(ContinualMethod):
     def _store(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.to(device=self.storage_device or tensor.device, dtype=self.storage_dtype)
 
-    def _compute(self, trainer, step: int) -> None:
+    def _compute(self, trainer, step: int, retain_nll: float | None = None) -> None:
+        """Estimate F at the current weights; `retain_nll`, when the caller just measured it there, is reused."""
         generator = torch.Generator(device=trainer.args.device).manual_seed(self.seed + step)
         new = compute_fisher(
             trainer.accelerator.unwrap_model(trainer.model),
@@ -191,7 +192,7 @@ class EWC(ContinualMethod):
         self.fisher = {name: self._store(tensor) for name, tensor in new.items()}
         self.computed_at_steps.append(step)
         if self.recompute_mode == "dynamically":
-            self.reference_retain_nll = self._retain_nll(trainer)
+            self.reference_retain_nll = retain_nll if retain_nll is not None else self._retain_nll(trainer)
         for key, value in fisher_stats(self.fisher).items():
             self._metrics.add(key, value)
         logger.info("EWC: Fisher (%s, %s) computed at step %d", self.kind, self.estimator, step)
@@ -205,10 +206,8 @@ class EWC(ContinualMethod):
         for batch in self._batches(self._probe_rows):
             batch = {k: v.to(trainer.args.device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
             logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
-            targets = batch["labels"][:, 1:]
-            mask = targets != -100
-            log_probs = torch.log_softmax(logits[:, :-1].float(), -1)
-            total -= log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)[mask].sum().item()
+            token_log_probs, mask = completion_log_probs(logits, batch["labels"])
+            total -= token_log_probs[mask].sum().item()
             tokens += int(mask.sum())
         model.train(was_training)
         return total / max(tokens, 1)
@@ -220,13 +219,13 @@ class EWC(ContinualMethod):
 
     def on_step_end(self, trainer) -> None:
         step = trainer.state.global_step
-        recompute = step in self._planned_steps
+        recompute, nll = step in self._planned_steps, None
         if self.recompute_mode == "dynamically" and step % self.drift_check_steps == 0:
             nll = self._retain_nll(trainer)
             self._metrics.add("retain_nll", nll)
             recompute = nll > (1 + self.drift_threshold) * self.reference_retain_nll
         if recompute:
-            self._compute(trainer, step)
+            self._compute(trainer, step, retain_nll=nll)
             if self.reanchor:
                 self.anchors = self._snapshot(trainer)
         self._metrics.add("recomputes", len(self.computed_at_steps) - 1)

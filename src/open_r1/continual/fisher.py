@@ -67,16 +67,19 @@ def sample_model_labels(logits: torch.Tensor, labels: torch.Tensor, generator=No
     return sampled
 
 
+def completion_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(log p(label_t | tokens_<t), mask of trained positions) for a batch: token t is predicted at t - 1."""
+    targets = labels[:, 1:]
+    log_probs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    token_log_probs = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return token_log_probs, targets != -100
+
+
 def sequence_log_likelihood(model, params: dict, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """sum over completion tokens of log p(label_t | tokens_<t), for one row or a batch (summed over rows)."""
-    squeeze = input_ids.dim() == 1
-    if squeeze:
+    if input_ids.dim() == 1:
         input_ids, labels = input_ids.unsqueeze(0), labels.unsqueeze(0)
-    logits = functional_call(model, params, (input_ids,)).logits[:, :-1]
-    targets = labels[:, 1:]
-    mask = targets != -100
-    log_probs = torch.log_softmax(logits.float(), dim=-1)
-    token_log_probs = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    token_log_probs, mask = completion_log_probs(functional_call(model, params, (input_ids,)).logits, labels)
     return (token_log_probs * mask).sum()
 
 
