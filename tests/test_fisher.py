@@ -171,7 +171,6 @@ def test_two_process_fisher_equals_one_process(world, tmp_path):
             str(world.root),
             str(out),
         ],
-        env={"PYTHONPATH": "."},
     )
     distributed = torch.load(out)
     single = compute_fisher(_model(world), _batches(world, n_rows=12, batch_size=2), kind="empirical")
