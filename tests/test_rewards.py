@@ -87,7 +87,7 @@ def test_registry_mixes_named_import_path_and_model_rewards(tmp_path):
     assert funcs[0] is accuracy_reward and funcs[1] is user_reward and funcs[2] == str(tmp_path)
     with pytest.raises(ValueError, match="unknown reward 'acuracy'"):
         get_reward_funcs(GRPOScriptArguments(dataset_name="x", reward_funcs=["acuracy"]))
-    with pytest.raises(ValueError, match="cannot import reward 'tests.test_rewards:nothing'"):
+    with pytest.raises(ValueError, match="`reward_funcs`: cannot import 'tests.test_rewards:nothing'"):
         get_reward_funcs(GRPOScriptArguments(dataset_name="x", reward_funcs=["tests.test_rewards:nothing"]))
 
 

@@ -13,11 +13,11 @@ Weights are TRL's `reward_weights`, one per entry.
 """
 
 import functools
-import importlib
 import logging
 import math
 import re
 
+from .utils.import_utils import import_callable
 from .utils.math_grading import boxed_answer_is_correct, parse_gold
 
 
@@ -214,17 +214,6 @@ def _registry(args) -> dict:
     }
 
 
-def _import_reward(path: str):
-    module_name, _, attribute = path.partition(":")
-    try:
-        function = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as error:
-        raise ValueError(f"`reward_funcs`: cannot import reward {path!r} ({error}).") from error
-    if not callable(function):
-        raise ValueError(f"`reward_funcs`: {path!r} is not callable.")
-    return function
-
-
 def get_reward_funcs(script_args) -> list:
     """The recipe's `reward_funcs` as what `GRPOTrainer` takes: callables or verifier model paths."""
     registry = _registry(script_args)
@@ -233,7 +222,7 @@ def get_reward_funcs(script_args) -> list:
         if entry.startswith("model:"):
             funcs.append(entry.removeprefix("model:"))  # TRL loads it as AutoModelForSequenceClassification
         elif ":" in entry:
-            funcs.append(_import_reward(entry))
+            funcs.append(import_callable(entry, "reward_funcs"))
         elif entry in registry:
             funcs.append(registry[entry])  # TRL logs it as rewards/<function name>/mean
         else:

@@ -11,8 +11,8 @@ Replies are greedy generations, so a score is a deterministic function of the we
 import os
 from dataclasses import asdict, dataclass
 
-from ..judges import is_refusal
-from ..utils.math_grading import boxed_answer_is_correct, parse_gold
+from ..utils.eval_tasks import TASKS, user_message
+from ..utils.eval_tasks import score_replies as score_task_replies
 
 
 METRICS = ("harmful_refusal", "benign_compliance", "update_accuracy")
@@ -57,17 +57,20 @@ def generate_replies(
 def score_replies(
     retain_rows: list[dict], retain_replies: list[str], update_rows: list[dict], update_replies: list[str]
 ) -> Scores:
-    """Scores from replies already generated, one per row."""
-    harmful = [is_refusal(reply) for row, reply in zip(retain_rows, retain_replies) if row["kind"] == "harmful"]
-    benign = [not is_refusal(reply) for row, reply in zip(retain_rows, retain_replies) if row["kind"] == "benign"]
-    correct = [
-        boxed_answer_is_correct(reply, parse_gold(row["solution"])) for row, reply in zip(update_rows, update_replies)
-    ]
+    """Scores from replies already generated, one per row, through the `testbed:*` evaluation tasks (the same
+    definitions `make evaluate` gives lighteval)."""
 
-    def mean(values):
-        return sum(values) / len(values) if values else float("nan")
+    def task_score(name: str, rows: list[dict], replies: list[str]) -> float:
+        task = TASKS[name]
+        kept = [(row, reply) for row, reply in zip(rows, replies) if task.row_filter is None or task.row_filter(row)]
+        scores = score_task_replies(task, [row for row, _ in kept], [reply for _, reply in kept])
+        return sum(scores) / len(scores) if scores else float("nan")
 
-    return Scores(mean(harmful), mean(benign), mean(correct))
+    return Scores(
+        task_score("testbed:harmful", retain_rows, retain_replies),
+        task_score("testbed:benign", retain_rows, retain_replies),
+        task_score("testbed:update", update_rows, update_replies),
+    )
 
 
 def score_model(model_path: str | os.PathLike, world, max_new_tokens: int = 64) -> Scores:
@@ -80,11 +83,8 @@ def score_model(model_path: str | os.PathLike, world, max_new_tokens: int = 64) 
     retain = list(load_from_disk(str(world.retain))["test"])
     update = list(load_from_disk(str(world.update))["test"])
 
-    def prompts(rows):
-        return [row["messages"][0]["content"] for row in rows]
-
-    retain_replies = generate_replies(model, tokenizer, prompts(retain), max_new_tokens)
-    update_replies = generate_replies(model, tokenizer, prompts(update), max_new_tokens)
+    retain_replies = generate_replies(model, tokenizer, [user_message(row) for row in retain], max_new_tokens)
+    update_replies = generate_replies(model, tokenizer, [user_message(row) for row in update], max_new_tokens)
     return score_replies(retain, retain_replies, update, update_replies)
 
 

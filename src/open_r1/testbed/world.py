@@ -95,6 +95,11 @@ class WorldPaths:
     def manifest(self) -> Path:
         return self.root / "world.json"
 
+    @property
+    def eval_dir(self) -> Path:
+        """The held-out splits as JSONL, the form lighteval's `load_dataset` reads (`testbed:*` tasks)."""
+        return self.root / "eval"
+
 
 def build_tokenizer(texts: list[str], vocab_size: int):
     """Byte-level BPE trained on `texts`, wrapped as a `PreTrainedTokenizerFast` with the chat template."""
@@ -151,6 +156,17 @@ def _save_splits(splits: dict[str, list[dict]], path: Path) -> None:
     DatasetDict({name: Dataset.from_list(rows) for name, rows in splits.items()}).save_to_disk(str(path))
 
 
+def write_eval_splits(paths: WorldPaths) -> None:
+    """`eval/{retain,update}/test.jsonl`: the held-out splits for the `testbed:*` evaluation tasks."""
+    from datasets import load_from_disk
+
+    for name in ("retain", "update"):
+        target = paths.eval_dir / name / "test.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        rows = load_from_disk(str(paths.root / name))["test"]
+        target.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
 def train_base_model(config: WorldConfig, paths: WorldPaths, train_rows: list[dict]) -> None:
     """SFT of the initial model on retain/train, through the same TRL trainer the project's SFT uses."""
     from datasets import Dataset
@@ -201,6 +217,8 @@ def build_world(
         manifest = json.loads(paths.manifest.read_text())
         if manifest["config"] == config_dict:
             logger.info("Reusing the testbed world at %s", paths.root)
+            if not paths.eval_dir.exists():  # worlds built before the evaluation tasks existed
+                write_eval_splits(paths)
             return paths
         raise FileExistsError(
             f"A testbed world built from another config is at {paths.root}; pass force=True (--force) to rebuild "
@@ -216,6 +234,7 @@ def build_world(
     update = make_update_splits(config.seed, config.update_train_size, config.update_test_size)
     _save_splits(retain, paths.retain)
     _save_splits(update, paths.update)
+    write_eval_splits(paths)
 
     texts = [
         message["content"]

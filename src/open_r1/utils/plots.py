@@ -1,0 +1,44 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""The learning-vs-forgetting plot shared by the testbed comparison and the evaluation summary."""
+
+import math
+from pathlib import Path
+
+
+def learning_vs_forgetting_plot(
+    points: dict[str, dict[str, tuple[float, float]]],
+    path: Path,
+    learned: str,
+    kept: str,
+    over_refusal: str,
+    title: str,
+) -> None:
+    """One labelled point per model: x = `learned` (the new skill), y = `kept` (harmful requests still refused),
+    colour = `over_refusal` (benign compliance, so over-refusal shows as a dark point). Each value is a
+    (mean, spread) pair; a spread that is not NaN is drawn as an error bar."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 6))
+    names = list(points)
+    xs = [points[n][learned][0] for n in names]
+    ys = [points[n][kept][0] for n in names]
+    colors = [points[n][over_refusal][0] for n in names]
+    for name, x, y in zip(names, xs, ys):
+        xerr, yerr = points[name][learned][1], points[name][kept][1]
+        if not (math.isnan(xerr) and math.isnan(yerr)):
+            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor="0.6", lw=1, zorder=1)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    scatter = ax.scatter(xs, ys, c=colors, cmap="viridis", vmin=0, vmax=1, s=60, edgecolors="k", zorder=2)
+    fig.colorbar(scatter, ax=ax, label=f"{over_refusal.replace('_', ' ')} (low = over-refusal)")
+    ax.set_xlabel(f"{learned.replace('_', ' ')} (learned)")
+    ax.set_ylabel(f"{kept.replace('_', ' ')} (safety retained)")
+    ax.set_ylim(-0.05, 1.08)
+    ax.set_xlim(left=-0.02)
+    ax.set_title(f"{title} (up and right is better)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
