@@ -109,3 +109,47 @@ def test_grpo_with_a_vllm_server_gets_the_last_node(tmp_path):
     )
     assert "--nodelist=node1,node2" in launch and "--num_processes 16" in launch
     assert "--vllm_server_host node3" in launch
+
+
+def test_evaluate_job_runs_the_evaluation_entry_point(tmp_path):
+    env = _fake_cluster(tmp_path, "node1")
+    eval_python = tmp_path / "python"
+    eval_python.write_text("#!/bin/bash\n")
+    eval_python.chmod(0o755)
+    command = ["bash", str(REPO / "scripts/slurm/evaluate.slurm"), "--model", "org/model", "--revision", "v1"]
+    result = subprocess.run(
+        [*command, "--task", "math_500", "--parallel", "tensor", "--num-gpus", "4", "--args", "--num-samples 4"],
+        cwd=tmp_path,
+        env={**env, "EVAL_PYTHON": str(eval_python)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "srun.log").read_text().splitlines() == [
+        f"--nodes=1 --ntasks=1 {eval_python} -m open_r1.utils.evaluation run --model org/model --revision v1 "
+        "--task math_500 --parallel tensor --num-gpus 4 --num-samples 4"
+    ]
+    bad = subprocess.run([*command, "--task", "math_500", "--parallel", "pipeline"], cwd=tmp_path, env=env)
+    assert bad.returncode == 1
+
+
+def test_run_benchmarks_submits_one_evaluation_job_per_task(tmp_path):
+    env = _fake_cluster(tmp_path, "node1")
+    sbatch = tmp_path / "bin" / "sbatch"
+    sbatch.write_text(f'#!/bin/bash\nprintf "%s\\n" "$*" >> {tmp_path}/sbatch.log\n')
+    sbatch.chmod(0o755)
+    script = [sys.executable, str(REPO / "scripts/run_benchmarks.py"), "--model_id", "org/model"]
+    subprocess.run([*script, "--model_revision", "v2", "--benchmarks", "safety", "gpqa:diamond"], env=env, check=True)
+    jobs = (tmp_path / "sbatch.log").read_text().splitlines()
+    assert [job.split("--task ")[1].split()[0] for job in jobs] == [
+        "safety:harmbench",
+        "safety:strongreject",
+        "safety:xstest",
+        "gpqa:diamond",
+    ]
+    assert jobs[0] == (
+        "--job-name=eval_safety_harmbench_org_model --gres=gpu:8 scripts/slurm/evaluate.slurm --model org/model "
+        "--revision v2 --task safety:harmbench --num-gpus 8 --parallel data"
+    )
+    bad = subprocess.run([*script, "--benchmarks", "mmlu"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown task" in bad.stderr

@@ -2,6 +2,7 @@
 """Callbacks a recipe can name in its `callbacks:` list."""
 
 import logging
+import shutil
 
 from transformers import TrainerCallback
 
@@ -31,6 +32,10 @@ class PushToHubRevisionCallback(TrainerCallback):
             ignore_patterns=["*.pt", "*.pth", "global_step*"],
         )
         logger.info("Pushed %s to %s@%s", checkpoint, args.hub_model_id, revision)
+        if args.benchmarks and shutil.which("sbatch"):  # as Open R1: evaluate each pushed checkpoint on Slurm
+            from .evaluation import submit_evaluation_jobs
+
+            submit_evaluation_jobs(args.hub_model_id, args.benchmarks, revision)
 
 
 CALLBACKS = {"push_to_hub_revision": PushToHubRevisionCallback}
