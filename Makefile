@@ -1,4 +1,4 @@
-.PHONY: install demo test quality style clean
+.PHONY: install install-eval demo testbed evaluate evals-summary test quality style clean
 
 # Everything runs in a project virtualenv; override VENV to use another one.
 VENV ?= .venv
@@ -16,6 +16,18 @@ $(VENV)/.installed: setup.py
 
 install: $(VENV)/.installed
 
+# lighteval gets its own environment (see requirements-eval.txt); `make evaluate` sets it up.
+EVAL_VENV ?= .venv-eval
+EVAL_PYTHON := $(EVAL_VENV)/bin/python
+$(EVAL_VENV)/.installed: setup.py requirements-eval.txt
+	test -x $(EVAL_PYTHON) || python3 -m venv $(EVAL_VENV)
+	$(EVAL_PYTHON) -c "import torch" 2>/dev/null || $(EVAL_PYTHON) -m pip install "torch==$(TORCH_VERSION)"
+	$(EVAL_PYTHON) -m pip install -r requirements-eval.txt
+	$(EVAL_PYTHON) -m pip install -e . --no-deps
+	touch $@
+
+install-eval: $(EVAL_VENV)/.installed
+
 # The embedded tiny default: build the testbed world (cached), fine-tune the base model on the update task with the
 # tiny SFT recipe, then score base and fine-tuned models side by side.
 demo: install
@@ -26,8 +38,32 @@ demo: install
 	HF_HUB_OFFLINE=1 $(PYTHON) -m open_r1.testbed score --root $(TESTBED_DIR) \
 		--model base=$(TESTBED_DIR)/base_model --model sft=data/tiny/sft --json data/tiny/demo_scores.json
 
-test: install
-	HF_HUB_OFFLINE=1 $(PYTHON) -m pytest -v -ra --durations=15 tests/
+# The method comparison: every continual-learning method on the same budget, 3 seeds; a table and a Pareto plot in
+# $(TESTBED_DIR)/compare. `make testbed COMPARE_ARGS=--quick` for the few-minute smoke run.
+COMPARE_ARGS ?=
+testbed: install
+	HF_HUB_OFFLINE=1 $(PYTHON) -m open_r1.testbed build --root $(TESTBED_DIR)
+	HF_HUB_OFFLINE=1 $(PYTHON) -m open_r1.testbed compare --root $(TESTBED_DIR) $(COMPARE_ARGS)
+
+# As Open R1: `make evaluate MODEL=<hub id or dir> TASK=<task or group> [PARALLEL=data|tensor NUM_GPUS=N]`, results in
+# data/evals/$(MODEL). Tasks: math_500 aime24 aime25 gpqa:diamond safety:{harmbench,strongreject,xstest}
+# testbed:{harmful,benign,update}; groups: math, safety, testbed. vLLM backend where installed, else transformers.
+MODEL ?=
+TASK ?=
+PARALLEL ?=
+NUM_GPUS ?= 1
+OUTPUT_DIR ?=
+evaluate: install-eval
+	@test -n "$(MODEL)" -a -n "$(TASK)" || { echo "usage: make evaluate MODEL=... TASK=... [PARALLEL=data|tensor NUM_GPUS=N]"; exit 2; }
+	OPEN_R1_TESTBED_DIR=$(TESTBED_DIR) $(EVAL_PYTHON) -m open_r1.utils.evaluation run --model $(MODEL) --task $(TASK) \
+		$(if $(PARALLEL),--parallel $(PARALLEL)) --num-gpus $(NUM_GPUS) $(if $(OUTPUT_DIR),--output-dir $(OUTPUT_DIR))
+
+# One table and a learning-vs-forgetting plot over every model evaluated under data/evals.
+evals-summary: install
+	$(PYTHON) -m open_r1.utils.evaluation summarize data/evals --output data/evals/summary
+
+test: install install-eval
+	HF_HUB_OFFLINE=1 OPEN_R1_EVAL_PYTHON=$(EVAL_PYTHON) $(PYTHON) -m pytest -v -ra --durations=15 tests/
 
 quality: install
 	$(VENV)/bin/ruff check $(check_dirs)

@@ -41,7 +41,8 @@ def entry_point(path: Path, config: dict) -> str:
     return "grpo" if "grpo" in path.parts or "reward_funcs" in config else "sft"
 
 
-def _parser(kind: str):
+def recipe_parser(kind: str):
+    """The `TrlParser` of the entry point (`sft` or `grpo`) that a recipe is for."""
     from trl import ModelConfig, TrlParser
 
     from .configs import GRPOConfig, GRPOScriptArguments, ScriptArguments, SFTConfig
@@ -66,7 +67,7 @@ def _parse(kind: str, rendered: str, config: dict) -> tuple[tuple | None, str | 
         stderr = io.StringIO()
         try:
             with contextlib.redirect_stderr(stderr):
-                return _parser(kind).parse_args_and_config(["--config", handle.name, *extra]), None
+                return recipe_parser(kind).parse_args_and_config(["--config", handle.name, *extra]), None
         except SystemExit:  # argparse: a value of the wrong type
             line = stderr.getvalue().strip().splitlines()[-1]
             return None, re.sub(r"^.*?error: argument ", "", line)

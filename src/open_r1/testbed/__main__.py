@@ -3,6 +3,7 @@
 
 python -m open_r1.testbed build [--root DIR] [--preset default|small] [--seed N] [--force]
 python -m open_r1.testbed score --root DIR --model NAME=PATH [--model NAME=PATH ...] [--json FILE]
+python -m open_r1.testbed compare [--root DIR] [--methods M ...] [--seeds N ...] [--max-steps N] [--quick]
 """
 
 import argparse
@@ -12,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from .compare import METHODS, QUICK_METHODS, check_methods, run_comparison, write_report
 from .scoring import format_table, score_model
 from .world import DEFAULT_ROOT, WorldConfig, WorldPaths, build_world
 
@@ -44,6 +46,18 @@ def main(argv=None) -> int:
         help="A model directory to score, optionally named; repeat for several.",
     )
     score.add_argument("--json", help="Also write the scores to this JSON file.")
+    compare = commands.add_parser("compare", help="Train and score every continual-learning method, several seeds.")
+    compare.add_argument("--root", default=str(DEFAULT_ROOT), help="Directory of the world (default: %(default)s).")
+    compare.add_argument("--output", help="Output directory (default: ROOT/compare, or ROOT/compare-quick).")
+    compare.add_argument("--recipes", default="recipes/tiny", help="The tiny recipes (default: %(default)s).")
+    compare.add_argument("--methods", nargs="+", choices=list(METHODS), help="Methods to run (default: all).")
+    compare.add_argument("--seeds", nargs="+", type=int, help="Training seeds (default: 0 1 2; --quick: 0).")
+    compare.add_argument("--max-steps", type=int, help="Cap every run at this many optimizer steps.")
+    compare.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"CI smoke run: {', '.join(QUICK_METHODS)}, one seed, 20 steps (each option still overrides).",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -57,6 +71,10 @@ def main(argv=None) -> int:
         return 0
 
     world = WorldPaths(Path(args.root))
+    if not world.manifest.exists():
+        parser.error(f"--root {args.root}: no testbed world there; run `python -m open_r1.testbed build` first")
+    if args.command == "compare":
+        return compare_methods(args, world)
     for name, path in args.model:
         if not Path(path).is_dir():
             parser.error(f"--model {name}={path}: no such model directory")
@@ -64,6 +82,29 @@ def main(argv=None) -> int:
     print(format_table(scores))
     if args.json:
         Path(args.json).write_text(json.dumps({k: v.as_dict() for k, v in scores.items()}, indent=2) + "\n")
+    return 0
+
+
+def compare_methods(args, world: WorldPaths) -> int:
+    import datasets
+    import transformers
+
+    # One progress line per run; each run's own output goes to its train.log.
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+    methods = check_methods(args.methods or list(QUICK_METHODS if args.quick else METHODS), Path(args.recipes))
+    seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
+    max_steps = args.max_steps or (20 if args.quick else None)
+    output = Path(args.output or world.root / ("compare-quick" if args.quick else "compare"))
+    output.mkdir(parents=True, exist_ok=True)
+    print(f"Comparing {len(methods)} methods x {len(seeds)} seeds on {world.root}; results in {output}", flush=True)
+    start = time.perf_counter()
+    results = run_comparison(
+        world, output, methods, seeds, Path(args.recipes), max_steps, progress=lambda line: print(line, flush=True)
+    )
+    files = write_report(results, output)
+    print(files["table"].read_text())
+    print(f"Done in {(time.perf_counter() - start) / 60:.1f} min: " + ", ".join(str(p) for p in files.values()))
     return 0
 
 

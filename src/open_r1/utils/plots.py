@@ -26,11 +26,13 @@ def learning_vs_forgetting_plot(
     xs = [points[n][learned][0] for n in names]
     ys = [points[n][kept][0] for n in names]
     colors = [points[n][over_refusal][0] for n in names]
-    for name, x, y in zip(names, xs, ys):
+    for i, (name, x, y) in enumerate(zip(names, xs, ys)):
         xerr, yerr = points[name][learned][1], points[name][kept][1]
         if not (math.isnan(xerr) and math.isnan(yerr)):
             ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor="0.6", lw=1, zorder=1)
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        # Methods often land on the same spot (e.g. everything that keeps refusals but learns nothing): stack labels.
+        crowd = sum(abs(x - xs[j]) < 0.04 and abs(y - ys[j]) < 0.04 for j in range(i))
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4 - 10 * crowd), fontsize=8)
     scatter = ax.scatter(xs, ys, c=colors, cmap="viridis", vmin=0, vmax=1, s=60, edgecolors="k", zorder=2)
     fig.colorbar(scatter, ax=ax, label=f"{over_refusal.replace('_', ' ')} (low = over-refusal)")
     ax.set_xlabel(f"{learned.replace('_', ' ')} (learned)")

@@ -1,0 +1,245 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""The method comparison on the testbed: every continual-learning method on the same update budget, several seeds.
+
+Each method is one of the tiny recipes (`recipes/tiny/`) plus a few overrides, so the table measures exactly what a
+user runs. Every run starts from the world's base model (GRPO from the low-LR SFT model of the same seed: the base
+model has never produced a `\\boxed{}` answer, so RLVR from it has no reward to learn from), is trained in this
+process through the real entry points (`open_r1.sft.main`, `open_r1.grpo.main`) and scored on the held-out splits.
+A finished run's scores are kept next to its model, so an interrupted comparison resumes where it stopped.
+"""
+
+import json
+import logging
+import math
+import shutil
+import statistics
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..utils.plots import learning_vs_forgetting_plot
+from .scoring import METRICS, score_model
+from .world import WorldPaths
+
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    recipe: str = field(metadata={"help": "Recipe file relative to the recipes directory."})
+    overrides: dict = field(default_factory=dict, metadata={"help": "Recipe keys set on top of the recipe."})
+    start_from: str | None = field(
+        default=None, metadata={"help": "Method whose trained model (same seed) this one starts from, else the base."}
+    )
+    description: str = ""
+
+
+# Learning rates: 1e-3 is the high rate at which plain SFT forgets; methods that diverge there (DFT, the trust
+# region) are also run at 1e-4, the low-LR baseline's rate, so each is compared at a rate where it works.
+METHODS = {
+    m.name: m
+    for m in [
+        Method("sft_high_lr", "sft/config_sft.yaml", description="plain SFT, lr 1e-3"),
+        Method("sft_low_lr", "sft/config_low_lr.yaml", description="plain SFT, lr 1e-4"),
+        Method("replay_5", "sft/config_replay.yaml", {"replay_ratio": 0.05}, description="5% retain replay"),
+        Method("replay_20", "sft/config_replay.yaml", {"replay_ratio": 0.2}, description="20% retain replay"),
+        Method("dft", "sft/config_dft.yaml", description="dynamic fine-tuning, lr 1e-3"),
+        Method("dft_low_lr", "sft/config_dft.yaml", {"learning_rate": 1e-4}, description="DFT, lr 1e-4"),
+        Method("ema", "sft/config_ema.yaml", description="EMA of weights, eta 0.9"),
+        Method("ema_0.99", "sft/config_ema.yaml", {"ema_eta": 0.99}, description="EMA of weights, eta 0.99"),
+        Method("trust_region", "sft/config_trust_region.yaml", description="KL trust region, lr 1e-3"),
+        Method(
+            "trust_region_low_lr",
+            "sft/config_trust_region.yaml",
+            {"learning_rate": 1e-4},
+            description="KL trust region, lr 1e-4",
+        ),
+        Method("ewc_empirical", "sft/config_ewc.yaml", description="EWC, empirical Fisher"),
+        Method("ewc_model", "sft/config_ewc_model.yaml", description="EWC, model Fisher, recomputed every 25%"),
+        Method(
+            "dadamw_gamma_0.5",
+            "sft/config_dadamw.yaml",
+            {"preconditioner_power": 0.5, "learning_rate": 1e-3, "adam_epsilon": 1e-8},
+            description="DAdamW gamma 0.5 (= AdamW), lr 1e-3",
+        ),
+        Method("dadamw_gamma_1.0", "sft/config_dadamw.yaml", description="DAdamW gamma 1.0, lr 3e-6"),
+        Method("combined", "sft/config_combined.yaml", description="EWC + replay 10% + EMA + trust region"),
+        # At the recipe's lr 1e-4 GRPO from this weak start (pass@1 ~0.05) drifts to clipped, rambling replies.
+        Method(
+            "grpo",
+            "grpo/config_grpo.yaml",
+            {"learning_rate": 2e-5},
+            start_from="sft_low_lr",
+            description="GRPO (40 steps, lr 2e-5) after low-LR SFT",
+        ),
+    ]
+}
+QUICK_METHODS = ("sft_high_lr", "sft_low_lr", "replay_20", "ewc_empirical")
+
+
+def check_methods(names: list[str], recipes_dir: Path) -> list[Method]:
+    """The methods to run in order, each after the one it starts from; fails on unknown names or missing recipes."""
+    unknown = [name for name in names if name not in METHODS]
+    if unknown:
+        raise ValueError(f"--methods: unknown method(s) {unknown}; choose from {list(METHODS)}.")
+    ordered: list[Method] = []
+    for name in names:
+        chain = []
+        while name is not None and name not in [m.name for m in ordered + chain]:
+            chain.insert(0, METHODS[name])
+            name = METHODS[name].start_from
+        ordered += chain
+    for method in ordered:
+        if not (recipes_dir / method.recipe).is_file():
+            raise FileNotFoundError(
+                f"--recipes: {recipes_dir / method.recipe} (recipe of {method.name}) not found; run from the "
+                "repository root or point --recipes at the tiny recipes."
+            )
+    return ordered
+
+
+def _recipe_args(method: Method, recipe: dict, world: WorldPaths, run_dir: Path, start: Path, seed: int, max_steps):
+    overrides = {
+        "model_name_or_path": start,
+        "dataset_name": world.update,
+        "output_dir": run_dir,
+        "seed": seed,
+        "save_strategy": "no",
+        "report_to": "none",
+        "disable_tqdm": True,
+        "log_level": "error",
+        **({"retain_dataset_id": world.retain} if "retain_dataset_id" in recipe else {}),
+        **({"max_steps": max_steps} if max_steps else {}),
+        **method.overrides,
+    }
+    return [arg for key, value in overrides.items() for arg in (f"--{key}", str(value))]
+
+
+def train_method(
+    method: Method, recipes_dir: Path, world: WorldPaths, run_dir: Path, start: Path, seed: int, max_steps
+):
+    """Train one method through its real entry point, in this process."""
+    from ..recipes import entry_point, recipe_parser
+
+    recipe_path = recipes_dir / method.recipe
+    recipe = yaml.safe_load(recipe_path.read_text())
+    kind = entry_point(recipe_path, recipe)
+    args = ["--config", str(recipe_path), *_recipe_args(method, recipe, world, run_dir, start, seed, max_steps)]
+    script_args, training_args, model_args = recipe_parser(kind).parse_args_and_config(args)
+    if kind == "grpo":
+        from ..grpo import main
+    else:
+        from ..sft import main
+    main(script_args, training_args, model_args)
+
+
+def run_comparison(
+    world: WorldPaths,
+    output_dir: Path,
+    methods: list[Method],
+    seeds: list[int],
+    recipes_dir: Path,
+    max_steps: int | None = None,
+    progress=print,
+) -> dict:
+    """Train and score every (method, seed); returns the per-run scores, keyed by method then seed."""
+    base_scores = json.loads(world.manifest.read_text()).get("base_scores")
+    if base_scores is None:
+        base_scores = score_model(world.base_model, world).as_dict()
+    results = {"base": base_scores, "runs": {m.name: {} for m in methods}, "seeds": seeds, "max_steps": max_steps}
+    total, done, started = len(methods) * len(seeds), 0, time.perf_counter()
+    for seed in seeds:
+        for method in methods:
+            run_dir = output_dir / "runs" / method.name / f"seed{seed}"
+            spec = {"method": asdict(method), "seed": seed, "max_steps": max_steps}
+            record = run_dir / "scores.json"
+            done += 1
+            if record.exists() and json.loads(record.read_text())["spec"] == spec:
+                scores = json.loads(record.read_text())["scores"]
+                progress(f"[{done}/{total}] {method.name} seed {seed}: cached")
+            else:
+                shutil.rmtree(run_dir, ignore_errors=True)
+                run_start = time.perf_counter()
+                start = output_dir / "runs" / method.start_from / f"seed{seed}" if method.start_from else None
+                run_dir.mkdir(parents=True)
+                # The trainers' own prints and warnings go to the run's log, so the progress lines stay readable.
+                with open(run_dir / "train.log", "w") as log, redirect_stdout(log), redirect_stderr(log):
+                    train_method(method, recipes_dir, world, run_dir, start or world.base_model, seed, max_steps)
+                scores = score_model(run_dir, world).as_dict()
+                record.write_text(json.dumps({"spec": spec, "scores": scores}, indent=2) + "\n")
+                elapsed = time.perf_counter() - started
+                progress(
+                    f"[{done}/{total}] {method.name} seed {seed}: {time.perf_counter() - run_start:.0f} s, "
+                    + ", ".join(f"{m} {scores[m]:.3f}" for m in METRICS)
+                    + f" (elapsed {elapsed / 60:.1f} min)"
+                )
+            results["runs"][method.name][str(seed)] = scores
+    return results
+
+
+def summarize(results: dict) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per method, the mean and sample standard deviation over seeds of each metric and of the forgetting
+    (base minus after) of both sides of safety."""
+    base = results["base"]
+    summary = {}
+    for name, per_seed in results["runs"].items():
+        rows = list(per_seed.values())
+        columns = {metric: [row[metric] for row in rows] for metric in METRICS}
+        columns["harmful_forgetting"] = [base["harmful_refusal"] - v for v in columns["harmful_refusal"]]
+        columns["benign_forgetting"] = [base["benign_compliance"] - v for v in columns["benign_compliance"]]
+        summary[name] = {
+            key: (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan)
+            for key, values in columns.items()
+        }
+    return summary
+
+
+COLUMNS = {
+    "harmful_refusal": "harmful refusal",
+    "benign_compliance": "benign compliance",
+    "update_accuracy": "update accuracy",
+    "harmful_forgetting": "harmful forgetting",
+    "benign_forgetting": "over-refusal (benign forgetting)",
+}
+
+
+def markdown_table(results: dict, summary: dict) -> str:
+    """Mean ± sample std over seeds; forgetting is base minus after (lower is better)."""
+    base = results["base"]
+    lines = [
+        f"| method | {' | '.join(COLUMNS.values())} |",
+        "|---|" + "---|" * len(COLUMNS),
+        "| base | " + " | ".join(f"{base[m]:.3f}" for m in METRICS) + " | 0 | 0 |",
+    ]
+
+    def cell(mean, std):
+        return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+
+    for name, stats in summary.items():
+        lines.append(f"| {name} | " + " | ".join(cell(*stats[key]) for key in COLUMNS) + " |")
+    n_seeds = len(results["seeds"])
+    lines.append(f"\n{n_seeds} seed(s): {results['seeds']}; ± is the sample standard deviation over seeds.")
+    return "\n".join(lines)
+
+
+def write_report(results: dict, output_dir: Path) -> dict[str, Path]:
+    """scores.json (every run, base and summary), table.md and pareto.png in `output_dir`."""
+    summary = summarize(results)
+    files = {"json": output_dir / "scores.json", "table": output_dir / "table.md", "plot": output_dir / "pareto.png"}
+    files["json"].write_text(json.dumps({**results, "summary": summary}, indent=2) + "\n")
+    files["table"].write_text(markdown_table(results, summary) + "\n")
+    base = {"base": {metric: (results["base"][metric], math.nan) for metric in METRICS}}
+    learning_vs_forgetting_plot(
+        {**base, **summary},
+        files["plot"],
+        learned="update_accuracy",
+        kept="harmful_refusal",
+        over_refusal="benign_compliance",
+        title="Learning vs forgetting on the testbed",
+    )
+    return files
