@@ -147,3 +147,48 @@ def test_dadamw_and_ewc_under_deepspeed_zero2_match_ddp(world, tmp_path):
         torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
     state = json.loads((zero2 / "trainer_state.json").read_text())
     assert [e["ewc/penalty"] for e in state["log_history"] if "ewc/penalty" in e][-1] > 0
+
+
+def test_ewc_under_deepspeed_zero3_matches_one_process(world, tmp_path):
+    """Under ZeRO-3 (2 CPU processes) EWC keeps Fisher and anchors as local partitions and adds its gradient to
+    the local gradient partitions: the weights after 4 steps, the Fisher statistics and the penalty equal those of
+    one process at the same global batch, while the same run without EWC ends measurably elsewhere."""
+    pytest.importorskip("deepspeed")
+    import torch
+
+    common = [
+        "tests/helpers/sft_dump_rank_weights.py",
+        "--config",
+        "recipes/tiny/sft/config_ewc.yaml",
+        *("--model_name_or_path", str(world.base_model), "--dataset_name", str(world.update)),
+        *("--retain_dataset_id", str(world.retain), "--fisher_num_samples", "16", "--ewc_lambda", "5000"),
+        *("--max_steps", "4", "--warmup_steps", "0", "--save_strategy", "no", "--logging_steps", "1"),
+    ]
+    zero3, single, no_ewc = tmp_path / "zero3", tmp_path / "single", tmp_path / "no_ewc"
+    run_cli(
+        [
+            *accelerate_cmd("--config_file", "tests/helpers/zero3_cpu.yaml"),
+            *common,
+            *("--per_device_train_batch_size", "8", "--output_dir", str(zero3)),
+            *("--use_cpu", "false", "--ddp_backend", "gloo"),
+        ]
+    )
+    one_process = accelerate_cmd("--num_processes", "1", "--cpu", *common, "--per_device_train_batch_size", "16")
+    run_cli([*one_process, "--output_dir", str(single)])
+    run_cli([*one_process, "--output_dir", str(no_ewc), "--ewc_lambda", "0"])
+
+    sharded, reference, free = (torch.load(d / "rank0_weights.pt") for d in (zero3, single, no_ewc))
+    for name in reference:
+        torch.testing.assert_close(sharded[name], reference[name], rtol=1e-5, atol=1e-5)
+    assert max((free[n] - reference[n]).abs().max().item() for n in reference) > 1e-3  # EWC moved the weights
+
+    def ewc_logs(run):
+        history = json.loads((run / "trainer_state.json").read_text())["log_history"]
+        return [{k: v for k, v in e.items() if k.startswith("ewc/")} for e in history if "loss" in e]
+
+    logs = ewc_logs(zero3)
+    assert logs[-1]["ewc/penalty"] > 0
+    for got, expected in zip(logs, ewc_logs(single)):
+        assert got.keys() == expected.keys()
+        for key in got:
+            assert got[key] == pytest.approx(expected[key], rel=1e-4), key

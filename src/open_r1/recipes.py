@@ -80,6 +80,10 @@ def _parse(kind: str, rendered: str, config: dict) -> tuple[tuple | None, str | 
             return None, message
 
 
+# Methods that keep full-parameter state and do not run under these shardings yet.
+UNSUPPORTED_SHARDING = {"use_ewc": ("FSDP",), "use_trust_region": ("FSDP", "ZeRO-3")}
+
+
 def _accelerate_sharding(accelerate_config: Path | None) -> str | None:
     if accelerate_config is None:
         return None
@@ -119,12 +123,10 @@ def check_recipe(
     _, training_args, _ = parsed
 
     sharding = _accelerate_sharding(accelerate_config)
-    if sharding is not None:
-        for key, enabled in (("use_ewc", training_args.use_ewc), ("use_trust_region", training_args.use_trust_region)):
-            if enabled:
-                problems.append(
-                    f"{path}: {key}: not supported under {sharding} ({accelerate_config}); use ZeRO-1/2 or DDP"
-                )
+    for key, unsupported in UNSUPPORTED_SHARDING.items():
+        if getattr(training_args, key) and sharding in unsupported:
+            works = "ZeRO-1/2/3 or DDP" if "ZeRO-3" not in unsupported else "ZeRO-1/2 or DDP"
+            problems.append(f"{path}: {key}: not supported under {sharding} ({accelerate_config}); use {works}")
 
     paths = [(key, config[key]) for key in PATH_KEYS if isinstance(config.get(key), str)]
     mixture = config.get("dataset_mixture") or {}

@@ -1,5 +1,7 @@
 """Run `open_r1.sft` with one extra callback that saves each rank's final weights, to check that DDP syncs them."""
 
+import contextlib
+
 import torch
 from transformers import TrainerCallback
 from trl import ModelConfig, TrlParser
@@ -10,7 +12,14 @@ from open_r1.configs import ScriptArguments, SFTConfig
 
 class DumpRankWeights(TrainerCallback):
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        weights = {name: p.detach().cpu().clone() for name, p in model.named_parameters()}
+        params = list(model.parameters())
+        gather = contextlib.nullcontext()
+        if hasattr(params[0], "ds_id"):  # ZeRO-3: gather the partitions for the comparison (a test, not training)
+            import deepspeed
+
+            gather = deepspeed.zero.GatheredParameters(params)
+        with gather:
+            weights = {name: p.detach().cpu().clone() for name, p in model.named_parameters()}
         torch.save(weights, f"{args.output_dir}/rank{args.process_index}_weights.pt")
 
 

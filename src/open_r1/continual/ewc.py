@@ -23,11 +23,12 @@ import functools
 import logging
 
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from .base import ContinualMethod, MetricAverager
-from .fisher import completion_log_probs, compute_fisher, fisher_stats
-from .sharding import is_sharded, local_tensor, trainable_named_parameters
+from .fisher import completion_log_probs, compute_fisher, compute_fisher_zero3, fisher_stats
+from .sharding import is_sharded, is_zero3, local_tensor, trainable_named_parameters
 
 
 logger = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class EWC(ContinualMethod):
         self.storage_dtype = storage_dtype
         self.seed = seed
         self.fisher: dict[str, torch.Tensor] = {}
+        self._zero3 = False  # set at setup: Fisher, anchors and the penalty then live on local ZeRO-3 partitions
         self.anchors: dict[str, torch.Tensor] = {}
         self.computed_at_steps: list[int] = []
         self.reference_retain_nll: float | None = None
@@ -147,7 +149,8 @@ class EWC(ContinualMethod):
             data = data.map(assistant_labels, fn_kwargs={"tokenizer": tokenizer}, remove_columns=data.column_names)
             self._collate = functools.partial(collate_right_padded, pad_token_id=tokenizer.pad_token_id)
         rank, world = trainer.args.process_index, trainer.args.world_size
-        self._local_rows = data.select(range(rank, len(data), world))  # each rank its own share, reduced once
+        # Each rank its own share, reduced once; under ZeRO-3 every rank runs every row (compute_fisher_zero3).
+        self._local_rows = data if self._zero3 else data.select(range(rank, len(data), world))
         self._probe_rows = data.select(range(min(len(data), 4 * self.batch_size)))  # identical on every rank
 
     def _batches(self, rows):
@@ -155,17 +158,25 @@ class EWC(ContinualMethod):
 
     # --- life cycle ------------------------------------------------------------------------------------------
     def setup(self, trainer) -> None:
-        if is_sharded(trainer):
-            raise ValueError(
-                "EWC does not support parameter sharding (DeepSpeed ZeRO-3, FSDP) yet; use ZeRO-1/2 or DDP."
-            )
+        self._zero3 = is_zero3(trainer)
+        if is_sharded(trainer) and not self._zero3:
+            raise ValueError("EWC does not support FSDP yet; use DeepSpeed ZeRO-1/2/3 or DDP.")
         self._prepare_data(trainer)
+        if self._zero3:
+            self._apply_penalty_to_local_gradients(trainer.accelerator.deepspeed_engine_wrapped)
         self._planned_steps = recompute_steps(self.recompute_mode, self.recompute_interval, trainer.state.max_steps)
         if trainer._continual_resume_checkpoint is None:  # a resumed run restores all of this from its checkpoint
             self._compute(trainer, step=0)
             self.anchors = self._snapshot(trainer)
 
     def _snapshot(self, trainer) -> dict[str, torch.Tensor]:
+        if self._zero3:  # the fp32 master partition of each parameter
+            from deepspeed.utils import safe_get_local_fp32_param
+
+            return {
+                name: self._store(safe_get_local_fp32_param(param).detach().flatten().clone())
+                for name, param in trainable_named_parameters(trainer.model)
+            }
         return {
             name: self._store(local_tensor(param).detach().float().clone())
             for name, param in trainable_named_parameters(trainer.model)
@@ -177,14 +188,18 @@ class EWC(ContinualMethod):
     def _compute(self, trainer, step: int, retain_nll: float | None = None) -> None:
         """Estimate F at the current weights; `retain_nll`, when the caller just measured it there, is reused."""
         generator = torch.Generator(device=trainer.args.device).manual_seed(self.seed + step)
-        new = compute_fisher(
-            trainer.accelerator.unwrap_model(trainer.model),
-            self._batches(self._local_rows),
-            kind=self.kind,
-            estimator=self.estimator,
-            chunk_size=self.chunk_size,
-            generator=generator,
-        )
+        if self._zero3:
+            engine = trainer.accelerator.deepspeed_engine_wrapped.engine
+            new = compute_fisher_zero3(engine, self._batches(self._local_rows), self.kind, self.estimator, generator)
+        else:
+            new = compute_fisher(
+                trainer.accelerator.unwrap_model(trainer.model),
+                self._batches(self._local_rows),
+                kind=self.kind,
+                estimator=self.estimator,
+                chunk_size=self.chunk_size,
+                generator=generator,
+            )
         if self.online and self.fisher:
             new = {n: self.online_gamma * self.fisher[n].to(new[n]) + new[n] for n in new}
         if all(t.abs().sum().item() == 0 for t in new.values()):
@@ -193,7 +208,8 @@ class EWC(ContinualMethod):
         self.computed_at_steps.append(step)
         if self.recompute_mode == "dynamically":
             self.reference_retain_nll = retain_nll if retain_nll is not None else self._retain_nll(trainer)
-        for key, value in fisher_stats(self.fisher).items():
+        numel = sum(p.ds_numel for _, p in trainable_named_parameters(trainer.model)) if self._zero3 else None
+        for key, value in fisher_stats(self.fisher, numel, trainer.args.device).items():
             self._metrics.add(key, value)
         logger.info("EWC: Fisher (%s, %s) computed at step %d", self.kind, self.estimator, step)
 
@@ -212,7 +228,38 @@ class EWC(ContinualMethod):
         model.train(was_training)
         return total / max(tokens, 1)
 
+    def _apply_penalty_to_local_gradients(self, engine_wrapper) -> None:
+        """ZeRO-3: the penalty's gradient lambda * F * (theta - theta*) is added to each rank's fp32 gradient
+        partition between the engine's backward (reduce-scatter done) and its step, once per optimizer step: the
+        same update as the penalty in the loss on one process, and no parameter is ever gathered for it. This is
+        accelerate's `DeepSpeedEngineWrapper.backward` with that one call inserted."""
+        from deepspeed.utils import safe_get_local_fp32_param, safe_get_local_grad, safe_set_local_grad
+
+        engine = engine_wrapper.engine
+        named = trainable_named_parameters(engine.module)
+
+        def backward(loss, sync_gradients=True, **kwargs):
+            engine.set_gradient_accumulation_boundary(is_boundary=sync_gradients)
+            engine.backward(loss, **kwargs)
+            if sync_gradients:
+                penalty = torch.zeros((), dtype=torch.float64)
+                for name, param in named:
+                    grad = safe_get_local_grad(param)
+                    diff = safe_get_local_fp32_param(param).flatten() - self.anchors[name].to(grad)
+                    fisher = self.fisher[name].to(grad)
+                    safe_set_local_grad(param, grad.flatten() + self.ewc_lambda * fisher * diff)
+                    penalty += (fisher * diff.pow(2)).sum().item()
+                if dist.is_initialized():
+                    penalty = penalty.to(engine.device)
+                    dist.all_reduce(penalty)  # the log shows the whole model's penalty
+                self._metrics.add("penalty", self.ewc_lambda / 2 * penalty.item())
+                engine.step()
+
+        engine_wrapper.backward = backward
+
     def loss_term(self, trainer, model, inputs, hidden_states):
+        if self._zero3:  # applied to the gradient partitions instead (_apply_penalty_to_local_gradients)
+            return None
         penalty = ewc_penalty(trainer.accelerator.unwrap_model(model), self.fisher, self.anchors, self.ewc_lambda)
         self._metrics.add("penalty", penalty.item())
         return penalty

@@ -19,7 +19,8 @@ Gradients are taken with `torch.func` on fp32, detached copies of the local para
 reduces them: under DDP and ZeRO-1/2 each rank squares its own samples' gradients, and the sums are all-reduced
 once at the end (squaring gradients that were already averaged across ranks would be the batched quantity, not the
 Fisher). Padding is moved to the right of each row, so causal attention needs no mask (`vmap` cannot trace the
-mask code of transformers' Llama).
+mask code of transformers' Llama). Under ZeRO-3, where no rank holds whole parameters, `compute_fisher_zero3` gives
+the same numbers for each rank's partitions.
 """
 
 import logging
@@ -149,7 +150,69 @@ def compute_fisher(
     return {name: sums[name] / count.item() for name in names}
 
 
-def fisher_stats(fisher: dict[str, torch.Tensor]) -> dict[str, float]:
-    total = sum(t.sum().item() for t in fisher.values())
+def compute_fisher_zero3(
+    engine, batches: Iterable[dict], kind: str = "empirical", estimator: str = "per_sample", generator=None
+) -> dict[str, torch.Tensor]:
+    """The diagonal Fisher of each rank's ZeRO-3 partitions `{param_name: flat local tensor}`, never gathered.
+
+    Per-sequence gradients of the whole model exist on no rank under ZeRO-3, so every rank runs the *same*
+    sequences (`batches` must be identical on all ranks): the engine's reduce-scatter then averages identical
+    gradients and leaves each rank exactly its partition of that sequence's gradient, which it squares. The
+    result equals `compute_fisher` on one process. One backward per sequence (per mini-batch when batched).
+    """
+    from deepspeed.utils import safe_get_local_grad
+
+    if kind not in FISHER_KINDS:
+        raise ValueError(f"`fisher_kind` must be one of {FISHER_KINDS}, got {kind!r}.")
+    if estimator not in FISHER_ESTIMATORS:
+        raise ValueError(f"`fisher_estimator` must be one of {FISHER_ESTIMATORS}, got {estimator!r}.")
+    model = engine.module
+    named = trainable_named_parameters(model)
+    sums = {
+        name: torch.zeros(param.ds_tensor.numel(), dtype=torch.float32, device=param.ds_tensor.device)
+        for name, param in named
+    }
+    count = 0
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in batches:
+            input_ids, labels = right_pad(batch)
+            device = next(model.parameters()).device
+            input_ids, labels = input_ids.to(device), labels.to(device)
+            if estimator == "batched":
+                groups = [(input_ids, labels)]
+            else:  # one row at a time, its padding cut off
+                lengths = (labels != -100).cumsum(1).argmax(1) + 1
+                groups = [(input_ids[i : i + 1, :n], labels[i : i + 1, :n]) for i, n in enumerate(lengths.tolist())]
+            for ids, lab in groups:
+                if kind == "model":
+                    with torch.no_grad():
+                        lab = sample_model_labels(model(input_ids=ids).logits, lab, generator)
+                token_log_probs, mask = completion_log_probs(model(input_ids=ids).logits, lab)
+                engine.set_gradient_accumulation_boundary(True)
+                engine.backward(-(token_log_probs * mask).sum() / ids.shape[0], scale_wrt_gas=False)
+                for name, param in named:
+                    sums[name].add_(safe_get_local_grad(param).detach().float().to(sums[name].device).pow(2))
+                engine.optimizer.zero_grad(set_to_none=True)
+                count += 1 if estimator == "batched" else ids.shape[0]
+    finally:
+        model.train(was_training)
+    if count == 0:
+        raise ValueError("compute_fisher_zero3 got no data: the retain set is empty.")
+    return {name: total.div_(count) for name, total in sums.items()}
+
+
+def fisher_stats(fisher: dict[str, torch.Tensor], partitioned_numel: int | None = None, device=None) -> dict:
+    """Mean and max of F over all parameters. When `fisher` holds this rank's ZeRO-3 partitions, pass the full
+    model's parameter count as `partitioned_numel`: sums and maxima are then reduced across ranks (on `device`),
+    and the partitions' zero padding does not count."""
+    total = torch.tensor(sum(t.double().sum().item() for t in fisher.values()), device=device)
+    peak = torch.tensor(max(t.max().item() for t in fisher.values()), device=device)
     numel = sum(t.numel() for t in fisher.values())
-    return {"fisher_mean": total / max(numel, 1), "fisher_max": max(t.max().item() for t in fisher.values())}
+    if partitioned_numel is not None:
+        numel = partitioned_numel
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(total)
+            dist.all_reduce(peak, op=dist.ReduceOp.MAX)
+    return {"fisher_mean": total.item() / max(numel, 1), "fisher_max": peak.item()}

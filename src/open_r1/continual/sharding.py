@@ -27,5 +27,9 @@ def is_sharded(trainer) -> bool:
     return False
 
 
+def is_zero3(trainer) -> bool:
+    return trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3
+
+
 def trainable_named_parameters(model) -> list[tuple[str, torch.Tensor]]:
     return [(name, param) for name, param in model.named_parameters() if param.requires_grad]
