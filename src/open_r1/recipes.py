@@ -81,7 +81,7 @@ def _parse(kind: str, rendered: str, config: dict) -> tuple[tuple | None, str | 
 
 
 # Methods that keep full-parameter state and do not run under these shardings yet.
-UNSUPPORTED_SHARDING = {"use_ewc": ("FSDP",), "use_trust_region": ("FSDP", "ZeRO-3")}
+UNSUPPORTED_SHARDING = {"use_trust_region": ("FSDP", "ZeRO-3")}
 
 
 def _accelerate_sharding(accelerate_config: Path | None) -> str | None:
@@ -125,8 +125,9 @@ def check_recipe(
     sharding = _accelerate_sharding(accelerate_config)
     for key, unsupported in UNSUPPORTED_SHARDING.items():
         if getattr(training_args, key) and sharding in unsupported:
-            works = "ZeRO-1/2/3 or DDP" if "ZeRO-3" not in unsupported else "ZeRO-1/2 or DDP"
-            problems.append(f"{path}: {key}: not supported under {sharding} ({accelerate_config}); use {works}")
+            problems.append(
+                f"{path}: {key}: not supported under {sharding} ({accelerate_config}); use ZeRO-1/2 or DDP"
+            )
 
     paths = [(key, config[key]) for key in PATH_KEYS if isinstance(config.get(key), str)]
     mixture = config.get("dataset_mixture") or {}

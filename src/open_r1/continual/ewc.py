@@ -27,8 +27,15 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from .base import ContinualMethod, MetricAverager
-from .fisher import completion_log_probs, compute_fisher, compute_fisher_zero3, fisher_stats
-from .sharding import is_sharded, is_zero3, local_tensor, trainable_named_parameters
+from .fisher import completion_log_probs, compute_fisher, compute_fisher_partitioned, fisher_stats
+from .sharding import (
+    add_to_local_grad,
+    is_sharded,
+    is_zero3,
+    local_fp32_param,
+    local_tensor,
+    trainable_named_parameters,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -46,6 +53,21 @@ def ewc_penalty(model, fisher: dict, anchors: dict, ewc_lambda: float) -> torch.
         term = (f * (param.float() - anchors[name].to(param.device, torch.float32)).pow(2)).sum()
         total = term if total is None else total + term
     return 0.5 * ewc_lambda * total
+
+
+@torch.no_grad()
+def add_ewc_gradient(named_params, fisher: dict, anchors: dict, ewc_lambda: float) -> torch.Tensor:
+    """For partitioned parameters (ZeRO-3, FSDP2): grad += ewc_lambda * F * (theta - theta*) on this rank's part of
+    each gradient, i.e. the gradient of `ewc_penalty`, applied after the backward's reduction. Returns this rank's
+    part of the penalty value (float64; sum it over ranks for the whole)."""
+    penalty = torch.zeros((), dtype=torch.float64)
+    for name, param in named_params:
+        theta = local_fp32_param(param)
+        diff = theta - anchors[name].to(theta)
+        weights = fisher[name].to(theta)
+        add_to_local_grad(param, ewc_lambda * weights * diff)
+        penalty += (weights * diff.pow(2)).sum().item()
+    return ewc_lambda / 2 * penalty
 
 
 def assistant_labels(example: dict, tokenizer) -> dict:
@@ -119,7 +141,7 @@ class EWC(ContinualMethod):
         self.storage_dtype = storage_dtype
         self.seed = seed
         self.fisher: dict[str, torch.Tensor] = {}
-        self._zero3 = False  # set at setup: Fisher, anchors and the penalty then live on local ZeRO-3 partitions
+        self._partitioned = False  # set at setup (ZeRO-3, FSDP): Fisher, anchors and penalty on local partitions
         self.anchors: dict[str, torch.Tensor] = {}
         self.computed_at_steps: list[int] = []
         self.reference_retain_nll: float | None = None
@@ -149,8 +171,8 @@ class EWC(ContinualMethod):
             data = data.map(assistant_labels, fn_kwargs={"tokenizer": tokenizer}, remove_columns=data.column_names)
             self._collate = functools.partial(collate_right_padded, pad_token_id=tokenizer.pad_token_id)
         rank, world = trainer.args.process_index, trainer.args.world_size
-        # Each rank its own share, reduced once; under ZeRO-3 every rank runs every row (compute_fisher_zero3).
-        self._local_rows = data if self._zero3 else data.select(range(rank, len(data), world))
+        # Each rank its own share, reduced once; with partitioned parameters every rank runs every row.
+        self._local_rows = data if self._partitioned else data.select(range(rank, len(data), world))
         self._probe_rows = data.select(range(min(len(data), 4 * self.batch_size)))  # identical on every rank
 
     def _batches(self, rows):
@@ -158,23 +180,19 @@ class EWC(ContinualMethod):
 
     # --- life cycle ------------------------------------------------------------------------------------------
     def setup(self, trainer) -> None:
-        self._zero3 = is_zero3(trainer)
-        if is_sharded(trainer) and not self._zero3:
-            raise ValueError("EWC does not support FSDP yet; use DeepSpeed ZeRO-1/2/3 or DDP.")
+        self._partitioned = is_sharded(trainer)
         self._prepare_data(trainer)
-        if self._zero3:
-            self._apply_penalty_to_local_gradients(trainer.accelerator.deepspeed_engine_wrapped)
+        if self._partitioned:
+            self._apply_penalty_to_local_gradients(trainer)
         self._planned_steps = recompute_steps(self.recompute_mode, self.recompute_interval, trainer.state.max_steps)
         if trainer._continual_resume_checkpoint is None:  # a resumed run restores all of this from its checkpoint
             self._compute(trainer, step=0)
             self.anchors = self._snapshot(trainer)
 
     def _snapshot(self, trainer) -> dict[str, torch.Tensor]:
-        if self._zero3:  # the fp32 master partition of each parameter
-            from deepspeed.utils import safe_get_local_fp32_param
-
+        if self._partitioned:  # this rank's fp32 (master) partition of each parameter, flat
             return {
-                name: self._store(safe_get_local_fp32_param(param).detach().flatten().clone())
+                name: self._store(local_fp32_param(param).detach().clone())
                 for name, param in trainable_named_parameters(trainer.model)
             }
         return {
@@ -188,9 +206,12 @@ class EWC(ContinualMethod):
     def _compute(self, trainer, step: int, retain_nll: float | None = None) -> None:
         """Estimate F at the current weights; `retain_nll`, when the caller just measured it there, is reused."""
         generator = torch.Generator(device=trainer.args.device).manual_seed(self.seed + step)
-        if self._zero3:
-            engine = trainer.accelerator.deepspeed_engine_wrapped.engine
-            new = compute_fisher_zero3(engine, self._batches(self._local_rows), self.kind, self.estimator, generator)
+        if self._partitioned:
+            backward, zero_grad = self._sharded_backward(trainer)
+            batches = self._batches(self._local_rows)
+            new = compute_fisher_partitioned(
+                trainer.model, batches, backward, zero_grad, self.kind, self.estimator, generator
+            )
         else:
             new = compute_fisher(
                 trainer.accelerator.unwrap_model(trainer.model),
@@ -208,7 +229,9 @@ class EWC(ContinualMethod):
         self.computed_at_steps.append(step)
         if self.recompute_mode == "dynamically":
             self.reference_retain_nll = retain_nll if retain_nll is not None else self._retain_nll(trainer)
-        numel = sum(p.ds_numel for _, p in trainable_named_parameters(trainer.model)) if self._zero3 else None
+        numel = None
+        if self._partitioned:  # DTensor.numel() is the full parameter's; ZeRO-3 keeps it as ds_numel
+            numel = sum(getattr(p, "ds_numel", p.numel()) for _, p in trainable_named_parameters(trainer.model))
         for key, value in fisher_stats(self.fisher, numel, trainer.args.device).items():
             self._metrics.add(key, value)
         logger.info("EWC: Fisher (%s, %s) computed at step %d", self.kind, self.estimator, step)
@@ -228,37 +251,59 @@ class EWC(ContinualMethod):
         model.train(was_training)
         return total / max(tokens, 1)
 
-    def _apply_penalty_to_local_gradients(self, engine_wrapper) -> None:
-        """ZeRO-3: the penalty's gradient lambda * F * (theta - theta*) is added to each rank's fp32 gradient
-        partition between the engine's backward (reduce-scatter done) and its step, once per optimizer step: the
-        same update as the penalty in the loss on one process, and no parameter is ever gathered for it. This is
-        accelerate's `DeepSpeedEngineWrapper.backward` with that one call inserted."""
-        from deepspeed.utils import safe_get_local_fp32_param, safe_get_local_grad, safe_set_local_grad
+    @staticmethod
+    def _sharded_backward(trainer):
+        """(backward, zero_grad) that reduce-scatter gradients into each rank's partitions, outside the training
+        step (for the Fisher)."""
+        if is_zero3(trainer):
+            engine = trainer.accelerator.deepspeed_engine_wrapped.engine
 
-        engine = engine_wrapper.engine
-        named = trainable_named_parameters(engine.module)
+            def backward(loss):
+                engine.set_gradient_accumulation_boundary(True)
+                engine.backward(loss, scale_wrt_gas=False)
 
-        def backward(loss, sync_gradients=True, **kwargs):
-            engine.set_gradient_accumulation_boundary(is_boundary=sync_gradients)
-            engine.backward(loss, **kwargs)
-            if sync_gradients:
-                penalty = torch.zeros((), dtype=torch.float64)
-                for name, param in named:
-                    grad = safe_get_local_grad(param)
-                    diff = safe_get_local_fp32_param(param).flatten() - self.anchors[name].to(grad)
-                    fisher = self.fisher[name].to(grad)
-                    safe_set_local_grad(param, grad.flatten() + self.ewc_lambda * fisher * diff)
-                    penalty += (fisher * diff.pow(2)).sum().item()
-                if dist.is_initialized():
-                    penalty = penalty.to(engine.device)
-                    dist.all_reduce(penalty)  # the log shows the whole model's penalty
-                self._metrics.add("penalty", self.ewc_lambda / 2 * penalty.item())
-                engine.step()
+            return backward, lambda: engine.optimizer.zero_grad(set_to_none=True)
+        return (lambda loss: loss.backward()), (lambda: trainer.model.zero_grad(set_to_none=True))
 
-        engine_wrapper.backward = backward
+    def _apply_penalty_to_local_gradients(self, trainer) -> None:
+        """Partitioned parameters: the penalty's gradient is added to each rank's gradient partition after the
+        backward's reduce-scatter and before clipping and the step, once per optimizer step: the same update as
+        the penalty in the loss on one process, and no parameter is gathered for it."""
+        named = trainable_named_parameters(trainer.model)
+
+        def add_penalty_gradient():
+            penalty = add_ewc_gradient(named, self.fisher, self.anchors, self.ewc_lambda)
+            if dist.is_initialized():
+                penalty = penalty.to(trainer.args.device)
+                dist.all_reduce(penalty)  # the log shows the whole model's penalty
+            self._metrics.add("penalty", penalty.item())
+
+        if is_zero3(trainer):
+            # accelerate's DeepSpeedEngineWrapper.backward runs the engine's step right after its backward: this is
+            # that method with the penalty inserted between the two.
+            wrapper = trainer.accelerator.deepspeed_engine_wrapped
+            engine = wrapper.engine
+
+            def backward(loss, sync_gradients=True, **kwargs):
+                engine.set_gradient_accumulation_boundary(is_boundary=sync_gradients)
+                engine.backward(loss, **kwargs)
+                if sync_gradients:
+                    add_penalty_gradient()
+                    engine.step()
+
+            wrapper.backward = backward
+        else:  # FSDP: the Trainer clips and steps after accelerator.backward
+            accelerator_backward = trainer.accelerator.backward
+
+            def backward(loss, **kwargs):
+                accelerator_backward(loss, **kwargs)
+                if trainer.accelerator.sync_gradients:
+                    add_penalty_gradient()
+
+            trainer.accelerator.backward = backward
 
     def loss_term(self, trainer, model, inputs, hidden_states):
-        if self._zero3:  # applied to the gradient partitions instead (_apply_penalty_to_local_gradients)
+        if self._partitioned:  # applied to the gradient partitions instead (_apply_penalty_to_local_gradients)
             return None
         penalty = ewc_penalty(trainer.accelerator.unwrap_model(model), self.fisher, self.anchors, self.ewc_lambda)
         self._metrics.add("penalty", penalty.item())

@@ -19,8 +19,8 @@ Gradients are taken with `torch.func` on fp32, detached copies of the local para
 reduces them: under DDP and ZeRO-1/2 each rank squares its own samples' gradients, and the sums are all-reduced
 once at the end (squaring gradients that were already averaged across ranks would be the batched quantity, not the
 Fisher). Padding is moved to the right of each row, so causal attention needs no mask (`vmap` cannot trace the
-mask code of transformers' Llama). Under ZeRO-3, where no rank holds whole parameters, `compute_fisher_zero3` gives
-the same numbers for each rank's partitions.
+mask code of transformers' Llama). Under ZeRO-3 and FSDP2, where no rank holds whole parameters,
+`compute_fisher_partitioned` gives the same numbers for each rank's partitions.
 """
 
 import logging
@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 from torch.func import functional_call, grad, vmap
 
-from .sharding import trainable_named_parameters
+from .sharding import local_fp32_param, local_grad, trainable_named_parameters
 
 
 logger = logging.getLogger(__name__)
@@ -150,35 +150,38 @@ def compute_fisher(
     return {name: sums[name] / count.item() for name in names}
 
 
-def compute_fisher_zero3(
-    engine, batches: Iterable[dict], kind: str = "empirical", estimator: str = "per_sample", generator=None
+def compute_fisher_partitioned(
+    model,
+    batches: Iterable[dict],
+    backward,
+    zero_grad,
+    kind: str = "empirical",
+    estimator: str = "per_sample",
+    generator=None,
 ) -> dict[str, torch.Tensor]:
-    """The diagonal Fisher of each rank's ZeRO-3 partitions `{param_name: flat local tensor}`, never gathered.
+    """The diagonal Fisher of each rank's parameter partitions (ZeRO-3, FSDP2) `{param_name: flat local tensor}`,
+    never gathered.
 
-    Per-sequence gradients of the whole model exist on no rank under ZeRO-3, so every rank runs the *same*
-    sequences (`batches` must be identical on all ranks): the engine's reduce-scatter then averages identical
-    gradients and leaves each rank exactly its partition of that sequence's gradient, which it squares. The
-    result equals `compute_fisher` on one process. One backward per sequence (per mini-batch when batched).
+    Per-sequence gradients of the whole model exist on no rank when parameters are partitioned, so every rank runs
+    the *same* sequences (`batches` must be identical on all ranks): the reduce-scatter then averages identical
+    gradients and leaves each rank exactly its part of that sequence's gradient, which it squares. The result
+    equals `compute_fisher` on one process, at one backward per sequence (per mini-batch when batched).
+    `backward(loss)` runs the sharded backward (`engine.backward` under DeepSpeed, `loss.backward()` under FSDP2);
+    `zero_grad()` clears the gradients after each read.
     """
-    from deepspeed.utils import safe_get_local_grad
-
     if kind not in FISHER_KINDS:
         raise ValueError(f"`fisher_kind` must be one of {FISHER_KINDS}, got {kind!r}.")
     if estimator not in FISHER_ESTIMATORS:
         raise ValueError(f"`fisher_estimator` must be one of {FISHER_ESTIMATORS}, got {estimator!r}.")
-    model = engine.module
     named = trainable_named_parameters(model)
-    sums = {
-        name: torch.zeros(param.ds_tensor.numel(), dtype=torch.float32, device=param.ds_tensor.device)
-        for name, param in named
-    }
+    sums = {name: torch.zeros_like(local_fp32_param(param)) for name, param in named}
     count = 0
     was_training = model.training
     model.eval()
     try:
         for batch in batches:
             input_ids, labels = right_pad(batch)
-            device = next(model.parameters()).device
+            device = sums[named[0][0]].device
             input_ids, labels = input_ids.to(device), labels.to(device)
             if estimator == "batched":
                 groups = [(input_ids, labels)]
@@ -190,16 +193,15 @@ def compute_fisher_zero3(
                     with torch.no_grad():
                         lab = sample_model_labels(model(input_ids=ids).logits, lab, generator)
                 token_log_probs, mask = completion_log_probs(model(input_ids=ids).logits, lab)
-                engine.set_gradient_accumulation_boundary(True)
-                engine.backward(-(token_log_probs * mask).sum() / ids.shape[0], scale_wrt_gas=False)
+                backward(-(token_log_probs * mask).sum() / ids.shape[0])
                 for name, param in named:
-                    sums[name].add_(safe_get_local_grad(param).detach().float().to(sums[name].device).pow(2))
-                engine.optimizer.zero_grad(set_to_none=True)
+                    sums[name].add_(local_grad(param).detach().float().to(sums[name].device).pow(2))
+                zero_grad()
                 count += 1 if estimator == "batched" else ids.shape[0]
     finally:
         model.train(was_training)
     if count == 0:
-        raise ValueError("compute_fisher_zero3 got no data: the retain set is empty.")
+        raise ValueError("compute_fisher_partitioned got no data: the retain set is empty.")
     return {name: total.div_(count) for name, total in sums.items()}
 
 

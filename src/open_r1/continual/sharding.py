@@ -27,6 +27,42 @@ def is_sharded(trainer) -> bool:
     return False
 
 
+def is_partitioned(param: torch.Tensor) -> bool:
+    """Whether this rank holds only a part of `param` (ZeRO-3 or FSDP2)."""
+    return hasattr(param, "ds_id") or hasattr(param, "to_local")
+
+
+def local_fp32_param(param: torch.Tensor) -> torch.Tensor:
+    """This rank's part of `param` in fp32, flat: the optimizer's fp32 master partition under ZeRO-3."""
+    if hasattr(param, "ds_id"):
+        from deepspeed.utils import safe_get_local_fp32_param
+
+        return safe_get_local_fp32_param(param).flatten()
+    return local_tensor(param).float().flatten()
+
+
+def local_grad(param: torch.Tensor) -> torch.Tensor | None:
+    """This rank's part of `param`'s gradient, flat (after the data-parallel reduction), or None."""
+    if hasattr(param, "ds_id"):
+        from deepspeed.utils import safe_get_local_grad
+
+        return safe_get_local_grad(param).flatten()
+    if param.grad is None:
+        return None
+    return (param.grad.to_local() if hasattr(param.grad, "to_local") else param.grad).flatten()
+
+
+def add_to_local_grad(param: torch.Tensor, value: torch.Tensor) -> None:
+    """grad += value on this rank's part of the gradient (`value` flat, in fp32)."""
+    if hasattr(param, "ds_id"):
+        from deepspeed.utils import safe_set_local_grad
+
+        safe_set_local_grad(param, local_grad(param) + value.to(local_grad(param)))
+        return
+    grad = param.grad.to_local() if hasattr(param.grad, "to_local") else param.grad
+    grad.add_(value.view_as(grad).to(grad.dtype))
+
+
 def is_zero3(trainer) -> bool:
     return trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3
 
