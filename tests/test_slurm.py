@@ -88,10 +88,10 @@ def test_sft_job_renders_version_checks_the_recipe_and_launches_on_all_nodes(tmp
 
 
 def test_recipe_problems_stop_the_job_before_launch(tmp_path):
-    recipe = (REPO / "recipes/meta-llama/Llama-3.1-8B-Instruct/sft/config_distill_v00.06.yaml").read_text()
+    recipe = (REPO / "recipes/meta-llama/Llama-3.1-8B-Instruct/sft/config_distill_v00.13.yaml").read_text()
     env = _fake_cluster(tmp_path, "node1")
     result = _run(_workdir(tmp_path, recipe, "sft"), env, "sft", accelerator="zero3")
-    assert result.returncode != 0 and "use_ewc: not supported under ZeRO-3" in result.stdout
+    assert result.returncode != 0 and "use_trust_region: not supported under ZeRO-3" in result.stdout
     assert not (tmp_path / "srun.log").exists()
 
 

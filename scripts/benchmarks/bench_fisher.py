@@ -3,7 +3,8 @@
 
 1. Per-sample Fisher: the plain loop (one autograd backward per retain sequence) against `compute_fisher`'s
    vmap path on the same sequences: time ratio and max relative difference.
-2. EWC overhead: one SFT training step (forward, backward, penalty) with and without the EWC penalty.
+2. EWC overhead: one SFT training step with and without the EWC penalty, as forward + backward alone and as the
+   whole optimizer step (plus the AdamW update).
 
     python scripts/benchmarks/bench_fisher.py [--world data/testbed] [--rows 64] [--batch-size 16] [--steps 20]
 """
@@ -118,12 +119,25 @@ def main():
     for name, trainer in (("plain SFT", plain), ("SFT + EWC", ewc)):
         trainer.model.train()
         trainer.current_gradient_accumulation_steps = 1
-        step_times[name] = time_calls(lambda t=trainer: t.training_step(t.model, dict(batch)), args.steps)
-    overhead = step_times["SFT + EWC"] / step_times["plain SFT"] - 1
-    print(f"Training step (forward + backward), batch {args.batch_size}, median of {args.steps}")
-    for name, value in step_times.items():
-        print(f"  {name:10s} {value * 1e3:8.2f} ms")
-    print(f"  EWC penalty overhead {100 * overhead:+.1f}%")
+        trainer.create_optimizer()
+
+        def backward_only(t=trainer):
+            t.training_step(t.model, dict(batch))
+            t.model.zero_grad(set_to_none=True)
+
+        def full_step(t=trainer):  # what one optimizer step of training costs: forward, backward, AdamW update
+            t.training_step(t.model, dict(batch))
+            t.optimizer.step()
+            t.optimizer.zero_grad(set_to_none=True)
+
+        step_times[name] = (time_calls(backward_only, args.steps), time_calls(full_step, args.steps))
+    print(f"Training step, batch {args.batch_size}, median of {args.steps}")
+    for i, label in enumerate(("forward + backward", "forward + backward + AdamW step")):
+        plain_time, ewc_time = step_times["plain SFT"][i], step_times["SFT + EWC"][i]
+        print(
+            f"  {label:32s} plain {plain_time * 1e3:7.2f} ms   with EWC {ewc_time * 1e3:7.2f} ms   "
+            f"EWC overhead {100 * (ewc_time / plain_time - 1):+5.1f}%"
+        )
 
 
 if __name__ == "__main__":
