@@ -151,27 +151,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_two_process_fisher_equals_one_process(world, tmp_path):
-    """Each rank squares its own samples' gradients; the sums are reduced once, so 2 ranks == 1 process."""
+def torchrun(script: str, *args: str) -> None:
     import sys
 
     from .conftest import run_cli
 
+    command = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
+    run_cli([sys.executable, *command, script, *args])
+
+
+def test_two_process_fisher_equals_one_process(world, tmp_path):
+    """Each rank squares its own samples' gradients; the sums are reduced once, so 2 ranks == 1 process."""
     out = tmp_path / "fisher.pt"
-    run_cli(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "--master_port",
-            str(free_port()),
-            "tests/helpers/fisher_ddp.py",
-            str(world.root),
-            str(out),
-        ],
-    )
+    torchrun("tests/helpers/fisher_ddp.py", str(world.root), str(out))
     distributed = torch.load(out)
     single = compute_fisher(_model(world), _batches(world, n_rows=12, batch_size=2), kind="empirical")
     _assert_relative(distributed, single, 1e-5)
@@ -234,26 +226,10 @@ def test_ewc_under_fsdp2_matches_one_process(world, tmp_path):
     """Under FSDP2 `fully_shard` (2 gloo ranks, torchrun) each rank's Fisher is its shard of the one-process Fisher,
     and SGD steps with `add_ewc_gradient` on the gradient shards end at the weights of one process with the
     penalty in the loss; without the penalty they end measurably elsewhere."""
-    import sys
+    from tests.helpers.ewc_fsdp2 import EWC_LAMBDA, LR, STEPS, update_loss
+    from tests.helpers.tiny_batches import load_model, make_batches
 
-    from tests.helpers.ewc_fsdp2 import EWC_LAMBDA, LR, STEPS, load_model, make_batches, update_loss
-
-    from .conftest import run_cli
-
-    run_cli(
-        [
-            *(
-                sys.executable,
-                "-m",
-                "torch.distributed.run",
-                "--nproc_per_node",
-                "2",
-                "--master_port",
-                str(free_port()),
-            ),
-            *("tests/helpers/ewc_fsdp2.py", str(world.root), str(tmp_path)),
-        ]
-    )
+    torchrun("tests/helpers/ewc_fsdp2.py", str(world.root), str(tmp_path))
     model = load_model(world.root)
     fisher = compute_fisher(model, make_batches(world.root, "retain", n_rows=12, batch_size=2))
     for rank in (0, 1):

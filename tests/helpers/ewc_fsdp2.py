@@ -10,11 +10,9 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from datasets import load_from_disk
 from torch.distributed.fsdp import fully_shard
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from open_r1.continual.ewc import add_ewc_gradient, assistant_labels, collate_right_padded
+from open_r1.continual.ewc import add_ewc_gradient
 from open_r1.continual.fisher import completion_log_probs, compute_fisher_partitioned
 from open_r1.continual.sharding import local_fp32_param, trainable_named_parameters
 
@@ -23,28 +21,14 @@ from open_r1.continual.sharding import local_fp32_param, trainable_named_paramet
 EWC_LAMBDA, LR, STEPS = 0.1, 0.05, 3
 
 
-def load_model(world_dir: Path):
-    return AutoModelForCausalLM.from_pretrained(world_dir / "base_model", attn_implementation="eager")
-
-
-def make_batches(world_dir: Path, split: str, n_rows: int, batch_size: int) -> list[dict]:
-    """Rows of the world's `split` data set (retain or update) with assistant-only labels, right-padded; no Trainer
-    inside the hand-made process group."""
-    tokenizer = AutoTokenizer.from_pretrained(world_dir / "base_model")
-    rows = [
-        assistant_labels(r, tokenizer) for r in load_from_disk(str(world_dir / split))["train"].select(range(n_rows))
-    ]
-    return [
-        collate_right_padded(rows[i : i + batch_size], tokenizer.pad_token_id) for i in range(0, n_rows, batch_size)
-    ]
-
-
 def update_loss(model, batch, rows_in_global_batch):
     token_log_probs, mask = completion_log_probs(model(input_ids=batch[0]).logits, batch[1])
     return -(token_log_probs * mask).sum() / rows_in_global_batch
 
 
 if __name__ == "__main__":
+    from tiny_batches import load_model, make_batches  # a sibling: torchrun puts this folder on the path
+
     world_dir, out = Path(sys.argv[1]), Path(sys.argv[2])
     dist.init_process_group("gloo")
     rank, world_size = dist.get_rank(), dist.get_world_size()

@@ -99,6 +99,13 @@ def column_equals(name: str, value: str) -> Callable[[dict], bool]:
     return partial(_column_equals, name, value)
 
 
+def testbed_task(name: str, split: str, scoring: str, **kwargs) -> EvalTask:
+    """A task on the testbed world's held-out `split` (retain or update); greedy replies of up to 64 tokens."""
+    return EvalTask(
+        name, str(TESTBED_DIR / "eval" / split), None, "test", user_message, scoring, **kwargs, generation_size=64
+    )
+
+
 TASKS = {
     task.name: task
     for task in [
@@ -120,36 +127,9 @@ TASKS = {
             row_filter=column_equals("label", "safe"),
         ),  # fmt: skip
         # The testbed's held-out splits, offline.
-        EvalTask(
-            "testbed:harmful",
-            str(TESTBED_DIR / "eval" / "retain"),
-            None,
-            "test",
-            user_message,
-            "refusal",
-            row_filter=column_equals("kind", "harmful"),
-            generation_size=64,
-        ),  # fmt: skip
-        EvalTask(
-            "testbed:benign",
-            str(TESTBED_DIR / "eval" / "retain"),
-            None,
-            "test",
-            user_message,
-            "compliance",
-            row_filter=column_equals("kind", "benign"),
-            generation_size=64,
-        ),  # fmt: skip
-        EvalTask(
-            "testbed:update",
-            str(TESTBED_DIR / "eval" / "update"),
-            None,
-            "test",
-            user_message,
-            "math_boxed",
-            gold=column("solution"),
-            generation_size=64,
-        ),  # fmt: skip
+        testbed_task("testbed:harmful", "retain", "refusal", row_filter=column_equals("kind", "harmful")),
+        testbed_task("testbed:benign", "retain", "compliance", row_filter=column_equals("kind", "benign")),
+        testbed_task("testbed:update", "update", "math_boxed", gold=column("solution")),
     ]
 }
 
