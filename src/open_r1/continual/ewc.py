@@ -60,14 +60,14 @@ def add_ewc_gradient(named_params, fisher: dict, anchors: dict, ewc_lambda: floa
     """For partitioned parameters (ZeRO-3, FSDP2): grad += ewc_lambda * F * (theta - theta*) on this rank's part of
     each gradient, i.e. the gradient of `ewc_penalty`, applied after the backward's reduction. Returns this rank's
     part of the penalty value (float64; sum it over ranks for the whole)."""
-    penalty = torch.zeros((), dtype=torch.float64)
+    terms = []
     for name, param in named_params:
         theta = local_fp32_param(param)
         diff = theta - anchors[name].to(theta)
         weights = fisher[name].to(theta)
         add_to_local_grad(param, ewc_lambda * weights * diff)
-        penalty += (weights * diff.pow(2)).sum().item()
-    return ewc_lambda / 2 * penalty
+        terms.append((weights * diff.pow(2)).sum().double())
+    return ewc_lambda / 2 * torch.stack(terms).sum()  # one device sync when read, not one per parameter
 
 
 def assistant_labels(example: dict, tokenizer) -> dict:

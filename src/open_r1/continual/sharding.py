@@ -57,7 +57,8 @@ def add_to_local_grad(param: torch.Tensor, value: torch.Tensor) -> None:
     if hasattr(param, "ds_id"):
         from deepspeed.utils import safe_set_local_grad
 
-        safe_set_local_grad(param, local_grad(param) + value.to(local_grad(param)))
+        grad = local_grad(param)
+        safe_set_local_grad(param, grad + value.to(grad))
         return
     grad = param.grad.to_local() if hasattr(param.grad, "to_local") else param.grad
     grad.add_(value.view_as(grad).to(grad.dtype))
