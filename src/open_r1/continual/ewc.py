@@ -190,13 +190,10 @@ class EWC(ContinualMethod):
             self.anchors = self._snapshot(trainer)
 
     def _snapshot(self, trainer) -> dict[str, torch.Tensor]:
-        if self._partitioned:  # this rank's fp32 (master) partition of each parameter, flat
-            return {
-                name: self._store(local_fp32_param(param).detach().clone())
-                for name, param in trainable_named_parameters(trainer.model)
-            }
+        # Partitioned: this rank's fp32 (master) partition of each parameter, flat, as the gradient partitions are.
+        local = local_fp32_param if self._partitioned else (lambda param: local_tensor(param).float())
         return {
-            name: self._store(local_tensor(param).detach().float().clone())
+            name: self._store(local(param).detach().clone())
             for name, param in trainable_named_parameters(trainer.model)
         }
 

@@ -176,12 +176,12 @@ def compute_fisher_partitioned(
     named = trainable_named_parameters(model)
     sums = {name: torch.zeros_like(local_fp32_param(param)) for name, param in named}
     count = 0
+    device = sums[named[0][0]].device
     was_training = model.training
     model.eval()
     try:
         for batch in batches:
             input_ids, labels = right_pad(batch)
-            device = sums[named[0][0]].device
             input_ids, labels = input_ids.to(device), labels.to(device)
             if estimator == "batched":
                 groups = [(input_ids, labels)]
@@ -206,9 +206,9 @@ def compute_fisher_partitioned(
 
 
 def fisher_stats(fisher: dict[str, torch.Tensor], partitioned_numel: int | None = None, device=None) -> dict:
-    """Mean and max of F over all parameters. When `fisher` holds this rank's ZeRO-3 partitions, pass the full
-    model's parameter count as `partitioned_numel`: sums and maxima are then reduced across ranks (on `device`),
-    and the partitions' zero padding does not count."""
+    """Mean and max of F over all parameters. When `fisher` holds this rank's partitions (ZeRO-3, FSDP2), pass the
+    full model's parameter count as `partitioned_numel`: sums and maxima are then reduced across ranks (on
+    `device`), and ZeRO-3's zero padding of partitions does not count."""
     total = torch.tensor(sum(t.double().sum().item() for t in fisher.values()), device=device)
     peak = torch.tensor(max(t.max().item() for t in fisher.values()), device=device)
     numel = sum(t.numel() for t in fisher.values())

@@ -27,11 +27,6 @@ def is_sharded(trainer) -> bool:
     return False
 
 
-def is_partitioned(param: torch.Tensor) -> bool:
-    """Whether this rank holds only a part of `param` (ZeRO-3 or FSDP2)."""
-    return hasattr(param, "ds_id") or hasattr(param, "to_local")
-
-
 def local_fp32_param(param: torch.Tensor) -> torch.Tensor:
     """This rank's part of `param` in fp32, flat: the optimizer's fp32 master partition under ZeRO-3."""
     if hasattr(param, "ds_id"):
@@ -47,9 +42,7 @@ def local_grad(param: torch.Tensor) -> torch.Tensor | None:
         from deepspeed.utils import safe_get_local_grad
 
         return safe_get_local_grad(param).flatten()
-    if param.grad is None:
-        return None
-    return (param.grad.to_local() if hasattr(param.grad, "to_local") else param.grad).flatten()
+    return None if param.grad is None else _grad_shard(param).flatten()
 
 
 def add_to_local_grad(param: torch.Tensor, value: torch.Tensor) -> None:
@@ -60,8 +53,13 @@ def add_to_local_grad(param: torch.Tensor, value: torch.Tensor) -> None:
         grad = local_grad(param)
         safe_set_local_grad(param, grad + value.to(grad))
         return
-    grad = param.grad.to_local() if hasattr(param.grad, "to_local") else param.grad
+    grad = _grad_shard(param)
     grad.add_(value.view_as(grad).to(grad.dtype))
+
+
+def _grad_shard(param: torch.Tensor) -> torch.Tensor:
+    """`param.grad`, or its local shard when it is a DTensor (FSDP2); shares storage with the gradient."""
+    return param.grad.to_local() if hasattr(param.grad, "to_local") else param.grad
 
 
 def is_zero3(trainer) -> bool:

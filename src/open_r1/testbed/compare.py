@@ -159,8 +159,9 @@ def run_comparison(
             spec = {"method": asdict(method), "seed": seed, "max_steps": max_steps}
             record = run_dir / "scores.json"
             done += 1
-            if record.exists() and json.loads(record.read_text())["spec"] == spec:
-                scores = json.loads(record.read_text())["scores"]
+            cached = json.loads(record.read_text()) if record.exists() else {}
+            if cached.get("spec") == spec:
+                scores = cached["scores"]
                 progress(f"[{done}/{total}] {method.name} seed {seed}: cached")
             else:
                 shutil.rmtree(run_dir, ignore_errors=True)
