@@ -189,6 +189,33 @@ def _parse_recipe(recipe: Path, world, output_dir: Path, *extra: str):
     )
 
 
+def test_ewc_gradient_is_added_once_per_optimizer_step(world, tmp_path):
+    """EWC adds its gradient after the backward of the micro-batch that synchronises: two accumulated micro-batches
+    of 8 end at the weights of one batch of 16, while the same run without the penalty ends measurably elsewhere."""
+    recipe = REPO / "recipes/tiny/sft/config_ewc.yaml"
+    common = ("--max_steps", "3", "--warmup_steps", "0", "--save_strategy", "no", "--fisher_num_samples", "16")
+    runs = {
+        "accumulated": (
+            "--ewc_lambda",
+            "5000",
+            "--per_device_train_batch_size",
+            "8",
+            "--gradient_accumulation_steps",
+            "2",
+        ),
+        "one_batch": ("--ewc_lambda", "5000", "--per_device_train_batch_size", "16"),
+        "no_penalty": ("--ewc_lambda", "0", "--per_device_train_batch_size", "16"),
+    }
+    weights = {}
+    for name, extra in runs.items():
+        sft.main(*_parse_recipe(recipe, world, tmp_path / name, *common, *extra))
+        weights[name] = load_file(tmp_path / name / "model.safetensors")
+    for key, value in weights["one_batch"].items():
+        torch.testing.assert_close(weights["accumulated"][key], value, rtol=1e-5, atol=1e-5)
+    drift = max((weights["no_penalty"][k] - v).abs().max().item() for k, v in weights["one_batch"].items())
+    assert drift > 1e-3
+
+
 def test_resume_restores_weights_and_method_state(world, tmp_path):
     """EWC + replay + EMA + trust region: stopped at step 4 and resumed == run straight through (to 1e-6)."""
     recipe = REPO / "recipes/tiny/sft/config_combined.yaml"

@@ -2,11 +2,14 @@
 """Fisher and EWC costs on the testbed's tiny model, measured side by side in one run.
 
 1. Per-sample Fisher: the plain loop (one autograd backward per retain sequence) against `compute_fisher`'s
-   vmap path on the same sequences: time ratio and max relative difference.
-2. EWC overhead: one SFT training step with and without the EWC penalty, as forward + backward alone and as the
-   whole optimizer step (plus the AdamW update).
+   vmap path on the same sequences: time ratio and max relative difference. Also timed: one batched gradient over
+   the same rows (no per-sample output at all), the forward + backward every per-sample method must pay at
+   least, so loop / batched is the ceiling of any per-sample speed-up on this machine.
+2. EWC overhead: one SFT training step with and without EWC (forward + backward, and the whole step with the AdamW
+   update), the two trainers timed alternately so that both see the same machine; and the penalty alone, as EWC
+   applies it (its gradient added after the backward) and as a loss term through autograd (DeepSpeed ZeRO-1/2).
 
-    python scripts/benchmarks/bench_fisher.py [--world data/testbed] [--rows 64] [--batch-size 16] [--steps 20]
+    python scripts/benchmarks/bench_fisher.py [--world data/testbed] [--rows 64] [--batch-size 16] [--steps 50]
 """
 
 import argparse
@@ -19,7 +22,8 @@ from datasets import load_from_disk
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from open_r1.configs import SFTConfig
-from open_r1.continual.fisher import compute_fisher
+from open_r1.continual.ewc import add_ewc_gradient, ewc_penalty
+from open_r1.continual.fisher import compute_fisher, right_pad, sequence_log_likelihood
 from open_r1.testbed import WorldPaths
 from open_r1.trainers import ContinualSFTTrainer
 
@@ -65,13 +69,23 @@ def make_trainer(world, use_ewc, batch_size, output_dir):
     )
 
 
-def time_calls(fn, repeats):
-    times = []
+def batched_gradient(model, batches):
+    """One gradient over each whole batch: the forward + backward without any per-sample output."""
+    params = dict(model.named_parameters())
+    for batch in batches:
+        model.zero_grad()
+        sequence_log_likelihood(model, params, *right_pad(batch)).backward()
+
+
+def time_calls(fns: dict, repeats: int) -> dict:
+    """Median seconds of each callable, called in turn `repeats` times (alternating, so that all see the same load)."""
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main():
@@ -79,7 +93,7 @@ def main():
     parser.add_argument("--world", default="data/testbed")
     parser.add_argument("--rows", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=50)
     args = parser.parse_args()
     world = WorldPaths(Path(args.world))
 
@@ -97,26 +111,38 @@ def main():
     batches = [plain.data_collator(rows[i : i + args.batch_size]) for i in range(0, args.rows, args.batch_size)]
     model = plain.model
 
-    loop_time = time_calls(lambda: loop_fisher(model, batches), 3)
-    fast_time = time_calls(lambda: compute_fisher(model, batches), 3)
+    fisher_times = time_calls(
+        {
+            "loop": lambda: loop_fisher(model, batches),
+            "vmap": lambda: compute_fisher(model, batches),
+            "batched": lambda: batched_gradient(model, batches),
+        },
+        5,
+    )
     reference, fast = loop_fisher(model, batches), compute_fisher(model, batches)
     error = max(((fast[n] - reference[n]).abs().max() / reference[n].abs().max()).item() for n in reference)
+    loop_time = fisher_times["loop"]
     print(
         f"Per-sample Fisher on {args.rows} retain sequences, {model.num_parameters() / 1e6:.2f}M parameters, "
-        f"{torch.get_num_threads()} threads"
+        f"{torch.get_num_threads()} threads, median of 5"
     )
-    print(f"  loop (autograd per sequence) {loop_time:8.3f} s")
+    print(f"  loop (autograd per sequence)          {loop_time:8.3f} s")
     print(
-        f"  vmap path (batch {args.batch_size:3d})       {fast_time:8.3f} s   speed-up {loop_time / fast_time:5.2f}x   "
-        f"max relative difference {error:.1e}"
+        f"  vmap path (batch {args.batch_size:3d})                {fisher_times['vmap']:8.3f} s   "
+        f"speed-up {loop_time / fisher_times['vmap']:5.2f}x   max relative difference {error:.1e}"
+    )
+    print(
+        f"  one batched gradient, no per-sample   {fisher_times['batched']:8.3f} s   "
+        f"ceiling of any per-sample speed-up here {loop_time / fisher_times['batched']:5.2f}x"
     )
 
     ewc.state.max_steps = args.steps
     ewc._continual_resume_checkpoint = None
-    ewc.continual_methods[0].setup(ewc)
+    method = ewc.continual_methods[0]
+    method.setup(ewc)
     batch = plain._prepare_inputs(next(iter(plain.get_train_dataloader())))
-    step_times = {}
-    for name, trainer in (("plain SFT", plain), ("SFT + EWC", ewc)):
+    step_fns = {}
+    for name, trainer in (("plain", plain), ("ewc", ewc)):
         trainer.model.train()
         trainer.current_gradient_accumulation_steps = 1
         trainer.create_optimizer()
@@ -130,13 +156,33 @@ def main():
             t.optimizer.step()
             t.optimizer.zero_grad(set_to_none=True)
 
-        step_times[name] = (time_calls(backward_only, args.steps), time_calls(full_step, args.steps))
-    print(f"Training step, batch {args.batch_size}, median of {args.steps}")
-    for i, label in enumerate(("forward + backward", "forward + backward + AdamW step")):
-        plain_time, ewc_time = step_times["plain SFT"][i], step_times["SFT + EWC"][i]
+        step_fns[f"{name} backward"], step_fns[f"{name} step"] = backward_only, full_step
+
+    named = list(ewc.model.named_parameters())
+    for _, param in named:
+        param.grad = torch.zeros_like(param)
+
+    def penalty_in_loss():
+        ewc_penalty(ewc.model, method.fisher, method.anchors, method.ewc_lambda).backward()
+
+    step_fns["penalty gradient"] = lambda: add_ewc_gradient(named, method.fisher, method.anchors, method.ewc_lambda)
+    step_fns["penalty in loss"] = penalty_in_loss
+    step_times = time_calls(step_fns, args.steps)
+    print(f"Training step, batch {args.batch_size}, median of {args.steps}, plain and EWC steps alternating")
+    for kind, label in (("backward", "forward + backward"), ("step", "forward + backward + AdamW step")):
+        plain_time, ewc_time = step_times[f"plain {kind}"], step_times[f"ewc {kind}"]
         print(
             f"  {label:32s} plain {plain_time * 1e3:7.2f} ms   with EWC {ewc_time * 1e3:7.2f} ms   "
             f"EWC overhead {100 * (ewc_time / plain_time - 1):+5.1f}%"
+        )
+    plain_step = step_times["plain step"]
+    for key, label in (
+        ("penalty gradient", "added after the backward (EWC)"),
+        ("penalty in loss", "as a loss term (ZeRO-1/2)"),
+    ):
+        print(
+            f"  penalty alone, {label:32s} {step_times[key] * 1e3:6.2f} ms   "
+            f"= {100 * step_times[key] / plain_step:4.1f}% of a plain step"
         )
 
 

@@ -10,7 +10,7 @@ into `sft.py`'s or `grpo.py`'s dataclasses (GRPO when the path has a `grpo/` dir
 `reward_funcs`). Reported, one line each as `file: key: problem`:
 - unknown keys and values of the wrong type;
 - invalid values and combinations the configs reject (e.g. `replay_ratio` without `retain_dataset_id`);
-- methods the accelerate config cannot run (EWC and the KL trust region under ZeRO-3 or FSDP);
+- methods the accelerate config cannot run (the KL trust region under ZeRO-3 or FSDP);
 - local model and data paths that do not exist (paths under an `--allow-missing` prefix are outputs of other
   commands, such as the testbed world under `data/`);
 - versioned recipes whose `output_dir` or `run_name` lacks `${VERSION}`.

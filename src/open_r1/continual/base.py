@@ -56,16 +56,17 @@ class ContinualMethod:
 
 
 class MetricAverager:
-    """Collects values between two logs and averages them."""
+    """Collects values between two logs and averages them. Tensors are read only at log time, so a value added at
+    every step costs no device synchronisation."""
 
     def __init__(self):
         self._values = defaultdict(list)
 
-    def add(self, key: str, value: float) -> None:
-        self._values[key].append(float(value))
+    def add(self, key: str, value: float | torch.Tensor) -> None:
+        self._values[key].append(value)
 
     def pop(self) -> dict[str, float]:
-        averaged = {key: sum(values) / len(values) for key, values in self._values.items() if values}
+        averaged = {key: sum(map(float, values)) / len(values) for key, values in self._values.items() if values}
         self._values.clear()
         return averaged
 

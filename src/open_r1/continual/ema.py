@@ -41,13 +41,13 @@ class EMA(ContinualMethod):
 
     @torch.no_grad()
     def on_step_end(self, trainer) -> None:
-        squared_distance = 0.0
+        squared_distances = []
         for name, local in self._local_params(trainer):
             shadow = self.shadow[name]
             current = local.detach().to(device=shadow.device, dtype=torch.float32)
             shadow.lerp_(current, 1.0 - self.eta)  # eta * shadow + (1 - eta) * current
-            squared_distance += (current - shadow).pow(2).sum().item()
-        self._metrics.add("distance", squared_distance**0.5)
+            squared_distances.append((current - shadow).pow(2).sum())
+        self._metrics.add("distance", torch.stack(squared_distances).sum().sqrt())
 
     @torch.no_grad()
     def on_train_end(self, trainer) -> None:

@@ -3,10 +3,17 @@
 
     penalty = (ewc_lambda / 2) * sum_i F_i * (theta_i - theta*_i) ** 2
 
-exactly as the seed README states (lambda / 2, not lambda), added to the loss once per optimizer step. theta* (the
-anchors) are the weights training starts from; F comes from `open_r1.continual.fisher` on `fisher_num_samples`
+exactly as the seed README states (lambda / 2, not lambda), once per optimizer step. theta* (the anchors) are the
+weights training starts from; F comes from `open_r1.continual.fisher` on `fisher_num_samples`
 rows of the retain set, tokenised and masked by the trainer exactly as SFT data (assistant tokens only when the
 recipe trains on those).
+
+Where the penalty acts: its gradient, lambda * F * (theta - theta*), is added to the gradients after the backward
+(and its data-parallel reduction), one parameter at a time, instead of going through autograd: autograd would keep a
+full fp32 copy of theta - theta* alive until the backward, and this costs a few elementwise kernels per parameter.
+Under ZeRO-3 and FSDP this acts on each rank's gradient partition. Only under DeepSpeed ZeRO-1/2 is the penalty a
+loss term: there gradients are reduced into DeepSpeed's flat partitions, whose only per-parameter accessors
+gather the whole gradient.
 
 Recompute schedule (`recompute_fisher_mode`):
 - `never`: F is computed once, at the start.
@@ -56,17 +63,20 @@ def ewc_penalty(model, fisher: dict, anchors: dict, ewc_lambda: float) -> torch.
 
 
 @torch.no_grad()
-def add_ewc_gradient(named_params, fisher: dict, anchors: dict, ewc_lambda: float) -> torch.Tensor:
-    """For partitioned parameters (ZeRO-3, FSDP2): grad += ewc_lambda * F * (theta - theta*) on this rank's part of
-    each gradient, i.e. the gradient of `ewc_penalty`, applied after the backward's reduction. Returns this rank's
-    part of the penalty value (float64; sum it over ranks for the whole)."""
+def add_ewc_gradient(
+    named_params, fisher: dict, anchors: dict, ewc_lambda: float, grad_scale: float = 1.0
+) -> torch.Tensor:
+    """grad += grad_scale * ewc_lambda * F * (theta - theta*), the gradient of `ewc_penalty`, on this rank's part of
+    each gradient (the whole gradient when parameters are not partitioned). One parameter at a time, so no more than
+    one parameter's temporaries exist at once. `grad_scale` is the fp16 loss scale the gradients still carry.
+    Returns this rank's part of the penalty value (float64; sum it over ranks when parameters are partitioned)."""
     terms = []
     for name, param in named_params:
         theta = local_fp32_param(param)
-        diff = theta - anchors[name].to(theta)
-        weights = fisher[name].to(theta)
-        add_to_local_grad(param, ewc_lambda * weights * diff)
-        terms.append((weights * diff.pow(2)).sum().double())
+        diff = theta - anchors[name].flatten().to(theta)
+        weighted_diff = fisher[name].flatten().to(theta) * diff
+        add_to_local_grad(param, weighted_diff, alpha=grad_scale * ewc_lambda)
+        terms.append(torch.dot(weighted_diff, diff).double())
     return ewc_lambda / 2 * torch.stack(terms).sum()  # one device sync when read, not one per parameter
 
 
@@ -142,6 +152,8 @@ class EWC(ContinualMethod):
         self.seed = seed
         self.fisher: dict[str, torch.Tensor] = {}
         self._partitioned = False  # set at setup (ZeRO-3, FSDP): Fisher, anchors and penalty on local partitions
+        self._penalty_in_loss = False  # set at setup: DeepSpeed ZeRO-1/2 (see the module docstring)
+        self._backward_patched = False
         self.anchors: dict[str, torch.Tensor] = {}
         self.computed_at_steps: list[int] = []
         self.reference_retain_nll: float | None = None
@@ -182,8 +194,10 @@ class EWC(ContinualMethod):
     def setup(self, trainer) -> None:
         self._partitioned = is_sharded(trainer)
         self._prepare_data(trainer)
-        if self._partitioned:
-            self._apply_penalty_to_local_gradients(trainer)
+        self._penalty_in_loss = trainer.is_deepspeed_enabled and not is_zero3(trainer)
+        if not self._penalty_in_loss and not self._backward_patched:  # once, however often `train` is called
+            self._add_penalty_gradient_after_backward(trainer)
+            self._backward_patched = True
         self._planned_steps = recompute_steps(self.recompute_mode, self.recompute_interval, trainer.state.max_steps)
         if trainer._continual_resume_checkpoint is None:  # a resumed run restores all of this from its checkpoint
             self._compute(trainer, step=0)
@@ -262,18 +276,18 @@ class EWC(ContinualMethod):
             return backward, lambda: engine.optimizer.zero_grad(set_to_none=True)
         return (lambda loss: loss.backward()), (lambda: trainer.model.zero_grad(set_to_none=True))
 
-    def _apply_penalty_to_local_gradients(self, trainer) -> None:
-        """Partitioned parameters: the penalty's gradient is added to each rank's gradient partition after the
-        backward's reduce-scatter and before clipping and the step, once per optimizer step: the same update as
-        the penalty in the loss on one process, and no parameter is gathered for it."""
+    def _add_penalty_gradient_after_backward(self, trainer) -> None:
+        """The penalty's gradient is added to (each rank's part of) the gradients after the backward's reduction and
+        before clipping and the step, once per optimizer step (on the micro-batch that synchronises): the same update
+        as the penalty in the loss, without autograd and without gathering any parameter."""
         named = trainable_named_parameters(trainer.model)
 
-        def add_penalty_gradient():
-            penalty = add_ewc_gradient(named, self.fisher, self.anchors, self.ewc_lambda)
-            if dist.is_initialized():
+        def add_penalty_gradient(grad_scale: float):
+            penalty = add_ewc_gradient(named, self.fisher, self.anchors, self.ewc_lambda, grad_scale)
+            if self._partitioned and dist.is_initialized():
                 penalty = penalty.to(trainer.args.device)
                 dist.all_reduce(penalty)  # the log shows the whole model's penalty
-            self._metrics.add("penalty", penalty.item())
+            self._metrics.add("penalty", penalty)
 
         if is_zero3(trainer):
             # accelerate's DeepSpeedEngineWrapper.backward runs the engine's step right after its backward: this is
@@ -285,25 +299,26 @@ class EWC(ContinualMethod):
                 engine.set_gradient_accumulation_boundary(is_boundary=sync_gradients)
                 engine.backward(loss, **kwargs)
                 if sync_gradients:
-                    add_penalty_gradient()
+                    add_penalty_gradient(float(engine.optimizer.loss_scale))
                     engine.step()
 
             wrapper.backward = backward
-        else:  # FSDP: the Trainer clips and steps after accelerator.backward
-            accelerator_backward = trainer.accelerator.backward
+        else:  # one process, DDP, FSDP: the Trainer clips and steps after accelerator.backward
+            accelerator = trainer.accelerator
+            accelerator_backward = accelerator.backward
 
             def backward(loss, **kwargs):
                 accelerator_backward(loss, **kwargs)
-                if trainer.accelerator.sync_gradients:
-                    add_penalty_gradient()
+                if accelerator.sync_gradients:
+                    add_penalty_gradient(accelerator.scaler.get_scale() if accelerator.scaler is not None else 1.0)
 
-            trainer.accelerator.backward = backward
+            accelerator.backward = backward
 
     def loss_term(self, trainer, model, inputs, hidden_states):
-        if self._partitioned:  # applied to the gradient partitions instead (_apply_penalty_to_local_gradients)
+        if not self._penalty_in_loss:  # added to the gradients instead (_add_penalty_gradient_after_backward)
             return None
         penalty = ewc_penalty(trainer.accelerator.unwrap_model(model), self.fisher, self.anchors, self.ewc_lambda)
-        self._metrics.add("penalty", penalty.item())
+        self._metrics.add("penalty", penalty.detach())
         return penalty
 
     def on_step_end(self, trainer) -> None:

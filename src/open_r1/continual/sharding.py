@@ -45,16 +45,18 @@ def local_grad(param: torch.Tensor) -> torch.Tensor | None:
     return None if param.grad is None else _grad_shard(param).flatten()
 
 
-def add_to_local_grad(param: torch.Tensor, value: torch.Tensor) -> None:
-    """grad += value on this rank's part of the gradient (`value` flat, in fp32)."""
+def add_to_local_grad(param: torch.Tensor, value: torch.Tensor, alpha: float = 1.0) -> None:
+    """grad += alpha * value on this rank's part of the gradient (`value` flat, in fp32)."""
     if hasattr(param, "ds_id"):
         from deepspeed.utils import safe_set_local_grad
 
         grad = local_grad(param)
-        safe_set_local_grad(param, grad + value.to(grad))
+        safe_set_local_grad(param, grad.add_(value.to(grad), alpha=alpha))
         return
+    if param.grad is None:  # a parameter this step's loss did not reach still gets the added term
+        param.grad = torch.zeros_like(param)
     grad = _grad_shard(param)
-    grad.add_(value.view_as(grad).to(grad.dtype))
+    grad.add_(value.view_as(grad), alpha=alpha)
 
 
 def _grad_shard(param: torch.Tensor) -> torch.Tensor:
