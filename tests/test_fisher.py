@@ -5,7 +5,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTTrainer
 
 from open_r1.configs import SFTConfig
-from open_r1.continual.ewc import add_ewc_gradient, ewc_penalty, recompute_steps
+from open_r1.continual.ewc import add_ewc_gradient, ewc_penalty, penalty_value, recompute_steps
 from open_r1.continual.fisher import compute_fisher, sample_model_labels
 
 from .conftest import cpu_sft_args, tiny_trainer
@@ -121,9 +121,9 @@ def test_right_padding_makes_no_difference(world):
 
 
 def test_ewc_penalty_value_and_gradient_by_hand():
-    """`ewc_penalty` (autograd, the ZeRO-1/2 path) and `add_ewc_gradient` (added after the backward, every other
-    path) give the hand-computed value and gradient; the latter on top of the existing gradient, times the fp16 loss
-    scale when there is one, and into a gradient the loss did not create."""
+    """`ewc_penalty` (autograd, the ZeRO-1/2 path), `add_ewc_gradient` (added after the backward, every other path)
+    and `penalty_value` (the log) give the hand-computed gradient and value; the gradient is added on top of the
+    existing one, times the fp16 loss scale when there is one, and also where the loss created none."""
     model = torch.nn.Linear(2, 1, bias=True)
     with torch.no_grad():
         model.weight.copy_(torch.tensor([[1.0, -2.0]]))
@@ -141,8 +141,8 @@ def test_ewc_penalty_value_and_gradient_by_hand():
 
     model.weight.grad = torch.ones_like(model.weight)  # a data gradient the penalty's is added to
     model.bias.grad = None  # not reached by this step's loss
-    value = add_ewc_gradient(list(model.named_parameters()), fisher, anchors, ewc_lambda=10.0, grad_scale=4.0)
-    assert value.item() == pytest.approx(30.0)
+    add_ewc_gradient(list(model.named_parameters()), fisher, anchors, ewc_lambda=10.0, grad_scale=4.0)
+    assert penalty_value(list(model.named_parameters()), fisher, anchors, ewc_lambda=10.0).item() == pytest.approx(30)
     torch.testing.assert_close(model.weight.grad, 1 + 4 * expected["weight"])
     torch.testing.assert_close(model.bias.grad, 4 * expected["bias"])
 

@@ -9,7 +9,7 @@
    update), the two trainers timed alternately so that both see the same machine; and the penalty alone, as EWC
    applies it (its gradient added after the backward) and as a loss term through autograd (DeepSpeed ZeRO-1/2).
 
-    python scripts/benchmarks/bench_fisher.py [--world data/testbed] [--rows 64] [--batch-size 16] [--steps 50]
+    python scripts/benchmarks/bench_fisher.py [--world data/testbed] [--rows 64] [--batch-size 16] [--steps 100]
 """
 
 import argparse
@@ -46,7 +46,7 @@ def loop_fisher(model, batches):
     return {n: f / count for n, f in fisher.items()}
 
 
-def make_trainer(world, use_ewc, batch_size, output_dir):
+def make_trainer(world, use_ewc, batch_size, fisher_rows, output_dir):
     args = SFTConfig(
         output_dir=output_dir,
         bf16=False,
@@ -58,7 +58,7 @@ def make_trainer(world, use_ewc, batch_size, output_dir):
         report_to="none",
         use_ewc=use_ewc,
         retain_dataset_id=str(world.retain),
-        fisher_num_samples=64,
+        fisher_num_samples=fisher_rows,
         fisher_batch_size=batch_size,
         disable_tqdm=True,
     )
@@ -77,15 +77,21 @@ def batched_gradient(model, batches):
         sequence_log_likelihood(model, params, *right_pad(batch)).backward()
 
 
-def time_calls(fns: dict, repeats: int) -> dict:
-    """Median seconds of each callable, called in turn `repeats` times (alternating, so that all see the same load)."""
+def time_calls(fns: dict, repeats: int) -> dict[str, list[float]]:
+    """Seconds of each call of each callable, called in turn `repeats` times (alternating, so that all see the same
+    load)."""
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+def median_ratio(numerator: list[float], denominator: list[float]) -> float:
+    """Median of the ratios of calls made back to back: steadier than a ratio of medians on a noisy machine."""
+    return statistics.median(a / b for a, b in zip(numerator, denominator))
 
 
 def main():
@@ -93,32 +99,30 @@ def main():
     parser.add_argument("--world", default="data/testbed")
     parser.add_argument("--rows", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=50)
+    parser.add_argument("--steps", type=int, default=100)
     args = parser.parse_args()
     world = WorldPaths(Path(args.world))
 
-    plain = make_trainer(world, False, args.batch_size, "/tmp/bench_fisher_plain")
-    ewc = make_trainer(world, True, args.batch_size, "/tmp/bench_fisher_ewc")
-    retain = plain._prepare_dataset(
-        load_from_disk(str(world.retain))["train"].select(range(args.rows)),
-        plain.processing_class,
-        plain.args,
-        False,
-        None,
-        "bench",
-    )
-    rows = [retain[i] for i in range(args.rows)]
-    batches = [plain.data_collator(rows[i : i + args.batch_size]) for i in range(0, args.rows, args.batch_size)]
+    plain = make_trainer(world, False, args.batch_size, args.rows, "/tmp/bench_fisher_plain")
+    ewc = make_trainer(world, True, args.batch_size, args.rows, "/tmp/bench_fisher_ewc")
+    ewc.state.max_steps = args.steps
+    ewc._continual_resume_checkpoint = None
+    method = ewc.continual_methods[0]
+    method.setup(ewc)  # computes the Fisher once and prepares its batches: `fisher_num_samples` rows, by length
+    batches = list(method._batches(method._local_rows))
+    in_data_order = list(method._batches(method._local_rows.shuffle(seed=0)))
     model = plain.model
 
     fisher_times = time_calls(
         {
             "loop": lambda: loop_fisher(model, batches),
             "vmap": lambda: compute_fisher(model, batches),
+            "vmap unsorted": lambda: compute_fisher(model, in_data_order),
             "batched": lambda: batched_gradient(model, batches),
         },
         5,
     )
+    fisher_times = {name: statistics.median(values) for name, values in fisher_times.items()}
     reference, fast = loop_fisher(model, batches), compute_fisher(model, batches)
     error = max(((fast[n] - reference[n]).abs().max() / reference[n].abs().max()).item() for n in reference)
     loop_time = fisher_times["loop"]
@@ -126,20 +130,20 @@ def main():
         f"Per-sample Fisher on {args.rows} retain sequences, {model.num_parameters() / 1e6:.2f}M parameters, "
         f"{torch.get_num_threads()} threads, median of 5"
     )
-    print(f"  loop (autograd per sequence)          {loop_time:8.3f} s")
+    print(f"  loop (autograd per sequence)                 {loop_time:8.3f} s")
     print(
-        f"  vmap path (batch {args.batch_size:3d})                {fisher_times['vmap']:8.3f} s   "
+        f"  vmap path, batches of {args.batch_size} by length (EWC)   {fisher_times['vmap']:8.3f} s   "
         f"speed-up {loop_time / fisher_times['vmap']:5.2f}x   max relative difference {error:.1e}"
     )
     print(
-        f"  one batched gradient, no per-sample   {fisher_times['batched']:8.3f} s   "
+        f"  vmap path, batches of {args.batch_size} in data order     {fisher_times['vmap unsorted']:8.3f} s   "
+        f"speed-up {loop_time / fisher_times['vmap unsorted']:5.2f}x"
+    )
+    print(
+        f"  one batched gradient, no per-sample output {fisher_times['batched']:8.3f} s   "
         f"ceiling of any per-sample speed-up here {loop_time / fisher_times['batched']:5.2f}x"
     )
 
-    ewc.state.max_steps = args.steps
-    ewc._continual_resume_checkpoint = None
-    method = ewc.continual_methods[0]
-    method.setup(ewc)
     batch = plain._prepare_inputs(next(iter(plain.get_train_dataloader())))
     step_fns = {}
     for name, trainer in (("plain", plain), ("ewc", ewc)):
@@ -168,22 +172,20 @@ def main():
     step_fns["penalty gradient"] = lambda: add_ewc_gradient(named, method.fisher, method.anchors, method.ewc_lambda)
     step_fns["penalty in loss"] = penalty_in_loss
     step_times = time_calls(step_fns, args.steps)
+    median = {name: statistics.median(values) * 1e3 for name, values in step_times.items()}
     print(f"Training step, batch {args.batch_size}, median of {args.steps}, plain and EWC steps alternating")
     for kind, label in (("backward", "forward + backward"), ("step", "forward + backward + AdamW step")):
-        plain_time, ewc_time = step_times[f"plain {kind}"], step_times[f"ewc {kind}"]
+        overhead = median_ratio(step_times[f"ewc {kind}"], step_times[f"plain {kind}"]) - 1
         print(
-            f"  {label:32s} plain {plain_time * 1e3:7.2f} ms   with EWC {ewc_time * 1e3:7.2f} ms   "
-            f"EWC overhead {100 * (ewc_time / plain_time - 1):+5.1f}%"
+            f"  {label:32s} plain {median[f'plain {kind}']:7.2f} ms   with EWC {median[f'ewc {kind}']:7.2f} ms   "
+            f"EWC overhead {100 * overhead:+5.1f}%"
         )
-    plain_step = step_times["plain step"]
     for key, label in (
         ("penalty gradient", "added after the backward (EWC)"),
         ("penalty in loss", "as a loss term (ZeRO-1/2)"),
     ):
-        print(
-            f"  penalty alone, {label:32s} {step_times[key] * 1e3:6.2f} ms   "
-            f"= {100 * step_times[key] / plain_step:4.1f}% of a plain step"
-        )
+        share = median_ratio(step_times[key], step_times["plain step"])
+        print(f"  penalty alone, {label:32s} {median[key]:6.2f} ms   = {100 * share:4.1f}% of a plain step")
 
 
 if __name__ == "__main__":

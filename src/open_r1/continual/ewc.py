@@ -62,21 +62,29 @@ def ewc_penalty(model, fisher: dict, anchors: dict, ewc_lambda: float) -> torch.
     return 0.5 * ewc_lambda * total
 
 
-@torch.no_grad()
-def add_ewc_gradient(
-    named_params, fisher: dict, anchors: dict, ewc_lambda: float, grad_scale: float = 1.0
-) -> torch.Tensor:
-    """grad += grad_scale * ewc_lambda * F * (theta - theta*), the gradient of `ewc_penalty`, on this rank's part of
-    each gradient (the whole gradient when parameters are not partitioned). One parameter at a time, so no more than
-    one parameter's temporaries exist at once. `grad_scale` is the fp16 loss scale the gradients still carry.
-    Returns this rank's part of the penalty value (float64; sum it over ranks when parameters are partitioned)."""
-    terms = []
+def _weighted_differences(named_params, fisher: dict, anchors: dict):
+    """(param, theta - theta*, F * (theta - theta*)) on this rank's fp32 part of each parameter, flat, one parameter
+    at a time, so no more than one parameter's temporaries exist at once."""
     for name, param in named_params:
         theta = local_fp32_param(param)
         diff = theta - anchors[name].flatten().to(theta)
-        weighted_diff = fisher[name].flatten().to(theta) * diff
+        yield param, diff, fisher[name].flatten().to(theta) * diff
+
+
+@torch.no_grad()
+def add_ewc_gradient(named_params, fisher: dict, anchors: dict, ewc_lambda: float, grad_scale: float = 1.0) -> None:
+    """grad += grad_scale * ewc_lambda * F * (theta - theta*), the gradient of `ewc_penalty`, on this rank's part of
+    each gradient (the whole gradient when parameters are not partitioned). `grad_scale` is the fp16 loss scale the
+    gradients still carry."""
+    for param, _, weighted_diff in _weighted_differences(named_params, fisher, anchors):
         add_to_local_grad(param, weighted_diff, alpha=grad_scale * ewc_lambda)
-        terms.append(torch.dot(weighted_diff, diff).double())
+
+
+@torch.no_grad()
+def penalty_value(named_params, fisher: dict, anchors: dict, ewc_lambda: float) -> torch.Tensor:
+    """The value of `ewc_penalty` on this rank's part of each parameter (float64; sum it over ranks when parameters
+    are partitioned)."""
+    terms = [torch.dot(w, d).double() for _, d, w in _weighted_differences(named_params, fisher, anchors)]
     return ewc_lambda / 2 * torch.stack(terms).sum()  # one device sync when read, not one per parameter
 
 
@@ -154,6 +162,7 @@ class EWC(ContinualMethod):
         self._partitioned = False  # set at setup (ZeRO-3, FSDP): Fisher, anchors and penalty on local partitions
         self._penalty_in_loss = False  # set at setup: DeepSpeed ZeRO-1/2 (see the module docstring)
         self._backward_patched = False
+        self._named_params: list = []  # the model's trainable parameters, from setup
         self.anchors: dict[str, torch.Tensor] = {}
         self.computed_at_steps: list[int] = []
         self.reference_retain_nll: float | None = None
@@ -182,10 +191,14 @@ class EWC(ContinualMethod):
             tokenizer = trainer.processing_class
             data = data.map(assistant_labels, fn_kwargs={"tokenizer": tokenizer}, remove_columns=data.column_names)
             self._collate = functools.partial(collate_right_padded, pad_token_id=tokenizer.pad_token_id)
+        self._probe_rows = data.select(range(min(len(data), 4 * self.batch_size)))  # identical on every rank
+        # The Fisher is a mean over sequences, so their order is free: sorted by length, a batch pads its rows to a
+        # similar length (on the testbed 3% padded positions instead of 35%).
+        lengths = [len(ids) for ids in data["input_ids"]]
+        data = data.select(sorted(range(len(data)), key=lengths.__getitem__))
         rank, world = trainer.args.process_index, trainer.args.world_size
         # Each rank its own share, reduced once; with partitioned parameters every rank runs every row.
         self._local_rows = data if self._partitioned else data.select(range(rank, len(data), world))
-        self._probe_rows = data.select(range(min(len(data), 4 * self.batch_size)))  # identical on every rank
 
     def _batches(self, rows):
         return DataLoader(rows, batch_size=self.batch_size, shuffle=False, collate_fn=self._collate)
@@ -194,6 +207,7 @@ class EWC(ContinualMethod):
     def setup(self, trainer) -> None:
         self._partitioned = is_sharded(trainer)
         self._prepare_data(trainer)
+        self._named_params, self._device = trainable_named_parameters(trainer.model), trainer.args.device
         self._penalty_in_loss = trainer.is_deepspeed_enabled and not is_zero3(trainer)
         if not self._penalty_in_loss and not self._backward_patched:  # once, however often `train` is called
             self._add_penalty_gradient_after_backward(trainer)
@@ -206,10 +220,7 @@ class EWC(ContinualMethod):
     def _snapshot(self, trainer) -> dict[str, torch.Tensor]:
         # Partitioned: this rank's fp32 (master) partition of each parameter, flat, as the gradient partitions are.
         local = local_fp32_param if self._partitioned else (lambda param: local_tensor(param).float())
-        return {
-            name: self._store(local(param).detach().clone())
-            for name, param in trainable_named_parameters(trainer.model)
-        }
+        return {name: self._store(local(param).detach().clone()) for name, param in self._named_params}
 
     def _store(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor.to(device=self.storage_device or tensor.device, dtype=self.storage_dtype)
@@ -242,7 +253,7 @@ class EWC(ContinualMethod):
             self.reference_retain_nll = retain_nll if retain_nll is not None else self._retain_nll(trainer)
         numel = None
         if self._partitioned:  # DTensor.numel() is the full parameter's; ZeRO-3 keeps it as ds_numel
-            numel = sum(getattr(p, "ds_numel", p.numel()) for _, p in trainable_named_parameters(trainer.model))
+            numel = sum(getattr(p, "ds_numel", p.numel()) for _, p in self._named_params)
         for key, value in fisher_stats(self.fisher, numel, trainer.args.device).items():
             self._metrics.add(key, value)
         logger.info("EWC: Fisher (%s, %s) computed at step %d", self.kind, self.estimator, step)
@@ -280,14 +291,9 @@ class EWC(ContinualMethod):
         """The penalty's gradient is added to (each rank's part of) the gradients after the backward's reduction and
         before clipping and the step, once per optimizer step (on the micro-batch that synchronises): the same update
         as the penalty in the loss, without autograd and without gathering any parameter."""
-        named = trainable_named_parameters(trainer.model)
 
         def add_penalty_gradient(grad_scale: float):
-            penalty = add_ewc_gradient(named, self.fisher, self.anchors, self.ewc_lambda, grad_scale)
-            if self._partitioned and dist.is_initialized():
-                penalty = penalty.to(trainer.args.device)
-                dist.all_reduce(penalty)  # the log shows the whole model's penalty
-            self._metrics.add("penalty", penalty)
+            add_ewc_gradient(self._named_params, self.fisher, self.anchors, self.ewc_lambda, grad_scale)
 
         if is_zero3(trainer):
             # accelerate's DeepSpeedEngineWrapper.backward runs the engine's step right after its backward: this is
@@ -317,9 +323,7 @@ class EWC(ContinualMethod):
     def loss_term(self, trainer, model, inputs, hidden_states):
         if not self._penalty_in_loss:  # added to the gradients instead (_add_penalty_gradient_after_backward)
             return None
-        penalty = ewc_penalty(trainer.accelerator.unwrap_model(model), self.fisher, self.anchors, self.ewc_lambda)
-        self._metrics.add("penalty", penalty.detach())
-        return penalty
+        return ewc_penalty(trainer.accelerator.unwrap_model(model), self.fisher, self.anchors, self.ewc_lambda)
 
     def on_step_end(self, trainer) -> None:
         step = trainer.state.global_step
@@ -349,4 +353,12 @@ class EWC(ContinualMethod):
         self.reference_retain_nll = state["reference_retain_nll"]
 
     def metrics(self) -> dict[str, float]:
+        """Averages since the last log, and `penalty`: the penalty at the current weights (a value when the log is
+        written, as the Trainer's grad_norm, so that no step pays for computing it)."""
+        if self._named_params:
+            penalty = penalty_value(self._named_params, self.fisher, self.anchors, self.ewc_lambda)
+            if self._partitioned and dist.is_initialized():  # every rank logs at the same steps
+                penalty = penalty.to(self._device)
+                dist.all_reduce(penalty)
+            self._metrics.add("penalty", penalty)
         return self._metrics.pop()
