@@ -4,9 +4,10 @@
     penalty = (ewc_lambda / 2) * sum_i F_i * (theta_i - theta*_i) ** 2
 
 exactly as the seed README states (lambda / 2, not lambda), once per optimizer step. theta* (the anchors) are the
-weights training starts from; F comes from `open_r1.continual.fisher` on `fisher_num_samples`
-rows of the retain set, tokenised and masked by the trainer exactly as SFT data (assistant tokens only when the
-recipe trains on those).
+weights training starts from; F comes from `open_r1.continual.fisher` on `fisher_num_samples` rows of the retain
+set, tokenised and masked by the trainer exactly as SFT data (assistant tokens only when the recipe trains on those).
+Logged: `ewc/penalty` (its value at the weights when the log is written), `ewc/fisher_mean`, `ewc/fisher_max`,
+`ewc/recomputes` and, in the `dynamically` mode, `ewc/retain_nll`.
 
 Where the penalty acts: its gradient, lambda * F * (theta - theta*), is added to the gradients after the backward
 (and its data-parallel reduction), one parameter at a time, instead of going through autograd: autograd would keep a
