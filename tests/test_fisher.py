@@ -147,6 +147,25 @@ def test_ewc_penalty_value_and_gradient_by_hand():
     torch.testing.assert_close(model.bias.grad, 4 * expected["bias"])
 
 
+def test_ewc_penalty_graph_keeps_only_the_parameters():
+    """Plain autograd would keep theta - theta* (and F copied to the device when offloaded) for every parameter from
+    the forward to the backward; the penalty's graph saves nothing but the parameters, and its gradient is exact."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.Linear(8, 2))
+    fisher = {name: torch.rand_like(param) for name, param in model.named_parameters()}
+    anchors = {name: torch.randn_like(param) for name, param in model.named_parameters()}
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        penalty = ewc_penalty(model, fisher, anchors, ewc_lambda=3.0)
+    assert len(saved) == 4
+    assert {t.data_ptr() for t in saved} == {param.data_ptr() for param in model.parameters()}
+    penalty.backward()
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(param.grad, 3.0 * fisher[name] * (param.detach() - anchors[name]))
+    expected = 1.5 * sum((fisher[n] * (p.detach() - anchors[n]).pow(2)).sum() for n, p in model.named_parameters())
+    torch.testing.assert_close(penalty.detach(), expected)
+
+
 def test_interval_schedule():
     assert recompute_steps("intervals", 0.25, 100) == [25, 50, 75]
     assert recompute_steps("intervals", 0.5, 7) == [4]

@@ -14,7 +14,7 @@ Where the penalty acts: its gradient, lambda * F * (theta - theta*), is added to
 full fp32 copy of theta - theta* alive until the backward, and this costs a few elementwise kernels per parameter.
 Under ZeRO-3 and FSDP this acts on each rank's gradient partition. Only under DeepSpeed ZeRO-1/2 is the penalty a
 loss term: there gradients are reduced into DeepSpeed's flat partitions, whose only per-parameter accessors
-gather the whole gradient.
+gather the whole gradient; its graph keeps only the parameters (`_FisherWeightedDistance`).
 
 Recompute schedule (`recompute_fisher_mode`):
 - `never`: F is computed once, at the start.
@@ -51,16 +51,35 @@ logger = logging.getLogger(__name__)
 RECOMPUTE_MODES = ("never", "intervals", "dynamically")
 
 
+class _FisherWeightedDistance(torch.autograd.Function):
+    """sum F * (theta - theta*)^2 for one parameter. The graph keeps only the parameter itself: theta - theta* and
+    copies of F and theta* (offloaded ones brought to the device) are made again in the backward, one parameter at
+    a time, instead of living from the forward to the backward for every parameter at once."""
+
+    @staticmethod
+    def forward(ctx, param, fisher, anchor):
+        ctx.save_for_backward(param)
+        ctx.fisher, ctx.anchor = fisher, anchor  # the stored tensors themselves, no copies
+        theta = param.detach().float()
+        diff = theta - anchor.to(theta)
+        return torch.dot((fisher.to(theta) * diff).flatten(), diff.flatten())
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (param,) = ctx.saved_tensors
+        theta = param.detach().float()
+        grad = (2 * grad_output) * ctx.fisher.to(theta) * (theta - ctx.anchor.to(theta))
+        return grad.to(param.dtype), None, None
+
+
 def ewc_penalty(model, fisher: dict, anchors: dict, ewc_lambda: float) -> torch.Tensor:
     """(ewc_lambda / 2) * sum_i F_i (theta_i - theta*_i)^2 over the trainable parameters named in `fisher`."""
-    total = None
-    for name, param in trainable_named_parameters(model):
-        if name not in fisher:
-            continue
-        f = fisher[name].to(param.device, torch.float32)
-        term = (f * (param.float() - anchors[name].to(param.device, torch.float32)).pow(2)).sum()
-        total = term if total is None else total + term
-    return 0.5 * ewc_lambda * total
+    terms = [
+        _FisherWeightedDistance.apply(param, fisher[name], anchors[name])
+        for name, param in trainable_named_parameters(model)
+        if name in fisher
+    ]
+    return 0.5 * ewc_lambda * torch.stack(terms).sum()
 
 
 def _weighted_differences(named_params, fisher: dict, anchors: dict):
