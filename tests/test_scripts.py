@@ -1,3 +1,4 @@
+import re
 import sys
 
 from datasets import Dataset, DatasetDict, load_from_disk
@@ -71,3 +72,21 @@ def test_generate_data_builds_replay_data_filtered_by_the_judge(world, tmp_path)
     for row in data:
         assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
         assert is_refusal(row["messages"][1]["content"]) == (row["kind"] == "harmful")
+
+
+def test_benchmarks_run_and_their_fast_paths_match(world):
+    """The benchmark scripts run end to end on small settings (they read trainer internals, so they must not rot),
+    and what they compare is the same computation: the vmap Fisher equals the per-sequence loop."""
+    fisher = run_cli(
+        [sys.executable, "scripts/benchmarks/bench_fisher.py", "--world", str(world.root), "--rows", "8"]
+        + ["--batch-size", "4", "--steps", "2"]
+    ).stdout
+    difference = re.search(r"max relative difference (\S+)", fisher)
+    assert difference and float(difference.group(1)) < 1e-4, fisher
+    for line in ("ceiling of any per-sample speed-up", "EWC overhead", "penalty alone"):
+        assert line in fisher
+    dadamw = run_cli(
+        [sys.executable, "scripts/benchmarks/bench_dadamw.py", "--hidden", "32", "--layers", "1", "--vocab", "64"]
+        + ["--steps", "2", "--repeats", "1"]
+    ).stdout
+    assert "DAdamW gamma=1.0" in dadamw, dadamw

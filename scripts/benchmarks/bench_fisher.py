@@ -10,6 +10,7 @@
    applies it (its gradient added after the backward) and as a loss term through autograd (DeepSpeed ZeRO-1/2).
 
     python scripts/benchmarks/bench_fisher.py [--world data/testbed] [--rows 64] [--batch-size 16] [--steps 100]
+                                                [--device cpu|cuda]
 """
 
 import argparse
@@ -34,7 +35,7 @@ def loop_fisher(model, batches):
     for batch in batches:
         for row in range(batch["input_ids"].shape[0]):
             keep = batch["attention_mask"][row].bool()
-            ids, labels = batch["input_ids"][row, keep][None], batch["labels"][row, keep][None]
+            ids, labels = (batch[key][row, keep][None].to(model.device) for key in ("input_ids", "labels"))
             model.zero_grad()
             logits = model(input_ids=ids).logits[:, :-1]
             target = labels[:, 1:]
@@ -46,11 +47,11 @@ def loop_fisher(model, batches):
     return {n: f / count for n, f in fisher.items()}
 
 
-def make_trainer(world, use_ewc, batch_size, fisher_rows, output_dir):
+def make_trainer(world, use_ewc, batch_size, fisher_rows, device, output_dir):
     args = SFTConfig(
         output_dir=output_dir,
         bf16=False,
-        use_cpu=True,
+        use_cpu=device == "cpu",
         gradient_checkpointing=False,
         assistant_only_loss=True,
         max_length=256,
@@ -74,7 +75,12 @@ def batched_gradient(model, batches):
     params = dict(model.named_parameters())
     for batch in batches:
         model.zero_grad()
-        sequence_log_likelihood(model, params, *right_pad(batch)).backward()
+        sequence_log_likelihood(model, params, *(t.to(model.device) for t in right_pad(batch))).backward()
+
+
+def synchronize():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def time_calls(fns: dict, repeats: int) -> dict[str, list[float]]:
@@ -83,8 +89,10 @@ def time_calls(fns: dict, repeats: int) -> dict[str, list[float]]:
     times = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            synchronize()
             start = time.perf_counter()
             fn()
+            synchronize()
             times[name].append(time.perf_counter() - start)
     return times
 
@@ -100,11 +108,12 @@ def main():
     parser.add_argument("--rows", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the first GPU.")
     args = parser.parse_args()
     world = WorldPaths(Path(args.world))
 
-    plain = make_trainer(world, False, args.batch_size, args.rows, "/tmp/bench_fisher_plain")
-    ewc = make_trainer(world, True, args.batch_size, args.rows, "/tmp/bench_fisher_ewc")
+    plain = make_trainer(world, False, args.batch_size, args.rows, args.device, "/tmp/bench_fisher_plain")
+    ewc = make_trainer(world, True, args.batch_size, args.rows, args.device, "/tmp/bench_fisher_ewc")
     ewc.state.max_steps = args.steps
     ewc._continual_resume_checkpoint = None
     method = ewc.continual_methods[0]
@@ -128,7 +137,8 @@ def main():
     loop_time = fisher_times["loop"]
     print(
         f"Per-sample Fisher on {args.rows} retain sequences, {model.num_parameters() / 1e6:.2f}M parameters, "
-        f"{torch.get_num_threads()} threads, median of 5"
+        + (torch.cuda.get_device_name() if args.device == "cuda" else f"{torch.get_num_threads()} CPU threads")
+        + ", median of 5"
     )
     print(f"  loop (autograd per sequence)                 {loop_time:8.3f} s")
     print(
