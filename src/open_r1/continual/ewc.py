@@ -10,11 +10,12 @@ Logged: `ewc/penalty` (its value at the weights when the log is written), `ewc/f
 `ewc/recomputes` and, in the `dynamically` mode, `ewc/retain_nll`.
 
 Where the penalty acts: its gradient, lambda * F * (theta - theta*), is added to the gradients after the backward
-(and its data-parallel reduction), one parameter at a time, instead of going through autograd: autograd would keep a
-full fp32 copy of theta - theta* alive until the backward, and this costs a few elementwise kernels per parameter.
-Under ZeRO-3 and FSDP this acts on each rank's gradient partition. Only under DeepSpeed ZeRO-1/2 is the penalty a
-loss term: there gradients are reduced into DeepSpeed's flat partitions, whose only per-parameter accessors
-gather the whole gradient; its graph keeps only the parameters (`_FisherWeightedDistance`).
+(and its data-parallel reduction), one parameter at a time: a few elementwise kernels per parameter, no graph and
+no backward pass through it (about half the cost of the loss term on the tiny model). Under ZeRO-3 and FSDP this
+acts on each rank's gradient partition. Only under DeepSpeed ZeRO-1/2 is the penalty a loss term: there gradients
+are reduced into DeepSpeed's flat partitions, whose only per-parameter accessors gather the whole gradient. Its
+graph keeps only the parameters (`_FisherWeightedDistance`), where a plain autograd expression would keep
+theta - theta* (and F copied to the device, when offloaded) for every parameter until the backward.
 
 Recompute schedule (`recompute_fisher_mode`):
 - `never`: F is computed once, at the start.
@@ -179,10 +180,13 @@ class EWC(ContinualMethod):
         self.storage_dtype = storage_dtype
         self.seed = seed
         self.fisher: dict[str, torch.Tensor] = {}
-        self._partitioned = False  # set at setup (ZeRO-3, FSDP): Fisher, anchors and penalty on local partitions
-        self._penalty_in_loss = False  # set at setup: DeepSpeed ZeRO-1/2 (see the module docstring)
+        # Set at setup: partitioned (ZeRO-3, FSDP) keeps Fisher and anchors for local partitions; the penalty is a
+        # loss term under DeepSpeed ZeRO-1/2 only (see the module docstring).
+        self._partitioned = False
+        self._penalty_in_loss = False
         self._backward_patched = False
-        self._named_params: list = []  # the model's trainable parameters, from setup
+        self._named_params: list = []  # the model's trainable parameters
+        self._device = None
         self.anchors: dict[str, torch.Tensor] = {}
         self.computed_at_steps: list[int] = []
         self.reference_retain_nll: float | None = None
