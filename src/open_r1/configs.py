@@ -228,7 +228,7 @@ class ContinualLearningMixin:
         default=False,
         metadata={
             "help": "Keep Fisher and anchors on CPU: they are copied to the device one parameter at a time at each "
-            "step (GPU memory saved, 8 bytes per parameter per step moved)."
+            "step (GPU memory saved; two values per parameter moved per step, 8 bytes in float32)."
         },
     )
     fisher_storage_dtype: str = field(
