@@ -1,18 +1,18 @@
 import pytest
 import torch
 from datasets import load_from_disk
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen2Config
 from trl import SFTTrainer
 
 from open_r1.configs import SFTConfig
 from open_r1.continual.ewc import add_ewc_gradient, ewc_penalty, penalty_value, recompute_steps
-from open_r1.continual.fisher import compute_fisher, sample_model_labels
+from open_r1.continual.fisher import compute_fisher, sample_model_labels, supports_layerwise
 
 from .conftest import cpu_sft_args, tiny_trainer
 
 
 def _model(world):
-    # Eager attention: the reference below and the vmap path then run the same kernels.
+    # Eager attention: the reference below and the batched path then run the same kernels.
     return AutoModelForCausalLM.from_pretrained(world.base_model, attn_implementation="eager")
 
 
@@ -67,6 +67,48 @@ def test_empirical_per_sample_matches_brute_force(world, chunk_size):
     reference = _brute_force(model, batches, lambda b: b["labels"])
     assert set(fisher) == {n for n, _ in model.named_parameters()}
     _assert_relative(fisher, reference, 1e-4)
+    assert not any(f.requires_grad for f in fisher.values())  # plain data: a penalty's backward must stop there
+
+
+class _ScaledHead(torch.nn.Module):
+    """A module that owns a parameter and a submodule: the per-sample path cannot split it by layers."""
+
+    def __init__(self, head):
+        super().__init__()
+        self.head, self.scale = head, torch.nn.Parameter(torch.tensor(0.8))
+
+    def forward(self, hidden_states):
+        return self.head(hidden_states) * self.scale
+
+
+def _untied_model_with_biases(world):
+    config = Qwen2Config(
+        vocab_size=len(AutoTokenizer.from_pretrained(world.base_model)),
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    return AutoModelForCausalLM.from_config(config, attn_implementation="eager")
+
+
+def _llama_with_a_parameter_owner_that_has_submodules(world):
+    model = _model(world)
+    model.lm_head = _ScaledHead(model.lm_head)  # still tied to the input embedding
+    return model
+
+
+@pytest.mark.parametrize("build", [_untied_model_with_biases, _llama_with_a_parameter_owner_that_has_submodules])
+def test_per_sample_fisher_of_other_architectures_matches_brute_force(world, build):
+    model, batches = build(world), _batches(world, n_rows=6, batch_size=3)
+    # The untied model goes layer by layer (biases, separate head), the other one loops over sequences.
+    assert supports_layerwise(model) == (build is _untied_model_with_biases)
+    fisher = compute_fisher(model, batches, chunk_size=2)
+    assert set(fisher) == {n for n, _ in model.named_parameters()}
+    _assert_relative(fisher, _brute_force(model, batches, lambda b: b["labels"]), 1e-4)
 
 
 def test_model_fisher_matches_brute_force_with_the_same_samples(world):

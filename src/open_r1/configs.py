@@ -192,8 +192,8 @@ class ContinualLearningMixin:
     fisher_chunk_size: int | None = field(
         default=None,
         metadata={
-            "help": "Per-sample gradients materialised at once (memory: chunk x parameters, fp32); 1 is the "
-            "per-sequence loop. Default: a whole Fisher batch."
+            "help": "Rows whose per-sample gradients of one parameter are materialised at once (memory: chunk x "
+            "the largest parameter, fp32; the batch's activations are held anyway). Default: a whole Fisher batch."
         },
     )
     recompute_fisher_mode: str = field(

@@ -9,17 +9,23 @@ tokens (labels != -100: the same masking SFT trains on). Two kinds, two estimato
   next-token distribution at that position (teacher-forced on the data prefix: one forward pass, then sampling),
   and g_s is the gradient of the log-likelihood of the samples. (The gradient of KL(p_ref || p) at p = p_ref is
   identically zero, so it is no Fisher estimate.)
-- estimator="per_sample": F = mean over sequences of g_s ** 2 (elementwise). Exact; computed with
-  `torch.func.vmap(grad(...))` over chunks of `chunk_size` sequences (chunk_size=1 is the plain loop).
+- estimator="per_sample": F = mean over sequences of g_s ** 2 (elementwise). Exact, and computed layer by layer
+  from one batched forward and backward: each module that owns parameters has its input x and the gradient g of
+  the log-likelihood with respect to its output recorded, and a sequence's gradient of the module's parameters is
+  formed from that sequence's (x, g) alone (a Linear weight's is sum_t g_t x_t^T; an Embedding's scatters g onto
+  the looked-up rows; any other leaf module's is the vector-Jacobian product of its own forward, vmapped over
+  sequences). Only one parameter's per-sample gradients exist at a time, `chunk_size` sequences of them, so the
+  memory is chunk_size x the largest parameter, not x the model. A parameter used by several modules (tied input
+  and output embeddings) has its per-sample contributions summed before squaring. (A model where some module owns
+  both parameters and submodules falls back to one gradient per sequence.)
 - estimator="batched": F = mean over mini-batches b of (mean_{s in b} g_s) ** 2: one gradient per mini-batch,
   cheaper, but near an optimum (where the mean gradient vanishes) it is about F / B for mini-batches of B. Named
   as what it is; the per-sample estimator is the Fisher.
 
-Gradients are taken with `torch.func` on fp32, detached copies of the local parameters, so no data-parallel hook
-reduces them: under DDP and ZeRO-1/2 each rank squares its own samples' gradients, and the sums are all-reduced
-once at the end (squaring gradients that were already averaged across ranks would be the batched quantity, not the
-Fisher). Padding is moved to the right of each row, so causal attention needs no mask (`vmap` cannot trace the
-mask code of transformers' Llama). Under ZeRO-3 and FSDP2, where no rank holds whole parameters,
+Gradients are taken on fp32, detached copies of the local parameters, so no data-parallel hook reduces them: under
+DDP and ZeRO-1/2 each rank squares its own samples' gradients, and the sums are all-reduced once at the end
+(squaring gradients that were already averaged across ranks would be the batched quantity, not the Fisher). Padding is moved to the right of each row, so causal attention needs no mask and every real token keeps
+the position it has unpadded. Under ZeRO-3 and FSDP2, where no rank holds whole parameters,
 `compute_fisher_partitioned` gives the same numbers for each rank's partitions.
 """
 
@@ -28,7 +34,8 @@ from collections.abc import Iterable
 
 import torch
 import torch.distributed as dist
-from torch.func import functional_call, grad, vmap
+from torch import nn
+from torch.func import functional_call, grad, vjp, vmap
 
 from .sharding import local_fp32_param, local_grad, trainable_named_parameters
 
@@ -84,6 +91,97 @@ def sequence_log_likelihood(model, params: dict, input_ids: torch.Tensor, labels
     return (token_log_probs * mask).sum()
 
 
+def parameter_owners(model) -> list[nn.Module]:
+    return [module for module in model.modules() if next(module.parameters(recurse=False), None) is not None]
+
+
+def supports_layerwise(model) -> bool:
+    """Whether every module that owns parameters is a leaf, so that its own forward gives their gradients."""
+    return all(next(module.children(), None) is None for module in parameter_owners(model))
+
+
+class ParameterCalls:
+    """Records each call of a module that directly owns parameters during a forward: (module, input, output).
+
+    The parameters are detached, so the first such call (the input embedding) returns an output that does not
+    require grad; it is made a leaf that does, so that the backward reaches every recorded output.
+    """
+
+    def __init__(self, model):
+        self.calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
+        self._handles = [module.register_forward_hook(self._record) for module in parameter_owners(model)]
+
+    def _record(self, module, args, output):
+        if not (args and isinstance(args[0], torch.Tensor) and isinstance(output, torch.Tensor)):
+            raise NotImplementedError(
+                f"Per-sample Fisher by layers needs {type(module).__name__} to map one tensor to one tensor."
+            )
+        if not output.requires_grad:
+            output = output.detach().requires_grad_()
+        self.calls.append((module, args[0].detach(), output))  # the input as data: nothing differentiates it
+        return output
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for handle in self._handles:
+            handle.remove()
+
+
+def per_sample_parameter_grads(module: nn.Module, inputs, grad_output, params: dict) -> dict[str, torch.Tensor]:
+    """{local parameter name: (rows, *shape)}: each row's gradient of `module`'s own parameters `params` (local
+    name -> tensor), from that row's `inputs` and `grad_output` (the gradient with respect to the module output)."""
+    if type(module) is nn.Linear:
+        x, g = inputs.flatten(1, -2), grad_output.flatten(1, -2)
+        grads = {"weight": torch.einsum("bto,bti->boi", g, x)}
+        if "bias" in params:
+            grads["bias"] = g.sum(1)
+        return grads
+    if type(module) is nn.Embedding and module.max_norm is None and not module.scale_grad_by_freq:
+        rows, (vocab, width) = inputs.shape[0], params["weight"].shape
+        flat = grad_output.new_zeros(rows * vocab, width)
+        offsets = torch.arange(rows, device=inputs.device).view(-1, *([1] * (inputs.dim() - 1))) * vocab
+        flat.index_add_(0, (inputs + offsets).flatten(), grad_output.reshape(-1, width))
+        weight = flat.view(rows, vocab, width)
+        if module.padding_idx is not None:  # autograd leaves the padding row's gradient at zero
+            weight[:, module.padding_idx] = 0
+        return {"weight": weight}
+
+    def one_row(x, g):
+        _, pull_back = vjp(lambda p: functional_call(module, p, (x.unsqueeze(0),)), params)
+        return pull_back(g.unsqueeze(0))[0]
+
+    return vmap(one_row)(inputs, grad_output)
+
+
+def add_per_sample_squares(sums: dict, calls, grad_outputs, params: dict, owners: dict, chunk_size: int) -> None:
+    """sums[name] += sum over rows of (that row's gradient of parameter `name`) ** 2, for the parameters of the
+    recorded `calls` (`owners[module]`: [(local name, name)]), `chunk_size` rows at a time."""
+    uses = {}
+    for module, _, _ in calls:
+        for _, name in owners[module]:
+            uses[name] = uses.get(name, 0) + 1
+    rows = calls[0][1].shape[0]
+    for start in range(0, rows, chunk_size):
+        rows_slice = slice(start, start + chunk_size)
+        shared = {}  # per-sample gradients of parameters used by several calls, summed before squaring
+        for (module, inputs, _), grad_output in zip(calls, grad_outputs):
+            if grad_output is None or not any(name in sums for _, name in owners[module]):
+                continue  # an output the loss does not depend on, or a module with frozen parameters only
+            local = {local_name: params[name] for local_name, name in owners[module]}
+            grads = per_sample_parameter_grads(module, inputs[rows_slice], grad_output[rows_slice], local)
+            for local_name, name in owners[module]:
+                if name not in sums:  # frozen
+                    continue
+                if uses[name] == 1:
+                    sums[name].add_(grads[local_name].pow(2).sum(0))
+                else:
+                    shared[name] = grads[local_name] + shared[name] if name in shared else grads[local_name]
+        for name, per_sample in shared.items():
+            sums[name].add_(per_sample.pow(2).sum(0))
+
+
 def compute_fisher(
     model,
     batches: Iterable[dict],
@@ -96,8 +194,8 @@ def compute_fisher(
     """The diagonal Fisher `{param_name: tensor}` (fp32, shaped like each trainable parameter).
 
     `batches` yields HF-style dicts (`input_ids`, `labels` with -100 on untrained tokens, optional `attention_mask`)
-    holding this rank's share of the data. `chunk_size` bounds how many per-sample gradients are materialised at
-    once (memory: chunk_size x number of parameters in fp32); None takes a whole batch.
+    holding this rank's share of the data. `chunk_size` bounds how many sequences' gradients of one parameter are
+    materialised at once (memory: chunk_size x the largest parameter, fp32); None takes a whole batch.
     """
     if kind not in FISHER_KINDS:
         raise ValueError(f"`fisher_kind` must be one of {FISHER_KINDS}, got {kind!r}.")
@@ -108,15 +206,29 @@ def compute_fisher(
     buffers = {name: buffer for name, buffer in model.named_buffers()}
     # Frozen weights in fp32 too, so the whole forward runs in fp32 whatever the training dtype.
     frozen = {name: p.detach().float() for name, p in model.named_parameters() if name not in params}
+    all_params = {**params, **frozen}
+    # Each module's own parameters under the names above (a tied weight has one name, whichever module uses it).
+    name_of = {id(param): name for name, param in model.named_parameters()}
+    owners = {
+        module: [(local, name_of[id(param)]) for local, param in module.named_parameters(recurse=False)]
+        for module in parameter_owners(model)
+    }
     was_training = model.training
     model.eval()  # no dropout: the Fisher of the model as it predicts
 
     def log_likelihood(p, ids, lab):
         return sequence_log_likelihood(model, {**p, **frozen, **buffers}, ids, lab)
 
+    def add_squared_gradient(ids, lab, scale):
+        grads = grad(log_likelihood)(params, ids, lab)
+        for name in names:
+            sums[name].add_((grads[name] * scale).pow(2))
+
+    layerwise = supports_layerwise(model)
+    if estimator == "per_sample" and not layerwise:
+        logger.warning("A module owns parameters and submodules: the per-sample Fisher loops over sequences.")
     sums = {name: torch.zeros_like(p) for name, p in params.items()}
     count = torch.zeros((), dtype=torch.float64)
-    per_sample_grad = vmap(grad(log_likelihood), in_dims=(None, 0, 0))
     try:
         for batch in batches:
             input_ids, labels = right_pad(batch)
@@ -127,17 +239,20 @@ def compute_fisher(
                     logits = functional_call(model, {**params, **frozen, **buffers}, (input_ids,)).logits
                 labels = sample_model_labels(logits, labels, generator)
             if estimator == "batched":
-                grads = grad(log_likelihood)(params, input_ids, labels)
-                for name in names:
-                    sums[name].add_((grads[name] / input_ids.shape[0]).pow(2))
+                add_squared_gradient(input_ids, labels, 1 / input_ids.shape[0])
                 count += 1
                 continue
-            step = chunk_size or input_ids.shape[0]
-            for start in range(0, input_ids.shape[0], step):
-                grads = per_sample_grad(params, input_ids[start : start + step], labels[start : start + step])
-                for name in names:
-                    sums[name].add_(grads[name].pow(2).sum(0))
             count += input_ids.shape[0]
+            if not layerwise:
+                for row in range(input_ids.shape[0]):
+                    add_squared_gradient(input_ids[row : row + 1], labels[row : row + 1], 1)
+                continue
+            with ParameterCalls(model) as recorded:
+                total = log_likelihood(params, input_ids, labels)
+            outputs = [output for _, _, output in recorded.calls]
+            grad_outputs = torch.autograd.grad(total, outputs, allow_unused=True)
+            chunk = chunk_size or input_ids.shape[0]
+            add_per_sample_squares(sums, recorded.calls, grad_outputs, all_params, owners, chunk)
     finally:
         model.train(was_training)
     if reduce_across_ranks and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
