@@ -1,7 +1,9 @@
 import json
 import sys
+from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from transformers import AutoModelForCausalLM
 
@@ -149,14 +151,9 @@ def test_dadamw_and_ewc_under_deepspeed_zero2_match_ddp(world, tmp_path):
     assert [e["ewc/penalty"] for e in state["log_history"] if "ewc/penalty" in e][-1] > 0
 
 
-def test_ewc_under_deepspeed_zero3_matches_one_process(world, tmp_path):
-    """Under ZeRO-3 (2 CPU processes) EWC keeps Fisher and anchors as local partitions and adds its gradient to
-    the local gradient partitions: the weights after 4 steps, the Fisher statistics and the penalty equal those of
-    one process at the same global batch, while the same run without EWC ends measurably elsewhere."""
-    pytest.importorskip("deepspeed")
-    import torch
-
-    common = [
+def _ewc_comparison_args(world) -> list[str]:
+    """The tiny EWC recipe for 4 logged steps at a lambda large enough that EWC visibly moves the weights."""
+    return [
         "tests/helpers/sft_dump_rank_weights.py",
         "--config",
         "recipes/tiny/sft/config_ewc.yaml",
@@ -164,6 +161,21 @@ def test_ewc_under_deepspeed_zero3_matches_one_process(world, tmp_path):
         *("--retain_dataset_id", str(world.retain), "--fisher_num_samples", "16", "--ewc_lambda", "5000"),
         *("--max_steps", "4", "--warmup_steps", "0", "--save_strategy", "no", "--logging_steps", "1"),
     ]
+
+
+def _ewc_logs(run: Path) -> list[dict]:
+    history = json.loads((run / "trainer_state.json").read_text())["log_history"]
+    return [{k: v for k, v in e.items() if k.startswith("ewc/")} for e in history if "loss" in e]
+
+
+def test_ewc_under_deepspeed_zero3_matches_one_process(world, tmp_path):
+    """Under ZeRO-3 (2 CPU processes) EWC keeps Fisher and anchors as local partitions and adds its gradient to
+    the local gradient partitions: the weights after 4 steps, the Fisher statistics and the penalty equal those of
+    one process at the same global batch, while the same run without EWC ends measurably elsewhere."""
+    pytest.importorskip("deepspeed")
+    import torch
+
+    common = _ewc_comparison_args(world)
     zero3, single, no_ewc = tmp_path / "zero3", tmp_path / "single", tmp_path / "no_ewc"
     run_cli(
         [
@@ -182,13 +194,35 @@ def test_ewc_under_deepspeed_zero3_matches_one_process(world, tmp_path):
         torch.testing.assert_close(sharded[name], reference[name], rtol=1e-5, atol=1e-5)
     assert max((free[n] - reference[n]).abs().max().item() for n in reference) > 1e-3  # EWC moved the weights
 
-    def ewc_logs(run):
-        history = json.loads((run / "trainer_state.json").read_text())["log_history"]
-        return [{k: v for k, v in e.items() if k.startswith("ewc/")} for e in history if "loss" in e]
-
-    logs = ewc_logs(zero3)
+    logs = _ewc_logs(zero3)
     assert logs[-1]["ewc/penalty"] > 0
-    for got, expected in zip(logs, ewc_logs(single)):
+    for got, expected in zip(logs, _ewc_logs(single)):
         assert got.keys() == expected.keys()
         for key in got:
             assert got[key] == pytest.approx(expected[key], rel=1e-4), key
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (CI machines have none)")
+def test_ewc_under_the_zero3_recipe_config_on_a_gpu(world, tmp_path):
+    """The GPU check: EWC under the accelerate config the recipes use (`recipes/accelerate_configs/zero3.yaml`,
+    zero.Init, one GPU) ends at the weights of plain one-GPU training in fp32, and trains in bf16 as the recipes
+    do."""
+    pytest.importorskip("deepspeed")
+    common = [*_ewc_comparison_args(world), "--use_cpu", "false", "--per_device_train_batch_size", "16"]
+    zero3, single, bf16 = tmp_path / "zero3", tmp_path / "single", tmp_path / "bf16"
+    zero3_launch = ["--config_file", "recipes/accelerate_configs/zero3.yaml", "--num_processes", "1"]
+    run_cli([*accelerate_cmd(*zero3_launch), *common, "--output_dir", str(zero3)])
+    run_cli([*accelerate_cmd("--num_processes", "1"), *common, "--output_dir", str(single)])
+    sharded, reference = (torch.load(d / "rank0_weights.pt") for d in (zero3, single))
+    for name in reference:
+        torch.testing.assert_close(sharded[name], reference[name], rtol=1e-4, atol=1e-4)
+    for got, expected in zip(_ewc_logs(zero3), _ewc_logs(single)):
+        assert got == pytest.approx(expected, rel=1e-3)
+
+    # As the recipes run: the config's bf16 mixed precision (not overridden to fp32 here).
+    launch = [sys.executable, "-m", "accelerate.commands.launch", *zero3_launch]
+    run_cli([*launch, *common, "--bf16", "true", "--output_dir", str(bf16)])
+    history = json.loads((bf16 / "trainer_state.json").read_text())["log_history"]
+    losses = [e["loss"] for e in history if "loss" in e]
+    assert len(losses) == 4 and all(loss == loss and loss < 1e4 for loss in losses)
+    assert _ewc_logs(bf16)[-1]["ewc/penalty"] > 0
