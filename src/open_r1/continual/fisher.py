@@ -114,7 +114,8 @@ class ParameterCalls:
     def _record(self, module, args, output):
         if not (args and isinstance(args[0], torch.Tensor) and isinstance(output, torch.Tensor)):
             raise NotImplementedError(
-                f"Per-sample Fisher by layers needs {type(module).__name__} to map one tensor to one tensor."
+                f"Per-sample Fisher by layers needs {type(module).__name__} to map one tensor to one tensor. "
+                "`fisher_estimator: batched` with `fisher_batch_size: 1` gives the same Fisher, a row at a time."
             )
         if not output.requires_grad:
             output = output.detach().requires_grad_()
