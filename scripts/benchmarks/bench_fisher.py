@@ -3,9 +3,9 @@
 
 1. Per-sample Fisher: the plain loop (one autograd backward per retain sequence) against `compute_fisher`'s
    per-layer path (one batched backward, each sequence's gradients formed layer by layer) on the same sequences:
-   time ratio and max relative difference. Also timed: one batched gradient over
-   the same rows (no per-sample output at all), the forward + backward every per-sample method must pay at
-   least, so loop / batched is the ceiling of any per-sample speed-up on this machine.
+   time ratio and max relative difference. Also timed: one batched gradient over the same rows (no per-sample
+   output at all), the forward + backward every per-sample method must pay at least, so loop / batched is the
+   ceiling of any per-sample speed-up on this machine.
 2. EWC overhead: one SFT training step with and without EWC (forward + backward, and the whole step with the AdamW
    update), the two trainers timed alternately so that both see the same machine; and the penalty alone, as EWC
    applies it (its gradient added after the backward) and as a loss term through autograd (DeepSpeed ZeRO-1/2).

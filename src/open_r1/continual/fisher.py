@@ -24,9 +24,10 @@ tokens (labels != -100: the same masking SFT trains on). Two kinds, two estimato
 
 Gradients are taken on fp32, detached copies of the local parameters, so no data-parallel hook reduces them: under
 DDP and ZeRO-1/2 each rank squares its own samples' gradients, and the sums are all-reduced once at the end
-(squaring gradients that were already averaged across ranks would be the batched quantity, not the Fisher). Padding is moved to the right of each row, so causal attention needs no mask and every real token keeps
-the position it has unpadded. Under ZeRO-3 and FSDP2, where no rank holds whole parameters,
-`compute_fisher_partitioned` gives the same numbers for each rank's partitions.
+(squaring gradients that were already averaged across ranks would be the batched quantity, not the Fisher).
+Padding is moved to the right of each row, so causal attention needs no mask and every real token keeps the
+position it has unpadded. Under ZeRO-3 and FSDP2, where no rank holds whole parameters, `compute_fisher_partitioned`
+gives the same numbers for each rank's partitions.
 """
 
 import logging
@@ -101,15 +102,16 @@ def supports_layerwise(model) -> bool:
 
 
 class ParameterCalls:
-    """Records each call of a module that directly owns parameters during a forward: (module, input, output).
+    """Records each call of the given modules (those that directly own parameters) during a forward: (module,
+    input, output).
 
     The parameters are detached, so the first such call (the input embedding) returns an output that does not
     require grad; it is made a leaf that does, so that the backward reaches every recorded output.
     """
 
-    def __init__(self, model):
+    def __init__(self, modules: Iterable[nn.Module]):
         self.calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
-        self._handles = [module.register_forward_hook(self._record) for module in parameter_owners(model)]
+        self._handles = [module.register_forward_hook(self._record) for module in modules]
 
     def _record(self, module, args, output):
         if not (args and isinstance(args[0], torch.Tensor) and isinstance(output, torch.Tensor)):
@@ -248,7 +250,7 @@ def compute_fisher(
                 for row in range(input_ids.shape[0]):
                     add_squared_gradient(input_ids[row : row + 1], labels[row : row + 1], 1)
                 continue
-            with ParameterCalls(model) as recorded:
+            with ParameterCalls(owners) as recorded:
                 total = log_likelihood(params, input_ids, labels)
             outputs = [output for _, _, output in recorded.calls]
             grad_outputs = torch.autograd.grad(total, outputs, allow_unused=True)
