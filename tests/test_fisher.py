@@ -6,7 +6,12 @@ from trl import SFTTrainer
 
 from open_r1.configs import SFTConfig
 from open_r1.continual.ewc import add_ewc_gradient, ewc_penalty, penalty_value, recompute_steps
-from open_r1.continual.fisher import compute_fisher, sample_model_labels, supports_layerwise
+from open_r1.continual.fisher import (
+    compute_fisher,
+    compute_fisher_partitioned,
+    sample_model_labels,
+    supports_layerwise,
+)
 
 from .conftest import cpu_sft_args, tiny_trainer
 
@@ -230,6 +235,21 @@ def torchrun(script: str, *args: str) -> None:
 
     command = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
     run_cli([sys.executable, *command, script, *args])
+
+
+@pytest.mark.parametrize("loss_scale", [None, 1024.0])
+def test_partitioned_fisher_of_a_whole_model_equals_compute_fisher(world, loss_scale):
+    """The building block ZeRO-3 and FSDP2 use, on one process (each 'partition' is a whole parameter), with a
+    backward that scales the loss as DeepSpeed's fp16 does and says so."""
+    model, batches = _model(world), _batches(world, n_rows=6, batch_size=3)
+
+    def backward(loss):
+        (loss * (loss_scale or 1.0)).backward()
+        return loss_scale
+
+    partitioned = compute_fisher_partitioned(model, batches, backward, lambda: model.zero_grad(set_to_none=True))
+    expected = {name: f.flatten() for name, f in compute_fisher(model, batches).items()}
+    _assert_relative(partitioned, expected, 1e-4)
 
 
 def test_two_process_fisher_equals_one_process(world, tmp_path):

@@ -307,6 +307,7 @@ class EWC(ContinualMethod):
             def backward(loss):
                 engine.set_gradient_accumulation_boundary(True)
                 engine.backward(loss, scale_wrt_gas=False)
+                return float(engine.optimizer.loss_scale)  # fp16: the gradients are scaled until the step
 
             return backward, lambda: engine.optimizer.zero_grad(set_to_none=True)
         return (lambda loss: loss.backward()), (lambda: trainer.model.zero_grad(set_to_none=True))

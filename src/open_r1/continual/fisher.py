@@ -284,8 +284,9 @@ def compute_fisher_partitioned(
     the *same* sequences (`batches` must be identical on all ranks): the reduce-scatter then averages identical
     gradients and leaves each rank exactly its part of that sequence's gradient, which it squares. The result
     equals `compute_fisher` on one process, at one backward per sequence (per mini-batch when batched).
-    `backward(loss)` runs the sharded backward (`engine.backward` under DeepSpeed, `loss.backward()` under FSDP2);
-    `zero_grad()` clears the gradients after each read.
+    `backward(loss)` runs the sharded backward (`engine.backward` under DeepSpeed, `loss.backward()` under FSDP2) and
+    returns the factor the gradients then carry (DeepSpeed's fp16 loss scale), or None for 1; `zero_grad()` clears
+    the gradients after each read.
     """
     if kind not in FISHER_KINDS:
         raise ValueError(f"`fisher_kind` must be one of {FISHER_KINDS}, got {kind!r}.")
@@ -311,9 +312,10 @@ def compute_fisher_partitioned(
                     with torch.no_grad():
                         lab = sample_model_labels(model(input_ids=ids).logits, lab, generator)
                 token_log_probs, mask = completion_log_probs(model(input_ids=ids).logits, lab)
-                backward(-(token_log_probs * mask).sum() / ids.shape[0])
+                grad_scale = backward(-(token_log_probs * mask).sum() / ids.shape[0]) or 1.0
                 for name, param in named:
-                    sums[name].add_(local_grad(param).detach().float().to(sums[name].device).pow(2))
+                    grad = local_grad(param).detach().float().to(sums[name].device)
+                    sums[name].add_((grad / grad_scale).pow(2))
                 zero_grad()
                 count += 1 if estimator == "batched" else ids.shape[0]
     finally:
