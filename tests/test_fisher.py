@@ -237,11 +237,15 @@ def torchrun(script: str, *args: str) -> None:
     run_cli([sys.executable, *command, script, *args])
 
 
-@pytest.mark.parametrize("loss_scale", [None, 1024.0])
-def test_partitioned_fisher_of_a_whole_model_equals_compute_fisher(world, loss_scale):
-    """The building block ZeRO-3 and FSDP2 use, on one process (each 'partition' is a whole parameter), with a
-    backward that scales the loss as DeepSpeed's fp16 does and says so."""
-    model, batches = _model(world), _batches(world, n_rows=6, batch_size=3)
+@pytest.mark.parametrize(
+    "build, loss_scale",
+    [(_model, None), (_model, 1024.0), (_llama_with_a_parameter_owner_that_has_submodules, 1024.0)],
+)
+def test_partitioned_fisher_of_a_whole_model_equals_compute_fisher(world, build, loss_scale):
+    """The building block ZeRO-3 and FSDP2 use, on one process (each 'partition' is a whole parameter), layer by
+    layer and, for a module owning parameters and submodules, one sequence at a time; with a backward that scales
+    the loss as DeepSpeed's fp16 does and says so."""
+    model, batches = build(world), _batches(world, n_rows=6, batch_size=3)
 
     def backward(loss):
         (loss * (loss_scale or 1.0)).backward()

@@ -38,7 +38,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
-from .sharding import local_fp32_param, local_grad, trainable_named_parameters
+from .sharding import local_fp32_param, local_grad, local_part_of_rows, trainable_named_parameters
 
 
 logger = logging.getLogger(__name__)
@@ -102,16 +102,18 @@ def supports_layerwise(model) -> bool:
 
 
 class ParameterCalls:
-    """Records each call of the given modules (those that directly own parameters) during a forward: (module,
-    input, output).
+    """Records each call of the given modules (those that directly own parameters) during a forward, and the
+    gradient of its output in the backward that follows: `calls[i] = [module, input, output gradient, weights]`.
 
-    The parameters are detached, so the first such call (the input embedding) returns an output that does not
-    require grad; it is made a leaf that does, so that the backward reaches every recorded output.
+    `weights` snapshots the module's own parameters, in fp32, for modules whose per-sample gradients need them (all
+    but Linear and Embedding); the hooks run before any other forward hook, while DeepSpeed ZeRO-3 and FSDP2 still
+    hold those parameters whole. With detached parameters the first call (the input embedding) returns an output
+    that does not require grad; it is made a leaf that does, so that the backward reaches every recorded output.
     """
 
     def __init__(self, modules: Iterable[nn.Module]):
-        self.calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
-        self._handles = [module.register_forward_hook(self._record) for module in modules]
+        self.calls: list[list] = []
+        self._handles = [module.register_forward_hook(self._record, prepend=True) for module in modules]
 
     def _record(self, module, args, output):
         if not (args and isinstance(args[0], torch.Tensor) and isinstance(output, torch.Tensor)):
@@ -119,9 +121,14 @@ class ParameterCalls:
                 f"Per-sample Fisher by layers needs {type(module).__name__} to map one tensor to one tensor. "
                 "`fisher_estimator: batched` with `fisher_batch_size: 1` gives the same Fisher, a row at a time."
             )
+        weights = None
+        if type(module) not in (nn.Linear, nn.Embedding):
+            weights = {name: p.detach().float().clone() for name, p in module.named_parameters(recurse=False)}
+        call = [module, args[0].detach(), None, weights]  # the input as data: nothing differentiates it
+        self.calls.append(call)
         if not output.requires_grad:
             output = output.detach().requires_grad_()
-        self.calls.append((module, args[0].detach(), output))  # the input as data: nothing differentiates it
+        output.register_hook(lambda grad: call.__setitem__(2, grad))
         return output
 
     def __enter__(self):
@@ -132,17 +139,29 @@ class ParameterCalls:
             handle.remove()
 
 
-def per_sample_parameter_grads(module: nn.Module, inputs, grad_output, params: dict) -> dict[str, torch.Tensor]:
-    """{local parameter name: (rows, *shape)}: each row's gradient of `module`'s own parameters `params` (local
-    name -> tensor), from that row's `inputs` and `grad_output` (the gradient with respect to the module output)."""
+class _WithoutHooks(nn.Module):
+    """Runs `module.forward` directly: re-running a recorded module must not fire its hooks (under ZeRO-3 they
+    fetch and release its parameters)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def forward(self, inputs):
+        return self.module.forward(inputs)
+
+
+def per_sample_parameter_grads(module: nn.Module, inputs, grad_output, weights) -> dict[str, torch.Tensor]:
+    """{local parameter name: (rows, *full shape)}: each row's gradient of `module`'s own parameters, from that row's
+    `inputs` and `grad_output` (the gradient with respect to the module output); `weights` as `ParameterCalls`."""
     if type(module) is nn.Linear:
         x, g = inputs.flatten(1, -2), grad_output.flatten(1, -2)
         grads = {"weight": torch.einsum("bto,bti->boi", g, x)}
-        if "bias" in params:
+        if module.bias is not None:
             grads["bias"] = g.sum(1)
         return grads
     if type(module) is nn.Embedding and module.max_norm is None and not module.scale_grad_by_freq:
-        rows, (vocab, width) = inputs.shape[0], params["weight"].shape
+        rows, vocab, width = inputs.shape[0], module.num_embeddings, module.embedding_dim
         flat = grad_output.new_zeros(rows * vocab, width)
         offsets = torch.arange(rows, device=inputs.device).view(-1, *([1] * (inputs.dim() - 1))) * vocab
         flat.index_add_(0, (inputs + offsets).flatten(), grad_output.reshape(-1, width))
@@ -150,39 +169,60 @@ def per_sample_parameter_grads(module: nn.Module, inputs, grad_output, params: d
         if module.padding_idx is not None:  # autograd leaves the padding row's gradient at zero
             weight[:, module.padding_idx] = 0
         return {"weight": weight}
+    if weights is None:
+        raise ValueError(f"{type(module).__name__} needs its weights recorded (see ParameterCalls).")
+    unhooked = _WithoutHooks(module)
 
     def one_row(x, g):
-        _, pull_back = vjp(lambda p: functional_call(module, p, (x.unsqueeze(0),)), params)
-        return pull_back(g.unsqueeze(0))[0]
+        def output(w):
+            return functional_call(unhooked, {f"module.{name}": t for name, t in w.items()}, (x.unsqueeze(0),))
+
+        return vjp(output, weights)[1](g.unsqueeze(0))[0]
 
     return vmap(one_row)(inputs, grad_output)
 
 
-def add_per_sample_squares(sums: dict, calls, grad_outputs, params: dict, owners: dict, chunk_size: int) -> None:
+def add_per_sample_squares(sums: dict, calls, owners: dict, chunk_size: int, grad_scale=1.0, local_part=None):
     """sums[name] += sum over rows of (that row's gradient of parameter `name`) ** 2, for the parameters of the
-    recorded `calls` (`owners[module]`: [(local name, name)]), `chunk_size` rows at a time."""
+    recorded `calls` (`owners[module]`: [(local name, name)]), `chunk_size` rows at a time. Output gradients are
+    divided by `grad_scale` first; `local_part(name, per_row)` keeps this rank's part of each row's full gradient
+    (flat, under ZeRO-3 and FSDP2)."""
     uses = {}
-    for module, _, _ in calls:
+    for module, *_ in calls:
         for _, name in owners[module]:
             uses[name] = uses.get(name, 0) + 1
     rows = calls[0][1].shape[0]
+
+    def add_squares(name, per_row):
+        sums[name].add_((local_part(name, per_row) if local_part else per_row).pow(2).sum(0))
+
     for start in range(0, rows, chunk_size):
         rows_slice = slice(start, start + chunk_size)
         shared = {}  # per-sample gradients of parameters used by several calls, summed before squaring
-        for (module, inputs, _), grad_output in zip(calls, grad_outputs):
+        for module, inputs, grad_output, weights in calls:
             if grad_output is None or not any(name in sums for _, name in owners[module]):
                 continue  # an output the loss does not depend on, or a module with frozen parameters only
-            local = {local_name: params[name] for local_name, name in owners[module]}
-            grads = per_sample_parameter_grads(module, inputs[rows_slice], grad_output[rows_slice], local)
+            grad_output = grad_output[rows_slice] / grad_scale if grad_scale != 1 else grad_output[rows_slice]
+            grads = per_sample_parameter_grads(module, inputs[rows_slice], grad_output, weights)
             for local_name, name in owners[module]:
                 if name not in sums:  # frozen
                     continue
                 if uses[name] == 1:
-                    sums[name].add_(grads[local_name].pow(2).sum(0))
+                    add_squares(name, grads[local_name])
                 else:
                     shared[name] = grads[local_name] + shared[name] if name in shared else grads[local_name]
-        for name, per_sample in shared.items():
-            sums[name].add_(per_sample.pow(2).sum(0))
+        for name, per_row in shared.items():
+            add_squares(name, per_row)
+
+
+def parameter_owner_names(model) -> dict[nn.Module, list[tuple[str, str]]]:
+    """{module: [(local name, name in model.named_parameters())]} for the modules that directly own parameters (a
+    tied weight has one name, whichever module uses it)."""
+    name_of = {id(param): name for name, param in model.named_parameters()}
+    return {
+        module: [(local, name_of[id(param)]) for local, param in module.named_parameters(recurse=False)]
+        for module in parameter_owners(model)
+    }
 
 
 def compute_fisher(
@@ -209,13 +249,7 @@ def compute_fisher(
     buffers = {name: buffer for name, buffer in model.named_buffers()}
     # Frozen weights in fp32 too, so the whole forward runs in fp32 whatever the training dtype.
     frozen = {name: p.detach().float() for name, p in model.named_parameters() if name not in params}
-    all_params = {**params, **frozen}
-    # Each module's own parameters under the names above (a tied weight has one name, whichever module uses it).
-    name_of = {id(param): name for name, param in model.named_parameters()}
-    owners = {
-        module: [(local, name_of[id(param)]) for local, param in module.named_parameters(recurse=False)]
-        for module in parameter_owners(model)
-    }
+    owners = parameter_owner_names(model)
     was_training = model.training
     model.eval()  # no dropout: the Fisher of the model as it predicts
 
@@ -251,11 +285,8 @@ def compute_fisher(
                     add_squared_gradient(input_ids[row : row + 1], labels[row : row + 1], 1)
                 continue
             with ParameterCalls(owners) as recorded:
-                total = log_likelihood(params, input_ids, labels)
-            outputs = [output for _, _, output in recorded.calls]
-            grad_outputs = torch.autograd.grad(total, outputs, allow_unused=True)
-            chunk = chunk_size or input_ids.shape[0]
-            add_per_sample_squares(sums, recorded.calls, grad_outputs, all_params, owners, chunk)
+                log_likelihood(params, input_ids, labels).backward()  # only the recording hooks see gradients
+            add_per_sample_squares(sums, recorded.calls, owners, chunk_size or input_ids.shape[0])
     finally:
         model.train(was_training)
     if reduce_across_ranks and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -280,10 +311,13 @@ def compute_fisher_partitioned(
     """The diagonal Fisher of each rank's parameter partitions (ZeRO-3, FSDP2) `{param_name: flat local tensor}`,
     never gathered.
 
-    Per-sequence gradients of the whole model exist on no rank when parameters are partitioned, so every rank runs
-    the *same* sequences (`batches` must be identical on all ranks): the reduce-scatter then averages identical
-    gradients and leaves each rank exactly its part of that sequence's gradient, which it squares. The result
-    equals `compute_fisher` on one process, at one backward per sequence (per mini-batch when batched).
+    Every rank runs the *same* sequences (`batches` must be identical on all ranks), so that it can square its own
+    part of each sequence's gradient with no communication. `per_sample`, layer by layer as `compute_fisher` (module
+    inputs and output gradients are not partitioned): one sharded backward per batch, then each rank forms each
+    row's gradient of each module's parameters and keeps its part. A model with a module owning both parameters and
+    submodules, and `batched`, read the gradient partitions the backward's reduce-scatter leaves each rank instead
+    (averages of identical gradients: exactly this rank's part), one backward per sequence or per batch. The result
+    equals `compute_fisher` on one process.
     `backward(loss)` runs the sharded backward (`engine.backward` under DeepSpeed, `loss.backward()` under FSDP2) and
     returns the factor the gradients then carry (DeepSpeed's fp16 loss scale), or None for 1; `zero_grad()` clears
     the gradients after each read.
@@ -294,6 +328,9 @@ def compute_fisher_partitioned(
         raise ValueError(f"`fisher_estimator` must be one of {FISHER_ESTIMATORS}, got {estimator!r}.")
     named = trainable_named_parameters(model)
     sums = {name: torch.zeros_like(local_fp32_param(param)) for name, param in named}
+    params = dict(named)
+    owners = parameter_owner_names(model)
+    layerwise = estimator == "per_sample" and supports_layerwise(model)
     count = 0
     device = sums[named[0][0]].device
     was_training = model.training
@@ -302,6 +339,24 @@ def compute_fisher_partitioned(
         for batch in batches:
             input_ids, labels = right_pad(batch)
             input_ids, labels = input_ids.to(device), labels.to(device)
+            if layerwise:
+                if kind == "model":
+                    with torch.no_grad():
+                        labels = sample_model_labels(model(input_ids=input_ids).logits, labels, generator)
+                with ParameterCalls(owners) as recorded:
+                    token_log_probs, mask = completion_log_probs(model(input_ids=input_ids).logits, labels)
+                grad_scale = backward(-(token_log_probs * mask).sum()) or 1.0
+                zero_grad()
+                add_per_sample_squares(
+                    sums,
+                    recorded.calls,
+                    owners,
+                    input_ids.shape[0],
+                    grad_scale,
+                    lambda name, rows: local_part_of_rows(params[name], rows).to(sums[name].device),
+                )
+                count += input_ids.shape[0]
+                continue
             if estimator == "batched":
                 groups = [(input_ids, labels)]
             else:  # one row at a time, its padding cut off

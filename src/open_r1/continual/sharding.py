@@ -36,6 +36,25 @@ def local_fp32_param(param: torch.Tensor) -> torch.Tensor:
     return local_tensor(param).float().flatten()
 
 
+def local_part_of_rows(param: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """(rows, local numel): the part of each row of `rows` (shaped (rows, *full shape of `param`)) that this rank
+    holds of `param`, flat, laid out as `local_fp32_param(param)`."""
+    count = rows.shape[0]
+    if hasattr(param, "ds_id"):  # ZeRO-3: a contiguous range of the flattened parameter, zero-padded at the end
+        import torch.distributed as dist
+
+        size = param.ds_tensor.ds_numel
+        start = size * dist.get_rank(group=param.ds_process_group)
+        part = rows.reshape(count, -1)[:, start : start + size]
+        return torch.nn.functional.pad(part, (0, size - part.shape[1]))
+    if hasattr(param, "device_mesh"):  # FSDP2 DTensor, sharded on dim 0 as torch.chunk cuts it
+        mesh = param.device_mesh
+        chunks = torch.chunk(rows, mesh.size(), dim=1)
+        rank = mesh.get_local_rank()
+        return (chunks[rank] if rank < len(chunks) else rows[:, :0]).reshape(count, -1)
+    return rows.reshape(count, -1)
+
+
 def local_grad(param: torch.Tensor) -> torch.Tensor | None:
     """This rank's part of `param`'s gradient, flat (after the data-parallel reduction), or None."""
     if hasattr(param, "ds_id"):
