@@ -1,4 +1,5 @@
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,19 @@ def run_cli(args: list[str], timeout: int = 600, env: dict | None = None) -> sub
             f"{' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
         )
     return result
+
+
+def free_port() -> int:
+    """A port no process listens on now, so the gloo rendezvous cannot collide with another run."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun(script: str, *args: str) -> subprocess.CompletedProcess:
+    """`script` under torchrun on 2 local processes."""
+    command = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
+    return run_cli([sys.executable, *command, script, *args])
 
 
 def accelerate_cmd(*launch_args: str) -> list[str]:

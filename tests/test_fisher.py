@@ -13,7 +13,7 @@ from open_r1.continual.fisher import (
     supports_layerwise,
 )
 
-from .conftest import cpu_sft_args, tiny_trainer
+from .conftest import cpu_sft_args, tiny_trainer, torchrun
 
 
 def _model(world):
@@ -217,24 +217,6 @@ def test_interval_schedule():
     assert recompute_steps("intervals", 0.25, 100) == [25, 50, 75]
     assert recompute_steps("intervals", 0.5, 7) == [4]
     assert recompute_steps("never", 0.25, 100) == []
-
-
-def free_port() -> int:
-    """A port no process listens on now, so the gloo rendezvous cannot collide with another run."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def torchrun(script: str, *args: str) -> None:
-    import sys
-
-    from .conftest import run_cli
-
-    command = ["-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port())]
-    run_cli([sys.executable, *command, script, *args])
 
 
 @pytest.mark.parametrize(

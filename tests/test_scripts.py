@@ -3,7 +3,7 @@ import sys
 
 from datasets import Dataset, DatasetDict, load_from_disk
 
-from .conftest import REPO, run_cli
+from .conftest import REPO, run_cli, torchrun
 
 
 def test_decontamination_removes_rows_sharing_an_8gram(tmp_path):
@@ -76,7 +76,7 @@ def test_generate_data_builds_replay_data_filtered_by_the_judge(world, tmp_path)
 
 def test_benchmarks_run_and_their_fast_paths_match(world):
     """The benchmark scripts run end to end on small settings (they read trainer internals, so they must not rot),
-    and what they compare is the same computation: the per-layer Fisher equals the per-sequence loop."""
+    and what they compare is the same computation: the per-layer Fisher equals the per-sequence loop, sharded or not."""
     fisher = run_cli(
         [sys.executable, "scripts/benchmarks/bench_fisher.py", "--world", str(world.root), "--rows", "8"]
         + ["--batch-size", "4", "--steps", "2"]
@@ -85,6 +85,12 @@ def test_benchmarks_run_and_their_fast_paths_match(world):
     assert difference and float(difference.group(1)) < 1e-4, fisher
     for line in ("ceiling of any per-sample speed-up", "EWC overhead", "penalty alone"):
         assert line in fisher
+    sharded = torchrun(
+        "scripts/benchmarks/bench_fisher_sharded.py",
+        *("--world", str(world.root), "--rows", "8", "--batch-size", "4", "--repeats", "1"),
+    ).stdout
+    difference = re.search(r"max relative difference (\S+)", sharded)
+    assert difference and float(difference.group(1)) < 1e-4, sharded
     dadamw = run_cli(
         [sys.executable, "scripts/benchmarks/bench_dadamw.py", "--hidden", "32", "--layers", "1", "--vocab", "64"]
         + ["--steps", "2", "--repeats", "1"]

@@ -6,7 +6,7 @@ from pathlib import Path
 from datasets import load_from_disk
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from open_r1.continual.ewc import assistant_labels, collate_right_padded
+from open_r1.continual.ewc import labelled_batches
 
 
 def load_model(world_dir: Path):
@@ -17,9 +17,6 @@ def make_batches(world_dir: Path, split: str, n_rows: int, batch_size: int) -> l
     """Rows of the world's `split` data set (retain or update) with assistant-only labels, right-padded; no Trainer
     inside the hand-made process group."""
     tokenizer = AutoTokenizer.from_pretrained(world_dir / "base_model")
-    rows = [
-        assistant_labels(r, tokenizer) for r in load_from_disk(str(world_dir / split))["train"].select(range(n_rows))
-    ]
-    return [
-        collate_right_padded(rows[i : i + batch_size], tokenizer.pad_token_id) for i in range(0, n_rows, batch_size)
-    ]
+    return labelled_batches(
+        load_from_disk(str(world_dir / split))["train"].select(range(n_rows)), tokenizer, batch_size
+    )

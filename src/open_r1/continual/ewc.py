@@ -134,6 +134,15 @@ def collate_right_padded(examples: list[dict], pad_token_id: int) -> dict:
     return {key: torch.tensor(value) for key, value in batch.items()}
 
 
+def labelled_batches(rows, tokenizer, batch_size: int) -> list[dict]:
+    """`messages` rows as right-padded batches with assistant-only labels: Fisher input built without a Trainer."""
+    examples = [assistant_labels(row, tokenizer) for row in rows]
+    return [
+        collate_right_padded(examples[i : i + batch_size], tokenizer.pad_token_id)
+        for i in range(0, len(examples), batch_size)
+    ]
+
+
 def recompute_steps(mode: str, interval: float, max_steps: int) -> list[int]:
     """The optimizer steps after which `intervals` recomputes the Fisher."""
     if mode != "intervals":
