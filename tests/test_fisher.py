@@ -233,7 +233,10 @@ def test_partitioned_fisher_of_a_whole_model_equals_compute_fisher(world, build,
         (loss * (loss_scale or 1.0)).backward()
         return loss_scale
 
-    partitioned = compute_fisher_partitioned(model, batches, backward, lambda: model.zero_grad(set_to_none=True))
+    def zero_grad():
+        model.zero_grad(set_to_none=True)
+
+    partitioned = compute_fisher_partitioned(model, batches, backward, zero_grad, chunk_size=2)
     expected = {name: f.flatten() for name, f in compute_fisher(model, batches).items()}
     _assert_relative(partitioned, expected, 1e-4)
 

@@ -265,7 +265,7 @@ class EWC(ContinualMethod):
             backward, zero_grad = self._sharded_backward(trainer)
             batches = self._batches(self._local_rows)
             new = compute_fisher_partitioned(
-                trainer.model, batches, backward, zero_grad, self.kind, self.estimator, generator
+                trainer.model, batches, backward, zero_grad, self.kind, self.estimator, generator, self.chunk_size
             )
         else:
             new = compute_fisher(

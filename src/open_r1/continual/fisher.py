@@ -182,9 +182,9 @@ def per_sample_parameter_grads(module: nn.Module, inputs, grad_output, weights) 
     return vmap(one_row)(inputs, grad_output)
 
 
-def add_per_sample_squares(sums: dict, calls, owners: dict, chunk_size: int, grad_scale=1.0, local_part=None):
+def add_per_sample_squares(sums: dict, calls, owners: dict, chunk_size=None, grad_scale=1.0, local_part=None):
     """sums[name] += sum over rows of (that row's gradient of parameter `name`) ** 2, for the parameters of the
-    recorded `calls` (`owners[module]`: [(local name, name)]), `chunk_size` rows at a time. Output gradients are
+    recorded `calls` (`owners[module]`: [(local name, name)]), `chunk_size` rows at a time (None: all at once). Output gradients are
     divided by `grad_scale` first; `local_part(name, per_row)` keeps this rank's part of each row's full gradient
     (flat, under ZeRO-3 and FSDP2)."""
     uses = {}
@@ -192,6 +192,7 @@ def add_per_sample_squares(sums: dict, calls, owners: dict, chunk_size: int, gra
         for _, name in owners[module]:
             uses[name] = uses.get(name, 0) + 1
     rows = calls[0][1].shape[0]
+    chunk_size = chunk_size or rows
 
     def add_squares(name, per_row):
         sums[name].add_((local_part(name, per_row) if local_part else per_row).pow(2).sum(0))
@@ -286,7 +287,7 @@ def compute_fisher(
                 continue
             with ParameterCalls(owners) as recorded:
                 log_likelihood(params, input_ids, labels).backward()  # only the recording hooks see gradients
-            add_per_sample_squares(sums, recorded.calls, owners, chunk_size or input_ids.shape[0])
+            add_per_sample_squares(sums, recorded.calls, owners, chunk_size)
     finally:
         model.train(was_training)
     if reduce_across_ranks and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -307,6 +308,7 @@ def compute_fisher_partitioned(
     kind: str = "empirical",
     estimator: str = "per_sample",
     generator=None,
+    chunk_size: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """The diagonal Fisher of each rank's parameter partitions (ZeRO-3, FSDP2) `{param_name: flat local tensor}`,
     never gathered.
@@ -317,7 +319,7 @@ def compute_fisher_partitioned(
     row's gradient of each module's parameters and keeps its part. A model with a module owning both parameters and
     submodules, and `batched`, read the gradient partitions the backward's reduce-scatter leaves each rank instead
     (averages of identical gradients: exactly this rank's part), one backward per sequence or per batch. The result
-    equals `compute_fisher` on one process.
+    equals `compute_fisher` on one process. `chunk_size` as there (each rank forms whole rows' gradients first).
     `backward(loss)` runs the sharded backward (`engine.backward` under DeepSpeed, `loss.backward()` under FSDP2) and
     returns the factor the gradients then carry (DeepSpeed's fp16 loss scale), or None for 1; `zero_grad()` clears
     the gradients after each read.
@@ -351,7 +353,7 @@ def compute_fisher_partitioned(
                     sums,
                     recorded.calls,
                     owners,
-                    input_ids.shape[0],
+                    chunk_size,
                     grad_scale,
                     lambda name, rows: local_part_of_rows(params[name], rows).to(sums[name].device),
                 )
