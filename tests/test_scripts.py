@@ -76,7 +76,8 @@ def test_generate_data_builds_replay_data_filtered_by_the_judge(world, tmp_path)
 
 def test_benchmarks_run_and_their_fast_paths_match(world):
     """The benchmark scripts run end to end on small settings (they read trainer internals, so they must not rot),
-    and what they compare is the same computation: the per-layer Fisher equals the per-sequence loop, sharded or not."""
+    and what they compare is the same computation: the per-layer Fisher equals the per-sequence loop, sharded or
+    not."""
     fisher = run_cli(
         [sys.executable, "scripts/benchmarks/bench_fisher.py", "--world", str(world.root), "--rows", "8"]
         + ["--batch-size", "4", "--steps", "2"]

@@ -147,7 +147,8 @@ def main():
         f"speed-up {loop_time / fisher_times['per-layer']:5.2f}x   max relative difference {error:.1e}"
     )
     print(
-        f"  per-layer path, batches of {args.batch_size} in data order   {fisher_times['per-layer unsorted']:8.3f} s   "
+        f"  per-layer path, batches of {args.batch_size} in data order   "
+        f"{fisher_times['per-layer unsorted']:8.3f} s   "
         f"speed-up {loop_time / fisher_times['per-layer unsorted']:5.2f}x"
     )
     print(

@@ -84,7 +84,8 @@ def main():
         )
         print(f"  one sharded backward per sequence        {per_row:8.3f} s")
         print(
-            f"  layer by layer, batches of {args.batch_size:<3d}          {per_layer:8.3f} s   speed-up {ratio:5.2f}x   "
+            f"  layer by layer, batches of {args.batch_size:<3d}          {per_layer:8.3f} s   "
+            f"speed-up {ratio:5.2f}x   "
             f"max relative difference {error.item():.1e}"
         )
     dist.destroy_process_group()

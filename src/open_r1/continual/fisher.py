@@ -184,9 +184,9 @@ def per_sample_parameter_grads(module: nn.Module, inputs, grad_output, weights) 
 
 def add_per_sample_squares(sums: dict, calls, owners: dict, chunk_size=None, grad_scale=1.0, local_part=None):
     """sums[name] += sum over rows of (that row's gradient of parameter `name`) ** 2, for the parameters of the
-    recorded `calls` (`owners[module]`: [(local name, name)]), `chunk_size` rows at a time (None: all at once). Output gradients are
-    divided by `grad_scale` first; `local_part(name, per_row)` keeps this rank's part of each row's full gradient
-    (flat, under ZeRO-3 and FSDP2)."""
+    recorded `calls` (`owners[module]`: [(local name, name)]), `chunk_size` rows at a time (None: all at once).
+    Output gradients are divided by `grad_scale` first; `local_part(name, per_row)` keeps this rank's part of each
+    row's full gradient (flat, under ZeRO-3 and FSDP2)."""
     uses = {}
     for module, *_ in calls:
         for _, name in owners[module]:
