@@ -30,6 +30,7 @@ position it has unpadded. Under ZeRO-3 and FSDP2, where no rank holds whole para
 gives the same numbers for each rank's partitions.
 """
 
+import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -333,6 +334,10 @@ def compute_fisher_partitioned(
     params = dict(named)
     owners = parameter_owner_names(model)
     layerwise = estimator == "per_sample" and supports_layerwise(model)
+
+    def local_part(name, rows):
+        return local_part_of_rows(params[name], rows).to(sums[name].device)
+
     count = 0
     device = sums[named[0][0]].device
     was_training = model.training
@@ -341,25 +346,7 @@ def compute_fisher_partitioned(
         for batch in batches:
             input_ids, labels = right_pad(batch)
             input_ids, labels = input_ids.to(device), labels.to(device)
-            if layerwise:
-                if kind == "model":
-                    with torch.no_grad():
-                        labels = sample_model_labels(model(input_ids=input_ids).logits, labels, generator)
-                with ParameterCalls(owners) as recorded:
-                    token_log_probs, mask = completion_log_probs(model(input_ids=input_ids).logits, labels)
-                grad_scale = backward(-(token_log_probs * mask).sum()) or 1.0
-                zero_grad()
-                add_per_sample_squares(
-                    sums,
-                    recorded.calls,
-                    owners,
-                    chunk_size,
-                    grad_scale,
-                    lambda name, rows: local_part_of_rows(params[name], rows).to(sums[name].device),
-                )
-                count += input_ids.shape[0]
-                continue
-            if estimator == "batched":
+            if estimator == "batched" or layerwise:
                 groups = [(input_ids, labels)]
             else:  # one row at a time, its padding cut off
                 lengths = (labels != -100).cumsum(1).argmax(1) + 1
@@ -368,11 +355,17 @@ def compute_fisher_partitioned(
                 if kind == "model":
                     with torch.no_grad():
                         lab = sample_model_labels(model(input_ids=ids).logits, lab, generator)
-                token_log_probs, mask = completion_log_probs(model(input_ids=ids).logits, lab)
-                grad_scale = backward(-(token_log_probs * mask).sum() / ids.shape[0]) or 1.0
-                for name, param in named:
-                    grad = local_grad(param).detach().float().to(sums[name].device)
-                    sums[name].add_((grad / grad_scale).pow(2))
+                with ParameterCalls(owners) if layerwise else contextlib.nullcontext() as recorded:
+                    token_log_probs, mask = completion_log_probs(model(input_ids=ids).logits, lab)
+                log_likelihood = (token_log_probs * mask).sum()
+                # Layer by layer each row's gradient comes from the summed loss; a read gradient is of the batch mean.
+                grad_scale = backward(-(log_likelihood if layerwise else log_likelihood / ids.shape[0])) or 1.0
+                if layerwise:
+                    add_per_sample_squares(sums, recorded.calls, owners, chunk_size, grad_scale, local_part)
+                else:
+                    for name, param in named:
+                        grad = local_grad(param).detach().float().to(sums[name].device)
+                        sums[name].add_((grad / grad_scale).pow(2))
                 zero_grad()
                 count += 1 if estimator == "batched" else ids.shape[0]
     finally:
