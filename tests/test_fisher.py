@@ -334,3 +334,44 @@ def test_ewc_under_fsdp2_matches_one_process(world, tmp_path):
     for name in reference:
         torch.testing.assert_close(sharded[name], reference[name], rtol=1e-3, atol=3e-4)
     assert max((free[n] - reference[n]).abs().max().item() for n in reference) > 3e-3
+
+
+@pytest.mark.parametrize("padding_free", [False, True])
+def test_sft_fisher_and_retain_probe_see_only_the_assistant_tokens(world, tmp_path, padding_free):
+    """The SFT Fisher and the `dynamically` mode's retain-NLL probe are computed on the labels SFT trains on
+    (assistant tokens only), not on every token of the retain chats (review item 1), and per sequence even when
+    the training collator packs a batch into one row (`padding_free`)."""
+    from open_r1.continual.ewc import labelled_batches
+
+    args = cpu_sft_args(
+        tmp_path / "out",
+        max_steps=1,
+        learning_rate=0.0,
+        use_ewc=True,
+        retain_dataset_id=str(world.retain),
+        fisher_num_samples=8,
+        fisher_batch_size=4,
+        recompute_fisher_mode="dynamically",
+        padding_free=padding_free,
+        max_length=None if padding_free else 128,  # TRL: padding-free without packing does not truncate
+    )
+    trainer = tiny_trainer(world, args, attn_implementation="eager")
+    trainer.train()
+    ewc = trainer.continual_methods[0]
+    tokenizer = trainer.processing_class
+    rows = load_from_disk(str(world.retain))["train"].shuffle(seed=args.seed).select(range(8))
+    batches = labelled_batches(rows, tokenizer, batch_size=4)
+    assert all((b["labels"] == -100).sum() > (b["attention_mask"] == 0).sum() for b in batches)  # prompts masked
+    _assert_relative(ewc.fisher, compute_fisher(_model(world), batches), 1e-4)
+
+    total, tokens = 0.0, 0
+    model = _model(world)
+    with torch.no_grad():
+        for batch in batches:  # the probe: the first 4 x fisher_batch_size of these rows
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1]
+            target = batch["labels"][:, 1:]
+            mask = target != -100
+            log_probs = torch.log_softmax(logits, -1).gather(-1, target.clamp(min=0)[..., None])[..., 0]
+            total -= log_probs[mask].sum().item()
+            tokens += int(mask.sum())
+    assert ewc.reference_retain_nll == pytest.approx(total / tokens, rel=1e-5)

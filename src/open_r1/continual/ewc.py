@@ -216,14 +216,15 @@ class EWC(ContinualMethod):
                 formatting_func=None,
                 dataset_name="fisher",
             )
-            keep = [c for c in data.column_names if c in ("input_ids", "completion_mask", "assistant_masks")]
-            data = data.select_columns(keep)
-            self._collate = trainer.data_collator
+            # TRL folds the assistant/completion masks into `labels` (-100 where SFT does not train) and drops them.
+            data = data.select_columns(["input_ids", "labels"])
         else:
             # GRPO has no SFT pipeline: the retain chats' assistant tokens, via the template's generation markers.
             tokenizer = trainer.processing_class
             data = data.map(assistant_labels, fn_kwargs={"tokenizer": tokenizer}, remove_columns=data.column_names)
-            self._collate = functools.partial(collate_right_padded, pad_token_id=tokenizer.pad_token_id)
+        # Our own collator, not the trainer's: a `padding_free` collator would pack a batch into one row, and the
+        # per-sample Fisher would silently become per-batch.
+        self._collate = functools.partial(collate_right_padded, pad_token_id=trainer.processing_class.pad_token_id)
         self._probe_rows = data.select(range(min(len(data), 4 * self.batch_size)))  # identical on every rank
         # The Fisher is a mean over sequences, so their order is free: sorted by length, a batch pads its rows to a
         # similar length (on the testbed 3% padded positions instead of 35%).
