@@ -132,9 +132,19 @@ def test_bad_rewards_fail_before_loading(world, tmp_path):
 def test_dynamic_sampling_keeps_exactly_the_groups_with_differing_rewards():
     from open_r1.utils.dynamic_sampling import informative_groups, take_rows
 
-    # 3 groups of 2: rewards all equal in group 1 -> zero advantages there.
+    nan = float("nan")
+    # 4 groups of 2, rewards of two functions (NaN: the reward returned None): group 1 sums to 1.0 twice, group 3
+    # has a single scored completion.
+    rewards = torch.tensor(
+        [[1.0, 0.0], [0.0, 0.0], [0.5, 0.5], [1.0, 0.0], [0.0, 1.0], [0.0, 0.0], [1.0, 1.0], [nan, nan]]
+    )
+    weights = torch.tensor([1.0, 1.0])
+    assert informative_groups(rewards, weights, 2).tolist() == [True, False, True, False]
+    # normalised per reward before summing, group 1's rewards differ in each function
+    assert informative_groups(rewards, weights, 2, "normalize_then_sum").tolist() == [True, True, True, False]
+    # a reward with weight 0 carries no information
+    assert informative_groups(rewards, torch.tensor([0.0, 1.0]), 2).tolist() == [False, True, True, False]
     advantages = torch.tensor([0.7, -0.7, 0.0, 0.0, -1.0, 1.0])
-    assert informative_groups(advantages, 2).tolist() == [True, False, True]
     first = {
         "prompt_ids": torch.tensor([[0, 5], [0, 5], [6, 7], [6, 7], [0, 8], [0, 8]]),
         "completion_ids": torch.tensor([[1, 0], [2, 0], [3, 3], [3, 3], [4, 0], [4, 4]]),
@@ -232,3 +242,110 @@ def test_grpo_trust_region_adapts_trls_beta(world, tmp_path):
         beta = beta / 2 if kl < 1e-9 / 1.5 else beta * 2 if kl > 1.5e-9 else beta
         expected.append(beta)
     assert betas == pytest.approx(expected)
+
+
+def _in_process_grpo(world, tmp_path, reward_funcs, n_prompts, **overrides):
+    """A `ContinualGRPOTrainer` on the first `n_prompts` word problems (each with its index as `combo`), in this
+    process, with TRL's real generation and advantage code."""
+    from datasets import load_from_disk
+
+    from open_r1.trainers import ContinualGRPOTrainer
+
+    rows = load_from_disk(str(world.update))["train"].select(range(n_prompts))
+    rows = rows.map(grpo.make_conversation, fn_kwargs={"prompt_column": "messages", "system_prompt": None})
+    rows = rows.remove_columns("messages").add_column("combo", list(range(n_prompts)))
+    args = GRPOConfig(
+        output_dir=str(tmp_path / "out"),
+        bf16=False,
+        use_cpu=True,
+        gradient_checkpointing=False,
+        report_to="none",
+        max_completion_length=4,
+        dynamic_sampling=True,
+        seed=0,
+        **overrides,
+    )
+    return ContinualGRPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(world.base_model),
+        reward_funcs=reward_funcs,
+        args=args,
+        train_dataset=rows,
+        processing_class=AutoTokenizer.from_pretrained(world.base_model),
+    )
+
+
+def _combo_reward(position, values):
+    """A reward constant within each prompt's group: `values[...]` picked by the prompt's `combo` index."""
+
+    def reward(completions, combo, **kwargs):
+        return [float(values[(c // position) % len(values)]) for c in combo]
+
+    reward.__name__ = f"combo_reward_{position}"
+    return reward
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"scale_rewards": "batch"}, {"multi_objective_aggregation": "normalize_then_sum"}],
+    ids=["group", "batch", "normalize_then_sum"],
+)
+def test_dynamic_sampling_drops_every_group_whose_rewards_are_all_equal(world, tmp_path, overrides):
+    """All 20 combinations of accuracy {0, 1} x format {0, 1} x tag score {0, .25, .5, .75, 1} at the recipe
+    weights [1, 0.2, 0.2], each the same for all 8 completions of its prompt: no group carries information, so all
+    are dropped (review item 2: TRL's rounding of the group mean left advantages of ~1e-3 that kept 11 of them)."""
+    rewards = [_combo_reward(1, [0, 1]), _combo_reward(2, [0, 1]), _combo_reward(4, [0, 0.25, 0.5, 0.75, 1])]
+    trainer = _in_process_grpo(
+        world,
+        tmp_path,
+        rewards,
+        n_prompts=20,
+        num_generations=8,
+        per_device_train_batch_size=16,
+        gradient_accumulation_steps=10,  # one generation batch: 160 completions, all 20 prompts
+        reward_weights=[1.0, 0.2, 0.2],
+        dynamic_sampling_max_rounds=0,
+        **overrides,
+    )
+    trainer.model.train()
+    trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
+    assert trainer._metrics["train"]["dynamic_sampling/dropped_frac"] == [1.0]
+
+
+def test_refill_rounds_draw_fresh_prompts(world, tmp_path):
+    """With gradient accumulation, TRL's training sampler repeats each generation batch; refills must not: every
+    refill round of a step brings prompts no earlier round of it had, and not the main stream's first batch (review
+    item 3), and no prompt is taken twice into the merged batch. Only every fourth prompt can vary, so all three
+    refill rounds run and some of their groups are taken."""
+
+    def few_prompts_vary(completions, combo, **kwargs):
+        return [float(c % 4 == 1 and i % 2) for i, c in enumerate(combo)]
+
+    trainer = _in_process_grpo(
+        world,
+        tmp_path,
+        [few_prompts_vary],
+        n_prompts=64,
+        num_generations=2,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=4,
+        dynamic_sampling_max_rounds=3,
+    )
+    trainer.model.train()
+    refills = []
+    draw = trainer._next_refill_batch
+
+    def recorded():
+        batch = draw()
+        refills.append([row["combo"] for row in batch])
+        return batch
+
+    trainer._next_refill_batch = recorded
+    main_first = [row["combo"] for row in next(iter(trainer.get_train_dataloader()))]
+    merged = trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
+    assert len(refills) == 3
+    for i, earlier in enumerate(refills):
+        assert sorted(earlier) != sorted(main_first)
+        for later in refills[i + 1 :]:
+            assert not set(earlier) & set(later), refills
+    groups = merged["prompt_ids"][::2].tolist()
+    assert len({tuple(g) for g in groups}) == len(groups)  # no prompt twice in the merged batch

@@ -8,12 +8,17 @@ of the seed README are presets, kept so code that names them works.
 
 import torch
 from trl import GRPOTrainer, SFTTrainer
+from trl.trainer.utils import RepeatSampler
 
 from .continual import ContinualTrainerMixin, build_methods
 from .optims import custom_optimizer_cls_and_kwargs
 from .rewards import completion_text
-from .utils.dynamic_sampling import informative_groups, take_rows
+from .utils.dynamic_sampling import informative_groups, prompt_keys, take_rows
 from .utils.rl_metrics import group_pass_at_k, reasoning_behaviour_rates
+
+
+# The refill sampler's seed is the training seed plus this, so that refills never replay the main stream.
+REFILL_SEED_OFFSET = 1
 
 
 def _rows_of(group_mask: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -77,7 +82,8 @@ class ContinualGRPOTrainer(ContinualTrainerMixin, GRPOTrainer):
                     f" x steps_per_generation ({local_rows}) must be a multiple of num_generations "
                     f"({self.num_generations})."
                 )
-        self._refill_batches = None
+        self._refill_loader = self._refill_batches = None
+        self._round_rewards = None
         attach_continual(self)
 
     def _generate_and_score_completions(self, inputs):
@@ -86,8 +92,9 @@ class ContinualGRPOTrainer(ContinualTrainerMixin, GRPOTrainer):
             return output
         group = self.num_generations
         outputs, picks = [output], []
-        keep = informative_groups(output["advantages"], group)
+        keep = self._informative_groups(output)
         wanted = keep.numel()
+        seen = {key for key, kept in zip(prompt_keys(output)[::group], keep.tolist()) if kept}
         kept = int(keep.sum())
         picks.append(_rows_of(keep, group))
         rounds = 0
@@ -96,14 +103,15 @@ class ContinualGRPOTrainer(ContinualTrainerMixin, GRPOTrainer):
         while rounds < self.args.dynamic_sampling_max_rounds and self._any_process(kept < wanted):
             rounds += 1
             extra = super()._generate_and_score_completions(self._next_refill_batch())
-            extra_keep = informative_groups(extra["advantages"], group)
-            room = wanted - kept
-            take = extra_keep.nonzero().flatten()[:room]
-            mask = torch.zeros_like(extra_keep)
-            mask[take] = True
+            mask = torch.zeros_like(keep)
+            for index, (key, informative) in enumerate(
+                zip(prompt_keys(extra)[::group], self._informative_groups(extra))
+            ):
+                if informative and key not in seen and kept < wanted:  # never the same prompt twice in a batch
+                    mask[index], kept = True, kept + 1
+                    seen.add(key)
             outputs.append(extra)
             picks.append(_rows_of(mask, group))
-            kept += int(mask.sum())
         unfilled = wanted - kept
         if unfilled:  # the cap was reached: fill up with uninformative groups of the first round
             dropped = (~keep).nonzero().flatten()[:unfilled]
@@ -119,22 +127,51 @@ class ContinualGRPOTrainer(ContinualTrainerMixin, GRPOTrainer):
         self._metrics["train"]["dynamic_sampling/unfilled_frac"].append(unfilled / wanted)
         return merged
 
+    def _informative_groups(self, output) -> torch.Tensor:
+        """This process's informative groups of the round that produced `output`, from its rewards (gathered over
+        all processes by `_calculate_rewards`; this process's rows are its slice, as TRL slices the advantages)."""
+        rows = output["advantages"].shape[0]
+        start = self.accelerator.process_index * rows
+        local = self._round_rewards[start : start + rows]
+        return informative_groups(local, self.reward_weights, self.num_generations, self.multi_objective_aggregation)
+
     def _any_process(self, flag: bool) -> bool:
         return bool(self.accelerator.gather(torch.tensor([float(flag)], device=self.accelerator.device)).max())
 
     def _next_refill_batch(self):
-        """A fresh generation batch of new prompts, from a second pass over the training data."""
-        if self._refill_batches is None:
-            self._refill_batches = iter(self.get_train_dataloader())
+        """A generation batch of fresh prompts for a refill round.
+
+        Its own sampler: each prompt once per pass (TRL's training sampler repeats every generation batch
+        `num_iterations x steps_per_generation` times, so consecutive refills would be the same batch) and its own
+        seed (a refill must not replay the main stream from its start). Passes follow each other, each shuffled anew.
+        """
+        if self._refill_loader is None:
+            sampler = RepeatSampler(
+                self.train_dataset,
+                mini_repeat_count=self.num_generations,
+                batch_size=self.args.generation_batch_size // self.num_generations,
+                repeat_count=1,
+                shuffle=True,
+                seed=self.args.seed + REFILL_SEED_OFFSET,
+            )
+            self._refill_loader = self._get_dataloader(
+                dataset=self.train_dataset,
+                description="Refill",
+                batch_size=self._train_batch_size * self.args.steps_per_generation,
+                sampler_fn=lambda dataset: sampler,
+                is_training=True,
+            )
+            self._refill_batches = iter(self._refill_loader)
         try:
             return next(self._refill_batches)
         except StopIteration:
-            self._refill_batches = iter(self.get_train_dataloader())
+            self._refill_batches = iter(self._refill_loader)
             return next(self._refill_batches)
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         # Gathered over all processes, so every group of `num_generations` consecutive rows is complete here.
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._round_rewards = rewards_per_func  # for dynamic sampling's decision
         mode = "train" if self.model.training else "eval"
         if "accuracy_reward" in self.reward_func_names:
             group = self.num_generations if mode == "train" else self.num_generations_eval
