@@ -15,7 +15,7 @@ from open_r1.configs import ScriptArguments, SFTConfig
 from open_r1.continual import EMA, TrustRegion, mix_replay
 from open_r1.continual.trust_region import adapt_beta, frozen_copy, kl_ref_to_policy
 
-from .conftest import REPO, cpu_sft_args, tiny_trainer
+from .conftest import REPO, accelerate_cmd, cpu_sft_args, run_cli, tiny_trainer
 
 
 def _toy(n, tag):
@@ -261,3 +261,63 @@ def test_every_tiny_sft_recipe_runs(recipe, world, tmp_path):
     sft.main(*_parse_recipe(recipe, world, out, "--max_steps", "6", "--save_strategy", "no", "--logging_steps", "2"))
     assert (out / "model.safetensors").exists()
     AutoModelForCausalLM.from_pretrained(out)
+
+
+def test_trust_region_beta_is_the_same_on_every_rank_and_resumes_exactly(world, tmp_path):
+    """Under 2-process DDP both ranks adapt beta from the step's KL averaged over both ranks, log that KL, and a run
+    resumed from a mid-run checkpoint ends where the uninterrupted one does (review item 4: each rank adapted its own
+    beta from its own micro-batches, and only rank 0's was saved). At delta 4.75 the two ranks' own KLs at step 3
+    (~7.11 and ~7.17) fall on either side of 1.5 * delta."""
+    import shutil
+
+    def run(out):
+        run_cli(
+            accelerate_cmd(
+                "--multi_gpu",
+                "--num_processes",
+                "2",
+                "tests/helpers/sft_dump_rank_weights.py",
+                "--config",
+                "recipes/tiny/sft/config_trust_region.yaml",
+                "--model_name_or_path",
+                str(world.base_model),
+                "--dataset_name",
+                str(world.update),
+                "--output_dir",
+                str(out),
+                "--max_steps",
+                "6",
+                "--logging_steps",
+                "1",
+                "--save_strategy",
+                "steps",
+                "--save_steps",
+                "3",
+                "--save_total_limit",
+                "2",
+                "--per_device_train_batch_size",
+                "4",
+                "--learning_rate",
+                "3e-3",
+                "--trust_region_delta",
+                "4.75",
+            )
+        )
+        return [torch.load(out / f"rank{r}_state.pt", weights_only=False) for r in (0, 1)]
+
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    ranks = run(full)
+    history = [
+        [(e["trust_region/kl"], e["trust_region/beta"]) for e in rank["log_history"] if "trust_region/kl" in e]
+        for rank in ranks
+    ]
+    assert len(history[0]) == 6 and history[0] == history[1]
+    assert len({beta for _, beta in history[0]}) > 1  # beta did adapt
+    resumed.mkdir()
+    shutil.copytree(full / "checkpoint-3", resumed / "checkpoint-3")
+    ranks_resumed = run(resumed)
+    for rank in (0, 1):
+        assert ranks_resumed[rank]["methods"] == ranks[rank]["methods"]
+    weights, weights_resumed = torch.load(full / "rank0_weights.pt"), torch.load(resumed / "rank0_weights.pt")
+    for name in weights:
+        torch.testing.assert_close(weights_resumed[name], weights[name], rtol=0, atol=1e-6)

@@ -1,4 +1,5 @@
-"""Run `open_r1.sft` with one extra callback that saves each rank's final weights, to check that DDP syncs them."""
+"""Run `open_r1.sft` with one extra callback that saves each rank's final weights, continual-method states and log
+history, to check that data-parallel ranks stay in sync."""
 
 import contextlib
 
@@ -10,7 +11,10 @@ from open_r1 import sft
 from open_r1.configs import ScriptArguments, SFTConfig
 
 
-class DumpRankWeights(TrainerCallback):
+class DumpRankState(TrainerCallback):
+    def __init__(self):
+        self.trainer = None  # set once the trainer exists (callbacks are built before it)
+
     def on_train_end(self, args, state, control, model=None, **kwargs):
         params = list(model.parameters())
         gather = contextlib.nullcontext()
@@ -21,12 +25,25 @@ class DumpRankWeights(TrainerCallback):
         with gather:
             weights = {name: p.detach().cpu().clone() for name, p in model.named_parameters()}
         torch.save(weights, f"{args.output_dir}/rank{args.process_index}_weights.pt")
+        methods = {method.name: method.state_dict() for method in self.trainer.continual_methods}
+        torch.save(
+            {"methods": methods, "log_history": state.log_history},
+            f"{args.output_dir}/rank{args.process_index}_state.pt",
+        )
 
 
 if __name__ == "__main__":
     script_args, training_args, model_args = TrlParser(
         (ScriptArguments, SFTConfig, ModelConfig)
     ).parse_args_and_config()
+    dump = DumpRankState()
     recipe_callbacks = sft.get_callbacks
-    sft.get_callbacks = lambda *args: [*recipe_callbacks(*args), DumpRankWeights()]
+    sft.get_callbacks = lambda *args: [*recipe_callbacks(*args), dump]
+    trainer_cls = sft.ContinualSFTTrainer
+
+    def remember(*args, **kwargs):
+        dump.trainer = trainer_cls(*args, **kwargs)
+        return dump.trainer
+
+    sft.ContinualSFTTrainer = remember
     sft.main(script_args, training_args, model_args)

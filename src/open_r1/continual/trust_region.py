@@ -9,7 +9,8 @@ and the loss gets `beta * KL` per micro-batch (acting once per optimizer step, a
 
 - Penalty: `trust_region_beta` fixed.
 - Constraint `KL <= trust_region_delta`: beta adapts after every optimizer step with the adaptive-KL rule of
-  Schulman et al. (2017, PPO section 4): with KL the step's mean, beta *= 2 if KL > 1.5 * delta, beta /= 2 if
+  Schulman et al. (2017, PPO section 4): with KL the step's mean over all ranks' micro-batches (so every rank holds
+  the same beta), beta *= 2 if KL > 1.5 * delta, beta /= 2 if
   KL < delta / 1.5, else beta stays (bounded to [1e-6, 1e6]). `trust_region_beta` is its starting value.
 
 The policy logits come from the final hidden states of the policy's own forward (the fused LM head never builds
@@ -70,7 +71,7 @@ class TrustRegion(ContinualMethod):
         self.delta = delta
         # Snapshot now: the trainer is built before any checkpoint is loaded, so this is the starting model.
         self.ref_model = frozen_copy(model)
-        self._step_kls: list[float] = []
+        self._step_kls: list[torch.Tensor] = []  # this optimizer step's micro-batch KLs on this rank
         self._metrics = MetricAverager()
 
     def setup(self, trainer) -> None:
@@ -97,14 +98,22 @@ class TrustRegion(ContinualMethod):
         output_embedding = trainer.accelerator.unwrap_model(model).get_output_embeddings()
         policy_logits = output_embedding(hidden_states[:, :-1][mask])
         kl = kl_ref_to_policy(ref_logits, policy_logits)
-        self._step_kls.append(kl.item())
-        self._metrics.add("kl", kl.item())
+        self._step_kls.append(kl.detach())
         return self.beta * kl
 
     def on_step_end(self, trainer) -> None:
-        if self.delta is not None and self._step_kls:
-            self.beta = adapt_beta(self.beta, sum(self._step_kls) / len(self._step_kls), self.delta)
+        # The step's mean KL over every rank's micro-batches: each rank adapts the same beta from the same value (a
+        # per-rank beta would mix coefficients in the averaged gradient, and a resume would restore rank 0's on all).
+        device = trainer.args.device
+        kls = torch.stack(self._step_kls).double() if self._step_kls else torch.zeros(0, dtype=torch.float64)
+        local = torch.stack([kls.sum().cpu(), torch.tensor(float(kls.numel()), dtype=torch.float64)]).to(device)
+        total, count = trainer.accelerator.reduce(local, "sum").tolist()
         self._step_kls = []
+        if count:
+            kl = total / count
+            self._metrics.add("kl", kl)
+            if self.delta is not None:
+                self.beta = adapt_beta(self.beta, kl, self.delta)
         self._metrics.add("beta", self.beta)
 
     def state_dict(self) -> dict:
