@@ -38,8 +38,9 @@ def _batches(world, n_rows=12, batch_size=4):
     return [trainer.data_collator(data[i : i + batch_size]) for i in range(0, n_rows, batch_size)]
 
 
-def _brute_force(model, batches, labels_of):
-    """Loop over single sequences: autograd of the completion log-likelihood, squared, averaged."""
+def _brute_force(model, batches, labels_of, normalization="token"):
+    """Loop over single sequences: autograd of the completion log-likelihood (its per-token mean under "token"),
+    squared, averaged."""
     fisher = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
     count = 0
     for batch in batches:
@@ -52,7 +53,7 @@ def _brute_force(model, batches, labels_of):
             target = lab[:, 1:]
             mask = target != -100
             log_probs = torch.log_softmax(logits, -1).gather(-1, target.clamp(min=0)[..., None])[..., 0]
-            (log_probs * mask).sum().backward()
+            ((log_probs * mask).sum() / (mask.sum() if normalization == "token" else 1)).backward()
             for n, p in model.named_parameters():
                 fisher[n] += p.grad.pow(2)
             count += 1
@@ -73,6 +74,31 @@ def test_empirical_per_sample_matches_brute_force(world, chunk_size):
     assert set(fisher) == {n for n, _ in model.named_parameters()}
     _assert_relative(fisher, reference, 1e-4)
     assert not any(f.requires_grad for f in fisher.values())  # plain data: a penalty's backward must stop there
+
+
+def _squared_hf_loss_gradients(model, batches):
+    """The fork's Fisher: the mean over batches of the squared gradient of the model's own mean token loss."""
+    fisher = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
+    for batch in batches:
+        model.zero_grad()
+        model(**{k: batch[k] for k in ("input_ids", "attention_mask", "labels")}).loss.backward()
+        for n, p in model.named_parameters():
+            fisher[n] += p.grad.pow(2) / len(batches)
+    return fisher
+
+
+def test_fisher_is_normalised_like_the_training_loss_by_default(world):
+    """By default the Fisher squares the gradient of each sequence's per-token mean log-likelihood, as the fork did
+    (the model's own loss at batch 1), so `ewc_lambda` does not change meaning with retain length (review item 5);
+    the batched estimator squares the gradient of the batch's mean token loss, as the fork did at larger batches.
+    `fisher_normalization: sequence` keeps the textbook sum over tokens."""
+    model = _model(world)
+    singles, fours = _batches(world, n_rows=8, batch_size=1), _batches(world, n_rows=8, batch_size=4)
+    _assert_relative(compute_fisher(model, singles), _squared_hf_loss_gradients(model, singles), 1e-4)
+    _assert_relative(compute_fisher(model, fours), _squared_hf_loss_gradients(model, singles), 1e-4)
+    _assert_relative(compute_fisher(model, fours, estimator="batched"), _squared_hf_loss_gradients(model, fours), 1e-4)
+    summed = compute_fisher(model, fours, normalization="sequence")
+    _assert_relative(summed, _brute_force(model, fours, lambda b: b["labels"], normalization="sequence"), 1e-4)
 
 
 class _ScaledHead(torch.nn.Module):

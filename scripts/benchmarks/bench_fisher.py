@@ -76,7 +76,7 @@ def batched_gradient(model, batches):
     params = dict(model.named_parameters())
     for batch in batches:
         model.zero_grad()
-        sequence_log_likelihood(model, params, *(t.to(model.device) for t in right_pad(batch))).backward()
+        sequence_log_likelihood(model, params, *(t.to(model.device) for t in right_pad(batch)), "token").backward()
 
 
 def synchronize():

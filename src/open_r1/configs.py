@@ -170,7 +170,14 @@ class ContinualLearningMixin:
             "the retain set, theta* the starting weights. Composes with every other method."
         },
     )
-    ewc_lambda: float = field(default=50.0, metadata={"help": "EWC penalty strength lambda."})
+    ewc_lambda: float = field(
+        default=50.0,
+        metadata={
+            "help": "EWC penalty strength lambda in (lambda / 2) * sum_i F_i (theta_i - theta*_i)^2 (the seed's "
+            "formula; the fork's code added lambda * sum_i F_i (...)^2, so its lambda L is 2L here). Its scale depends "
+            "on `fisher_normalization`."
+        },
+    )
     fisher_kind: str = field(
         default="empirical",
         metadata={
@@ -185,6 +192,17 @@ class ContinualLearningMixin:
             "help": "'per_sample': mean of squared per-sequence gradients (exact); 'batched': mean of "
             "squared mini-batch gradients (cheaper, about F / fisher_batch_size near an optimum).",
             "choices": ["per_sample", "batched"],
+        },
+    )
+    fisher_normalization: str = field(
+        default="token",
+        metadata={
+            "help": "What each retain sequence's log-likelihood gradient is the gradient of: 'token' (default), "
+            "its mean over trained tokens, as SFT's loss is and as the fork computed it (the model's mean token loss "
+            "at batch 1), so `ewc_lambda` keeps the fork's meaning whatever the retain length; 'sequence', its sum "
+            "(the textbook Fisher; against a per-token loss the penalty then grows ~T to ~T^2 with retain length "
+            "T). The batched estimator squares the batch's mean over tokens ('token') or sequences ('sequence').",
+            "choices": ["token", "sequence"],
         },
     )
     fisher_num_samples: int = field(default=256, metadata={"help": "Retain rows the Fisher is estimated on."})

@@ -24,6 +24,7 @@ def build_methods(args, model) -> list[ContinualMethod]:
                 ewc_lambda=args.ewc_lambda,
                 fisher_kind=args.fisher_kind,
                 fisher_estimator=args.fisher_estimator,
+                fisher_normalization=args.fisher_normalization,
                 fisher_num_samples=args.fisher_num_samples,
                 fisher_batch_size=args.fisher_batch_size,
                 fisher_chunk_size=args.fisher_chunk_size,

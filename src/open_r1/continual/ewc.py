@@ -160,6 +160,7 @@ class EWC(ContinualMethod):
         ewc_lambda: float,
         fisher_kind: str = "empirical",
         fisher_estimator: str = "per_sample",
+        fisher_normalization: str = "token",
         fisher_num_samples: int = 256,
         fisher_batch_size: int = 8,
         fisher_chunk_size: int | None = None,
@@ -180,7 +181,7 @@ class EWC(ContinualMethod):
             raise ValueError(f"`recompute_fisher_intervals` must be in (0, 1), got {recompute_interval}.")
         self.retain_dataset = retain_dataset
         self.ewc_lambda = ewc_lambda
-        self.kind, self.estimator = fisher_kind, fisher_estimator
+        self.kind, self.estimator, self.normalization = fisher_kind, fisher_estimator, fisher_normalization
         self.num_samples, self.batch_size, self.chunk_size = fisher_num_samples, fisher_batch_size, fisher_chunk_size
         self.recompute_mode, self.recompute_interval = recompute_mode, recompute_interval
         self.drift_threshold, self.drift_check_steps = drift_threshold, drift_check_steps
@@ -266,7 +267,15 @@ class EWC(ContinualMethod):
             backward, zero_grad = self._sharded_backward(trainer)
             batches = self._batches(self._local_rows)
             new = compute_fisher_partitioned(
-                trainer.model, batches, backward, zero_grad, self.kind, self.estimator, generator, self.chunk_size
+                trainer.model,
+                batches,
+                backward,
+                zero_grad,
+                self.kind,
+                self.estimator,
+                generator,
+                self.chunk_size,
+                self.normalization,
             )
         else:
             new = compute_fisher(
@@ -276,6 +285,7 @@ class EWC(ContinualMethod):
                 estimator=self.estimator,
                 chunk_size=self.chunk_size,
                 generator=generator,
+                normalization=self.normalization,
             )
         if self.online and self.fisher:
             new = {n: self.online_gamma * self.fisher[n].to(new[n]) + new[n] for n in new}

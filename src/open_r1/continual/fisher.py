@@ -1,8 +1,16 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """Diagonal Fisher information of a causal LM over a data set (the retain set, for EWC).
 
-For a sequence s with prompt x and completion y, let g_s = d/dtheta sum_t log p(y_t | x, y_<t) over the completion
-tokens (labels != -100: the same masking SFT trains on). Two kinds, two estimators:
+For a sequence s with prompt x and completion y of T_s trained tokens (labels != -100: the same masking SFT trains
+on), let g_s be the gradient of its log-likelihood, normalised as the training loss is (`normalization`):
+
+- "token" (default): g_s = d/dtheta (1 / T_s) sum_t log p(y_t | x, y_<t), the gradient of the per-token mean that
+  SFT's loss is. This is the fork's Fisher (it squared the gradient of the model's mean token loss at batch 1), so
+  its `ewc_lambda` values mean here what they meant there, whatever the retain sequences' length.
+- "sequence": g_s = d/dtheta sum_t log p(y_t | x, y_<t), the textbook per-sequence Fisher. Against a per-token mean
+  loss the penalty then grows with retain length (~T for the model Fisher, ~T^2 for the empirical one).
+
+Two kinds, two estimators:
 
 - kind="empirical": y is the data's own completion.
 - kind="model" (the "true" Fisher): each completion token is replaced by a token sampled from the model's own
@@ -18,9 +26,10 @@ tokens (labels != -100: the same masking SFT trains on). Two kinds, two estimato
   memory is chunk_size x the largest parameter, not x the model. A parameter used by several modules (tied input
   and output embeddings) has its per-sample contributions summed before squaring. (A model where some module owns
   both parameters and submodules falls back to one gradient per sequence.)
-- estimator="batched": F = mean over mini-batches b of (mean_{s in b} g_s) ** 2: one gradient per mini-batch,
-  cheaper, but near an optimum (where the mean gradient vanishes) it is about F / B for mini-batches of B. Named
-  as what it is; the per-sample estimator is the Fisher.
+- estimator="batched": F = mean over mini-batches b of (g_b) ** 2, g_b the gradient of the mini-batch's mean: over
+  its trained tokens ("token", the training loss of the batch) or over its sequences ("sequence"). One gradient per
+  mini-batch, cheaper, but near an optimum (where the mean gradient vanishes) it is about F / B for mini-batches
+  of B. Named as what it is; the per-sample estimator is the Fisher.
 
 Gradients are taken on fp32, detached copies of the local parameters, so no data-parallel hook reduces them: under
 DDP and ZeRO-1/2 each rank squares its own samples' gradients, and the sums are all-reduced once at the end
@@ -46,6 +55,17 @@ logger = logging.getLogger(__name__)
 
 FISHER_KINDS = ("empirical", "model")
 FISHER_ESTIMATORS = ("per_sample", "batched")
+FISHER_NORMALIZATIONS = ("token", "sequence")
+
+
+def check_fisher_options(kind: str, estimator: str, normalization: str) -> None:
+    for key, value, choices in (
+        ("fisher_kind", kind, FISHER_KINDS),
+        ("fisher_estimator", estimator, FISHER_ESTIMATORS),
+        ("fisher_normalization", normalization, FISHER_NORMALIZATIONS),
+    ):
+        if value not in choices:
+            raise ValueError(f"`{key}` must be one of {choices}, got {value!r}.")
 
 
 def right_pad(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,12 +105,27 @@ def completion_log_probs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[to
     return token_log_probs, targets != -100
 
 
-def sequence_log_likelihood(model, params: dict, input_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """sum over completion tokens of log p(label_t | tokens_<t), for one row or a batch (summed over rows)."""
+def normalized_log_likelihood(
+    token_log_probs: torch.Tensor, mask: torch.Tensor, normalization: str, batch_mean: bool = False
+) -> torch.Tensor:
+    """The log-likelihood whose gradient the Fisher squares (see the module docstring): the sum over rows of each
+    row's completion log-likelihood, divided by its trained-token count under "token"; with `batch_mean`, the
+    batch's mean instead (over its trained tokens under "token", over its rows under "sequence")."""
+    per_row = (token_log_probs * mask).sum(-1)
+    tokens = mask.sum(-1).clamp(min=1)
+    if batch_mean:
+        return per_row.sum() / (tokens.sum() if normalization == "token" else per_row.shape[0])
+    return (per_row / tokens).sum() if normalization == "token" else per_row.sum()
+
+
+def sequence_log_likelihood(
+    model, params: dict, input_ids: torch.Tensor, labels: torch.Tensor, normalization: str, batch_mean: bool = False
+) -> torch.Tensor:
+    """`normalized_log_likelihood` of one row or a batch under `functional_call(model, params)`."""
     if input_ids.dim() == 1:
         input_ids, labels = input_ids.unsqueeze(0), labels.unsqueeze(0)
     token_log_probs, mask = completion_log_probs(functional_call(model, params, (input_ids,)).logits, labels)
-    return (token_log_probs * mask).sum()
+    return normalized_log_likelihood(token_log_probs, mask, normalization, batch_mean)
 
 
 def parameter_owners(model) -> list[nn.Module]:
@@ -235,6 +270,7 @@ def compute_fisher(
     chunk_size: int | None = None,
     generator: torch.Generator | None = None,
     reduce_across_ranks: bool = True,
+    normalization: str = "token",
 ) -> dict[str, torch.Tensor]:
     """The diagonal Fisher `{param_name: tensor}` (fp32, shaped like each trainable parameter).
 
@@ -242,10 +278,7 @@ def compute_fisher(
     holding this rank's share of the data. `chunk_size` bounds how many sequences' gradients of one parameter are
     materialised at once (memory: chunk_size x the largest parameter, fp32); None takes a whole batch.
     """
-    if kind not in FISHER_KINDS:
-        raise ValueError(f"`fisher_kind` must be one of {FISHER_KINDS}, got {kind!r}.")
-    if estimator not in FISHER_ESTIMATORS:
-        raise ValueError(f"`fisher_estimator` must be one of {FISHER_ESTIMATORS}, got {estimator!r}.")
+    check_fisher_options(kind, estimator, normalization)
     names = [name for name, _ in trainable_named_parameters(model)]
     params = {name: param.detach().float() for name, param in trainable_named_parameters(model)}
     buffers = {name: buffer for name, buffer in model.named_buffers()}
@@ -255,13 +288,13 @@ def compute_fisher(
     was_training = model.training
     model.eval()  # no dropout: the Fisher of the model as it predicts
 
-    def log_likelihood(p, ids, lab):
-        return sequence_log_likelihood(model, {**p, **frozen, **buffers}, ids, lab)
+    def log_likelihood(p, ids, lab, batch_mean=False):
+        return sequence_log_likelihood(model, {**p, **frozen, **buffers}, ids, lab, normalization, batch_mean)
 
-    def add_squared_gradient(ids, lab, scale):
-        grads = grad(log_likelihood)(params, ids, lab)
+    def add_squared_gradient(ids, lab, batch_mean=False):
+        grads = grad(log_likelihood)(params, ids, lab, batch_mean)
         for name in names:
-            sums[name].add_((grads[name] * scale).pow(2))
+            sums[name].add_(grads[name].pow(2))
 
     layerwise = supports_layerwise(model)
     if estimator == "per_sample" and not layerwise:
@@ -278,13 +311,13 @@ def compute_fisher(
                     logits = functional_call(model, {**params, **frozen, **buffers}, (input_ids,)).logits
                 labels = sample_model_labels(logits, labels, generator)
             if estimator == "batched":
-                add_squared_gradient(input_ids, labels, 1 / input_ids.shape[0])
+                add_squared_gradient(input_ids, labels, batch_mean=True)
                 count += 1
                 continue
             count += input_ids.shape[0]
             if not layerwise:
                 for row in range(input_ids.shape[0]):
-                    add_squared_gradient(input_ids[row : row + 1], labels[row : row + 1], 1)
+                    add_squared_gradient(input_ids[row : row + 1], labels[row : row + 1])
                 continue
             with ParameterCalls(owners) as recorded:
                 log_likelihood(params, input_ids, labels).backward()  # only the recording hooks see gradients
@@ -310,6 +343,7 @@ def compute_fisher_partitioned(
     estimator: str = "per_sample",
     generator=None,
     chunk_size: int | None = None,
+    normalization: str = "token",
 ) -> dict[str, torch.Tensor]:
     """The diagonal Fisher of each rank's parameter partitions (ZeRO-3, FSDP2) `{param_name: flat local tensor}`,
     never gathered.
@@ -325,10 +359,7 @@ def compute_fisher_partitioned(
     returns the factor the gradients then carry (DeepSpeed's fp16 loss scale), or None for 1; `zero_grad()` clears
     the gradients after each read.
     """
-    if kind not in FISHER_KINDS:
-        raise ValueError(f"`fisher_kind` must be one of {FISHER_KINDS}, got {kind!r}.")
-    if estimator not in FISHER_ESTIMATORS:
-        raise ValueError(f"`fisher_estimator` must be one of {FISHER_ESTIMATORS}, got {estimator!r}.")
+    check_fisher_options(kind, estimator, normalization)
     named = trainable_named_parameters(model)
     sums = {name: torch.zeros_like(local_fp32_param(param)) for name, param in named}
     params = dict(named)
@@ -357,9 +388,10 @@ def compute_fisher_partitioned(
                         lab = sample_model_labels(model(input_ids=ids).logits, lab, generator)
                 with ParameterCalls(owners) if layerwise else contextlib.nullcontext() as recorded:
                     token_log_probs, mask = completion_log_probs(model(input_ids=ids).logits, lab)
-                log_likelihood = (token_log_probs * mask).sum()
-                # Layer by layer each row's gradient comes from the summed loss; a read gradient is of the batch mean.
-                grad_scale = backward(-(log_likelihood if layerwise else log_likelihood / ids.shape[0])) or 1.0
+                # Layer by layer each row's gradient comes from the sum over rows; a read gradient is of one row, or of
+                # the batch mean.
+                log_likelihood = normalized_log_likelihood(token_log_probs, mask, normalization, estimator == "batched")
+                grad_scale = backward(-log_likelihood) or 1.0
                 if layerwise:
                     add_per_sample_squares(sums, recorded.calls, owners, chunk_size, grad_scale, local_part)
                 else:
