@@ -321,3 +321,34 @@ def test_trust_region_beta_is_the_same_on_every_rank_and_resumes_exactly(world, 
     weights, weights_resumed = torch.load(full / "rank0_weights.pt"), torch.load(resumed / "rank0_weights.pt")
     for name in weights:
         torch.testing.assert_close(weights_resumed[name], weights[name], rtol=0, atol=1e-6)
+
+
+def test_trust_region_kl_keeps_its_gradient_when_the_loss_runs_a_second_forward(world, tmp_path):
+    """With label smoothing TRL computes the loss from one forward and runs a second one under no_grad for its
+    metrics; the KL must come from the first, so that its gradient reaches every layer, not just the output
+    embedding (review item 6)."""
+    trainer = _trainer(
+        world, _sft_args(tmp_path, use_trust_region=True, trust_region_beta=1.0, label_smoothing_factor=0.1)
+    )
+    method = trainer.continual_methods[0]
+    method.setup(trainer)
+    inputs = _batch(trainer)
+    model = trainer.model.train()  # the methods act on training losses only
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    weight = model.model.layers[0].mlp.down_proj.weight
+
+    def gradient(methods):
+        trainer.continual_methods = methods
+        (grad,) = torch.autograd.grad(trainer.compute_loss(model, dict(inputs)), weight)
+        return grad
+
+    kl_gradient = gradient([method]) - gradient([])
+    logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits[:, :-1]
+    with torch.no_grad():
+        ref_logits = method.ref_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits
+    mask = inputs["labels"][:, 1:] != -100
+    (expected,) = torch.autograd.grad(kl_ref_to_policy(ref_logits[:, :-1][mask], logits[mask]), weight)
+    assert expected.abs().max() > 0
+    torch.testing.assert_close(kl_gradient, expected, rtol=1e-3, atol=1e-7)

@@ -138,11 +138,15 @@ class ContinualTrainerMixin:
         handle = None
         if any(method.needs_hidden_states for method in self.continual_methods):
             # The policy's own forward already computes the final hidden states; keep them instead of running a
-            # second forward for logits (TRL's fused LM head never builds them).
+            # second forward for logits (TRL's fused LM head never builds them). Only the first forward that builds
+            # a graph: with label smoothing or a `compute_loss_func` TRL runs another one under no_grad for its
+            # metrics, whose hidden states would carry the KL's gradient to the output embedding alone.
+            def keep_hidden_states(module, args, output):
+                if torch.is_grad_enabled() and "hidden" not in captured:
+                    captured["hidden"] = output.last_hidden_state
+
             decoder = self.accelerator.unwrap_model(model).get_decoder()
-            handle = decoder.register_forward_hook(
-                lambda module, args, output: captured.__setitem__("hidden", output.last_hidden_state)
-            )
+            handle = decoder.register_forward_hook(keep_hidden_states)
         try:
             result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         finally:
