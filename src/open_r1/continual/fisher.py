@@ -390,7 +390,9 @@ def compute_fisher_partitioned(
                     token_log_probs, mask = completion_log_probs(model(input_ids=ids).logits, lab)
                 # Layer by layer each row's gradient comes from the sum over rows; a read gradient is of one row, or of
                 # the batch mean.
-                log_likelihood = normalized_log_likelihood(token_log_probs, mask, normalization, estimator == "batched")
+                log_likelihood = normalized_log_likelihood(
+                    token_log_probs, mask, normalization, estimator == "batched"
+                )
                 grad_scale = backward(-log_likelihood) or 1.0
                 if layerwise:
                     add_per_sample_squares(sums, recorded.calls, owners, chunk_size, grad_scale, local_part)
