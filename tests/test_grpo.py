@@ -261,9 +261,8 @@ def _in_process_grpo(world, tmp_path, reward_funcs, n_prompts, **overrides):
         gradient_checkpointing=False,
         report_to="none",
         max_completion_length=4,
-        dynamic_sampling=True,
         seed=0,
-        **overrides,
+        **{"dynamic_sampling": True, **overrides},
     )
     return ContinualGRPOTrainer(
         model=AutoModelForCausalLM.from_pretrained(world.base_model),
@@ -349,3 +348,79 @@ def test_refill_rounds_draw_fresh_prompts(world, tmp_path):
             assert not set(earlier) & set(later), refills
     groups = merged["prompt_ids"][::2].tolist()
     assert len({tuple(g) for g in groups}) == len(groups)  # no prompt twice in the merged batch
+
+
+def test_pass_at_k_leaves_out_prompts_whose_gold_does_not_parse(world, tmp_path):
+    """Prompts whose accuracy reward is None (a gold answer that does not parse) are neither failures nor successes
+    of pass@k: it is computed over the other prompts only (review item 7)."""
+
+    def accuracy_reward(completions, combo, **kwargs):  # named as the registered reward, whose column pass@k reads
+        return [None if c % 3 == 1 else float(c % 3 == 0) for c in combo]
+
+    trainer = _in_process_grpo(
+        world,
+        tmp_path,
+        [accuracy_reward],
+        n_prompts=12,
+        num_generations=2,
+        per_device_train_batch_size=24,
+        dynamic_sampling=False,
+    )
+    trainer.model.train()
+    trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
+    assert trainer._metrics["train"]["pass@1"] == [0.5]  # 4 right (combo 0, 3, 6, 9) of 8 scorable prompts
+
+
+class _StopBeforeTraining(Exception):
+    pass
+
+
+def _rewards_grpo_main_builds(world, tmp_path, monkeypatch, *cli):
+    """The reward functions `grpo.main` hands the trainer for the tiny recipe plus `cli` (stops before training)."""
+    captured = {}
+
+    def stop(*args, reward_funcs, **kwargs):
+        captured["rewards"] = reward_funcs
+        raise _StopBeforeTraining
+
+    monkeypatch.setattr(grpo, "ContinualGRPOTrainer", stop)
+    parser = TrlParser((GRPOScriptArguments, GRPOConfig, ModelConfig))
+    args = parser.parse_args_and_config(["--config", RECIPE, *_overrides(world, tmp_path / "out"), *cli])
+    with pytest.raises(_StopBeforeTraining):
+        grpo.main(*args)
+    return captured["rewards"]
+
+
+def test_soft_overlong_length_is_the_generation_cap(world, tmp_path, monkeypatch):
+    """DAPO's soft overlong punishment measures against the generation cap `max_completion_length` unless told
+    otherwise: a 500-token completion under a 1024-token cap is not punished (review item 8: a separate default of
+    256 punished it with -1), one at the cap is, by its cache; an inconsistent pair stops before the model loads."""
+    reward_funcs = _rewards_grpo_main_builds(
+        world,
+        tmp_path,
+        monkeypatch,
+        "--reward_funcs",
+        "soft_overlong",
+        "--reward_weights",
+        "1.0",
+        "--max_completion_length",
+        "1024",
+        "--soft_punish_cache",
+        "64",
+    )
+    (soft_overlong,) = reward_funcs
+    assert soft_overlong(completion_ids=[[0] * 500, [0] * 992, [0] * 1024]) == [0.0, -0.5, -1.0]
+    with pytest.raises(ValueError, match="max_completion_len.*max_completion_length"):
+        _rewards_grpo_main_builds(
+            world,
+            tmp_path,
+            monkeypatch,
+            "--reward_funcs",
+            "soft_overlong",
+            "--reward_weights",
+            "1.0",
+            "--max_completion_length",
+            "1024",
+            "--max_completion_len",
+            "256",
+        )

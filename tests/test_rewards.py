@@ -32,12 +32,16 @@ def chat(text):
 def test_accuracy_reward_exact_values():
     completions = [chat(GOOD), chat("<think>\nx\n</think>\n\\boxed{8}"), chat("7"), chat(GOOD), chat(GOOD)]
     solutions = ["7", "7", "7", "$\\frac{14}{2}$", "\\unparseable{"]
-    assert accuracy_reward(completions, solutions) == [1.0, 0.0, 0.0, 1.0, 0.0]
+    assert accuracy_reward(completions, solutions) == [1.0, 0.0, 0.0, 1.0, None]
 
 
-def test_unparseable_gold_scores_zero_and_is_logged(caplog):
+def test_unparseable_gold_scores_none_and_is_logged(caplog):
+    """A gold answer that does not parse scores None (TRL then leaves the completion out of the advantages), never 0
+    (a failure the model would be trained away from) nor 1 (review item 7)."""
+    cosine = get_cosine_scaled_reward()
     with caplog.at_level("WARNING"):
-        assert accuracy_reward([chat(GOOD)], ["\\unparseable{"]) == [0.0]
+        assert accuracy_reward([chat(GOOD)], ["\\unparseable{"]) == [None]
+        assert cosine([chat(GOOD)], ["\\unparseable{"]) == [None]
     assert "does not parse" in caplog.text
 
 

@@ -354,7 +354,13 @@ class GRPOScriptArguments(ScriptArguments):
     cosine_max_len: int = field(default=1000, metadata={"help": "Cosine reward: length (characters) of the scale."})
     repetition_n_grams: int = field(default=3, metadata={"help": "Repetition penalty: n-gram size."})
     repetition_max_penalty: float = field(default=-1.0, metadata={"help": "Repetition penalty at full repetition."})
-    max_completion_len: int = field(default=256, metadata={"help": "Soft overlong punishment: maximum tokens M."})
+    max_completion_len: int | None = field(
+        default=None,
+        metadata={
+            "help": "Soft overlong punishment: maximum tokens M. Default: the generation cap `max_completion_length`, "
+            "which it must equal when set (any completion longer than M would otherwise score -1)."
+        },
+    )
     soft_punish_cache: int = field(default=64, metadata={"help": "Soft overlong punishment: cache C (tokens)."})
     vrar_accuracy_weight: float = field(default=0.7, metadata={"help": "VRAR reward: weight of keyword accuracy."})
     vrar_format_weight: float = field(default=0.3, metadata={"help": "VRAR reward: weight of the format reward."})
@@ -365,3 +371,14 @@ class GRPOScriptArguments(ScriptArguments):
             "estimator over each prompt's group."
         },
     )
+
+
+def check_grpo_arguments(script_args: GRPOScriptArguments, training_args: GRPOConfig) -> None:
+    """Rules that involve both GRPO dataclasses; fills `max_completion_len` from the generation cap."""
+    if script_args.max_completion_len is None:
+        script_args.max_completion_len = training_args.max_completion_length
+    elif script_args.max_completion_len != training_args.max_completion_length:
+        raise ValueError(
+            f"`max_completion_len` ({script_args.max_completion_len}, the soft overlong punishment's M) must equal "
+            f"`max_completion_length` ({training_args.max_completion_length}, the generation cap); leave it unset."
+        )

@@ -17,7 +17,7 @@ import logging
 from transformers import set_seed
 from trl import ModelConfig, TrlParser, get_peft_config
 
-from open_r1.configs import GRPOConfig, GRPOScriptArguments
+from open_r1.configs import GRPOConfig, GRPOScriptArguments, check_grpo_arguments
 from open_r1.rewards import get_reward_funcs
 from open_r1.trainers import ContinualGRPOTrainer
 from open_r1.utils import get_dataset, get_model, get_tokenizer
@@ -52,6 +52,7 @@ def main(script_args, training_args, model_args):
     setup_logging(training_args, logger)
     check_model_source(model_args)
     check_callbacks(training_args.callbacks)
+    check_grpo_arguments(script_args, training_args)
     reward_funcs = get_reward_funcs(script_args)  # unknown names fail here, before anything is loaded
     if training_args.reward_weights is not None and len(training_args.reward_weights) != len(reward_funcs):
         raise ValueError(

@@ -120,7 +120,14 @@ def check_recipe(
     parsed, complaint = _parse(entry_point(path, config), render(raw, version), config)
     if complaint is not None:
         return problems + [f"{path}: {complaint}"]
-    _, training_args, _ = parsed
+    script_args, training_args, _ = parsed
+    if entry_point(path, config) == "grpo":
+        from .configs import check_grpo_arguments
+
+        try:
+            check_grpo_arguments(script_args, training_args)
+        except ValueError as error:
+            problems.append(f"{path}: {error}")
 
     sharding = _accelerate_sharding(accelerate_config)
     for key, unsupported in UNSUPPORTED_SHARDING.items():

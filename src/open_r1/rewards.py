@@ -2,8 +2,8 @@
 """Reward functions for GRPO, and the registry recipes name them from.
 
 Every reward takes TRL's arguments (`completions` plus the data set's columns as keyword lists) and returns one
-float per completion. None of them raises on malformed, empty, huge or non-UTF-8 completions: such a completion
-scores the reward's minimum. `reward_funcs` entries in a recipe are:
+float per completion (`accuracy` and `cosine`: None where the gold answer does not parse, which TRL leaves out). None
+of them raises on malformed, empty, huge or non-UTF-8 completions: such a completion scores the reward's minimum. `reward_funcs` entries in a recipe are:
 - a registered name (`accuracy`, `format`, `format_relaxed`, `tag_count`, `reasoning_steps`, `cosine`,
   `repetition_penalty`, `soft_overlong`, `keyword`, `vrar`);
 - `"package.module:function"`, a user reward imported by path;
@@ -59,19 +59,29 @@ def never_raises(default: float):
 
 
 @never_raises(0.0)
-def _accuracy_one(text: str, solution: str) -> float:
-    gold = parse_gold(str(solution))
-    if not gold:
-        # The bug Open R1 fixed in PR 566: an unparseable gold must never reward the completion.
-        logger.warning("accuracy_reward: gold answer %r does not parse; scoring 0", solution)
-        return 0.0
+def _is_correct(text: str, gold: list) -> float:
     return float(boxed_answer_is_correct(text[-MAX_PARSE_CHARS:], gold))
 
 
-def accuracy_reward(completions, solution, **kwargs) -> list[float]:
+def _accuracy_one(text: str, solution: str) -> float | None:
+    """1.0 or 0.0, or None when the gold answer does not parse: such a completion can be judged neither right (the
+    bug Open R1 fixed in PR 566) nor wrong, so TRL leaves it out of the advantages and pass@k leaves its prompt out."""
+    try:
+        gold = parse_gold(str(solution))
+    except Exception as error:  # noqa: BLE001 - a reward must not stop training
+        logger.warning("accuracy_reward: parsing gold answer %r failed (%s)", solution, error)
+        gold = []
+    if not gold:
+        logger.warning("accuracy_reward: gold answer %r does not parse; scoring None (left out)", solution)
+        return None
+    return _is_correct(text, gold)
+
+
+def accuracy_reward(completions, solution, **kwargs) -> list[float | None]:
     """1 if the completion's `\\boxed{}` answer equals the gold `solution` under math-verify, else 0.
 
-    Plain-number golds ("6") parse; a gold that does not parse scores 0 (logged), never 1.
+    Plain-number golds ("6") parse; a gold that does not parse scores None (logged): TRL leaves such completions out
+    of the group baseline and the loss, and pass@k leaves their prompt out.
     """
     return [_accuracy_one(completion_text(c), s) for c, s in zip(completions, solution)]
 
@@ -116,11 +126,15 @@ def get_cosine_scaled_reward(
 ):
     """Accuracy scaled by length on a cosine (Open R1): short right answers score most, short wrong ones least."""
 
-    def cosine_scaled_reward(completions, solution, **kwargs) -> list[float]:
+    def cosine_scaled_reward(completions, solution, **kwargs) -> list[float | None]:
         rewards = []
         for completion, sol in zip(completions, solution):
             text = completion_text(completion)
-            correct = _accuracy_one(text, sol) == 1.0
+            accuracy = _accuracy_one(text, sol)
+            if accuracy is None:  # the gold does not parse: neither right nor wrong
+                rewards.append(None)
+                continue
+            correct = accuracy == 1.0
             progress = min(len(text), max_len) / max_len
             cosine = math.cos(progress * math.pi)
             low, high = (min_value_correct, max_value_correct) if correct else (max_value_wrong, min_value_wrong)
@@ -152,6 +166,8 @@ def get_repetition_penalty_reward(ngram_size: int = 3, max_penalty: float = -1.0
 def get_soft_overlong_punishment(max_completion_len: int, soft_punish_cache: int):
     """DAPO's soft overlong punishment on the completion's token count L, with cache C and maximum M:
     0 if L <= M - C, (M - C - L) / C if M - C < L <= M, -1 beyond."""
+    if max_completion_len is None:
+        raise ValueError("`max_completion_len` is unset: `check_grpo_arguments` sets it to `max_completion_length`.")
     if not 0 <= soft_punish_cache <= max_completion_len:
         raise ValueError("`soft_punish_cache` must be in [0, max_completion_len].")
 
@@ -194,23 +210,26 @@ def get_vrar_reward(accuracy_weight: float = 0.7, format_weight: float = 0.3):
 
 
 def _registry(args) -> dict:
+    """Each registered name and how to build its reward from the script arguments (only named ones are built)."""
     return {
-        "accuracy": accuracy_reward,
-        "format": format_reward,
-        "format_relaxed": format_relaxed_reward,
-        "tag_count": tag_count_reward,
-        "reasoning_steps": reasoning_steps_reward,
-        "cosine": get_cosine_scaled_reward(
+        "accuracy": lambda: accuracy_reward,
+        "format": lambda: format_reward,
+        "format_relaxed": lambda: format_relaxed_reward,
+        "tag_count": lambda: tag_count_reward,
+        "reasoning_steps": lambda: reasoning_steps_reward,
+        "cosine": lambda: get_cosine_scaled_reward(
             args.cosine_min_value_wrong,
             args.cosine_max_value_wrong,
             args.cosine_min_value_correct,
             args.cosine_max_value_correct,
             args.cosine_max_len,
         ),
-        "repetition_penalty": get_repetition_penalty_reward(args.repetition_n_grams, args.repetition_max_penalty),
-        "soft_overlong": get_soft_overlong_punishment(args.max_completion_len, args.soft_punish_cache),
-        "keyword": keyword_reward,
-        "vrar": get_vrar_reward(args.vrar_accuracy_weight, args.vrar_format_weight),
+        "repetition_penalty": lambda: get_repetition_penalty_reward(
+            args.repetition_n_grams, args.repetition_max_penalty
+        ),
+        "soft_overlong": lambda: get_soft_overlong_punishment(args.max_completion_len, args.soft_punish_cache),
+        "keyword": lambda: keyword_reward,
+        "vrar": lambda: get_vrar_reward(args.vrar_accuracy_weight, args.vrar_format_weight),
     }
 
 
@@ -224,7 +243,7 @@ def get_reward_funcs(script_args) -> list:
         elif ":" in entry:
             funcs.append(import_callable(entry, "reward_funcs"))
         elif entry in registry:
-            funcs.append(registry[entry])  # TRL logs it as rewards/<function name>/mean
+            funcs.append(registry[entry]())  # TRL logs it as rewards/<function name>/mean
         else:
             raise ValueError(
                 f"`reward_funcs`: unknown reward {entry!r}; choose from {sorted(registry)}, a "

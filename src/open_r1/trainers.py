@@ -175,10 +175,13 @@ class ContinualGRPOTrainer(ContinualTrainerMixin, GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         if "accuracy_reward" in self.reward_func_names:
             group = self.num_generations if mode == "train" else self.num_generations_eval
-            correct = rewards_per_func[:, self.reward_func_names.index("accuracy_reward")].view(-1, group) == 1.0
+            accuracy = rewards_per_func[:, self.reward_func_names.index("accuracy_reward")].view(-1, group)
+            # A prompt whose gold does not parse (accuracy None, NaN here) is neither a success nor a failure.
+            scorable = ~torch.isnan(accuracy).any(dim=1)
             ks = [k for k in self.pass_at_k if k <= group]
-            for k, value in group_pass_at_k(correct.tolist(), ks).items():
-                self._metrics[mode][f"pass@{k}"].append(value)
+            if scorable.any():
+                for k, value in group_pass_at_k((accuracy[scorable] == 1.0).tolist(), ks).items():
+                    self._metrics[mode][f"pass@{k}"].append(value)
         rates = reasoning_behaviour_rates([completion_text(c) for c in completions])
         local = torch.tensor(list(rates.values()), device=self.accelerator.device)
         for name, value in zip(rates, self.accelerator.gather(local[None]).mean(0).tolist()):
