@@ -352,3 +352,30 @@ def test_trust_region_kl_keeps_its_gradient_when_the_loss_runs_a_second_forward(
     (expected,) = torch.autograd.grad(kl_ref_to_policy(ref_logits[:, :-1][mask], logits[mask]), weight)
     assert expected.abs().max() > 0
     torch.testing.assert_close(kl_gradient, expected, rtol=1e-3, atol=1e-7)
+
+
+def _chats(prefix, n, **columns):
+    rows = [
+        {"messages": [{"role": "user", "content": f"{prefix} {i}"}, {"role": "assistant", "content": "ok"}]}
+        for i in range(n)
+    ]
+    return Dataset.from_list([{**row, **{k: v(i) for k, v in columns.items()}} for i, row in enumerate(rows)])
+
+
+def test_replay_mixes_on_messages_with_the_retain_rows_formatted_as_the_update_rows(tmp_path):
+    """The 8B replay recipes mix OpenR1-Math (problem, solution, messages, ...) with wildguardmix (messages, labels):
+    replay mixes on `messages` only, and the retain rows (replayed and Fisher alike) get the recipe's system prompt as
+    the update rows do (review item 9)."""
+    from open_r1.utils.data import get_retain_dataset
+
+    update = _chats("solve", 20, problem=str, solution=lambda i: str(i % 7))
+    retain = _chats("refuse", 20, prompt_harm_label=lambda i: "harmful")
+    retain.save_to_disk(str(tmp_path / "retain"))
+    args = _sft_args(tmp_path, retain_dataset_id=str(tmp_path / "retain"), replay_ratio=0.25, system_prompt="Be safe.")
+    loaded = get_retain_dataset(args)
+    assert all(row["messages"][0] == {"role": "system", "content": "Be safe."} for row in loaded)
+    mixed = mix_replay(update, loaded, 0.25, seed=0)
+    assert mixed.column_names == ["messages"] and len(mixed) == 20
+    assert sum(row["messages"][0]["role"] == "system" for row in mixed) == 5
+    with pytest.raises(ValueError, match="`messages`.*retain"):
+        mix_replay(update, retain.remove_columns("messages"), 0.25, seed=0)

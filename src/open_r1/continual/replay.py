@@ -5,7 +5,9 @@
 - `replace` (default, as the fork did): a seeded random `replay_ratio` of the update rows are replaced by retain
   rows, so the data set size (and the number of steps per epoch) stays the same;
 - `add`: all update rows are kept and retain rows are added until they make up `replay_ratio` of the total.
-Retain rows are drawn without replacement, seeded by the training seed; the result is shuffled with it.
+Retain rows are drawn without replacement, seeded by the training seed; the result is shuffled with it. Both sets
+are mixed on their `messages` column only (the mixed set has no other column); the retain rows arrive formatted as
+the update rows (the recipe's `system_prompt`, by `get_retain_dataset`).
 """
 
 import logging
@@ -23,9 +25,12 @@ def mix_replay(update: Dataset, retain: Dataset, ratio: float, seed: int, mode: 
         raise ValueError(f"`replay_ratio` must be in [0, 1), got {ratio}.")
     if mode not in REPLAY_MODES:
         raise ValueError(f"`replay_mode` must be one of {REPLAY_MODES}, got {mode!r}.")
-    missing = set(update.column_names) - set(retain.column_names)
-    if missing:
-        raise ValueError(f"The retain data set lacks the update data's columns {sorted(missing)}.")
+    # Mixed on the chats alone: the update and retain sets have other columns of their own (OpenR1-Math's problem and
+    # solution, wildguardmix's labels), which SFT on `messages` does not read.
+    for name, data in (("update", update), ("retain", retain)):
+        if "messages" not in data.column_names:
+            raise ValueError(f"Replay mixes `messages` chats: the {name} data set has none ({data.column_names}).")
+    update, retain = update.select_columns(["messages"]), retain.select_columns(["messages"])
     if mode == "replace":
         n_retain = round(ratio * len(update))
         kept = update.shuffle(seed=seed).select(range(len(update) - n_retain))
@@ -36,6 +41,6 @@ def mix_replay(update: Dataset, retain: Dataset, ratio: float, seed: int, mode: 
         raise ValueError(
             f"`replay_ratio` {ratio} needs {n_retain} retain rows but the retain data set has {len(retain)}."
         )
-    replayed = retain.shuffle(seed=seed).select(range(n_retain)).select_columns(update.column_names)
+    replayed = retain.shuffle(seed=seed).select(range(n_retain))
     logger.info("Replay (%s): %d update rows + %d retain rows", mode, len(kept), n_retain)
     return concatenate_datasets([kept, replayed.cast(kept.features)]).shuffle(seed=seed)

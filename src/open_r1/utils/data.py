@@ -87,7 +87,7 @@ def get_dataset(args: ScriptArguments) -> DatasetDict:
     return DatasetDict({"train": combined})
 
 
-def add_system_prompt(dataset: DatasetDict, system_prompt: str | None) -> DatasetDict:
+def add_system_prompt(dataset, system_prompt: str | None):
     """Prepend `system_prompt` to every conversation of a `messages` dataset that has no system turn yet."""
     if system_prompt is None:
         return dataset
@@ -102,6 +102,8 @@ def add_system_prompt(dataset: DatasetDict, system_prompt: str | None) -> Datase
 
 
 def get_retain_dataset(args):
-    """The retain split the continual-learning fields name (`retain_dataset_id`, `_config`, `_split`)."""
+    """The retain split the continual-learning fields name (`retain_dataset_id`, `_config`, `_split`), formatted as the
+    update data is (the recipe's `system_prompt`), for replay and the Fisher alike."""
     check_source(args.retain_dataset_id, "retain_dataset_id")
-    return load_dataset_any(args.retain_dataset_id, args.retain_dataset_config, split=args.retain_dataset_split)
+    retain = load_dataset_any(args.retain_dataset_id, args.retain_dataset_config, split=args.retain_dataset_split)
+    return add_system_prompt(retain, args.system_prompt)
