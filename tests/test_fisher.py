@@ -401,3 +401,20 @@ def test_sft_fisher_and_retain_probe_see_only_the_assistant_tokens(world, tmp_pa
             total -= log_probs[mask].sum().item()
             tokens += int(mask.sum())
     assert ewc.reference_retain_nll == pytest.approx(total / tokens, rel=1e-5)
+
+
+def test_grpo_fisher_data_without_generation_markers_masks_the_last_reply(world):
+    """A chat template without `{% generation %}` markers (the stock Llama-3.1-Instruct one, as GRPO recipe v00.04
+    uses) still gives the GRPO Fisher its assistant tokens: those after the prompt the template renders for the
+    turns before the reply (review item 10). They match the marked tokens, plus what the template writes after the
+    turn's end (here a newline)."""
+    from open_r1.continual.ewc import assistant_labels
+
+    marked = AutoTokenizer.from_pretrained(world.base_model)
+    plain = AutoTokenizer.from_pretrained(world.base_model)
+    plain.chat_template = marked.chat_template.replace("{% generation %}", "").replace("{% endgeneration %}", "")
+    newline = plain.encode("\n", add_special_tokens=False)
+    for row in load_from_disk(str(world.retain))["train"].select(range(4)):
+        expected, derived = assistant_labels(row, marked), assistant_labels(row, plain)
+        assert derived["input_ids"] == expected["input_ids"]
+        assert derived["labels"] == expected["labels"][: -len(newline)] + newline

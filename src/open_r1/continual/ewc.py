@@ -110,17 +110,33 @@ def penalty_value(named_params, fisher: dict, anchors: dict, ewc_lambda: float) 
 
 
 def assistant_labels(example: dict, tokenizer) -> dict:
-    """input_ids of a `messages` chat and labels that keep only the assistant tokens (-100 elsewhere)."""
+    """input_ids of a `messages` chat and labels that keep only the assistant tokens (-100 elsewhere).
+
+    The assistant tokens are those the chat template marks with `{% generation %}`. A template without the markers
+    (the stock Llama-3.1-Instruct one) gets the tokens of the last reply instead: everything after the prompt the
+    template renders for the turns before it, with the generation prompt (the reply, its end-of-turn token and
+    whatever else the template writes after it).
+    """
+    messages = example["messages"]
     encoded = tokenizer.apply_chat_template(
-        example["messages"], tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+        messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
     )
-    if not any(encoded["assistant_masks"]):
-        raise ValueError(
-            "The chat template marks no assistant tokens ({% generation %} missing): the Fisher needs "
-            "them to mask the retain data."
-        )
-    labels = [t if m else -100 for t, m in zip(encoded["input_ids"], encoded["assistant_masks"])]
-    return {"input_ids": encoded["input_ids"], "labels": labels}
+    input_ids, mask = list(encoded["input_ids"]), encoded["assistant_masks"]
+    if not any(mask):
+        if not messages or messages[-1]["role"] != "assistant":
+            raise ValueError(f"A retain chat must end with an assistant reply; this one ends with {messages[-1:]}.")
+        prompt = tokenizer.apply_chat_template(
+            messages[:-1], tokenize=True, return_dict=True, add_generation_prompt=True
+        )["input_ids"]
+        if input_ids[: len(prompt)] != list(prompt):
+            raise ValueError(
+                "The chat template marks no assistant tokens ({% generation %} missing) and the chat does not start "
+                "with its own generation prompt, so the reply's tokens cannot be found: set a `chat_template` with "
+                "{% generation %} markers."
+            )
+        mask = [0] * len(prompt) + [1] * (len(input_ids) - len(prompt))
+    labels = [t if m else -100 for t, m in zip(input_ids, mask)]
+    return {"input_ids": input_ids, "labels": labels}
 
 
 def collate_right_padded(examples: list[dict], pad_token_id: int) -> dict:
