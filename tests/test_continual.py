@@ -7,13 +7,14 @@ import torch
 import yaml
 from datasets import Dataset
 from safetensors.torch import load_file
-from transformers import AutoModelForCausalLM
+from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import ModelConfig, TrlParser
 
 from open_r1 import sft
 from open_r1.configs import ScriptArguments, SFTConfig
 from open_r1.continual import EMA, TrustRegion, mix_replay
 from open_r1.continual.trust_region import adapt_beta, frozen_copy, kl_ref_to_policy
+from open_r1.trainers import ContinualSFTTrainer
 
 from .conftest import REPO, accelerate_cmd, cpu_sft_args, run_cli, tiny_trainer
 
@@ -71,7 +72,7 @@ def test_dft_loss_is_the_probability_weighted_nll(world, tmp_path):
 
 def test_ema_follows_its_formula_on_a_toy_model():
     model = torch.nn.Linear(3, 2)
-    trainer = SimpleNamespace(model=model)
+    trainer = SimpleNamespace(model=model, args=SimpleNamespace(load_best_model_at_end=False))
     ema = EMA(eta=0.6)
     ema.setup(trainer)
     expected = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -379,3 +380,79 @@ def test_replay_mixes_on_messages_with_the_retain_rows_formatted_as_the_update_r
     assert sum(row["messages"][0]["role"] == "system" for row in mixed) == 5
     with pytest.raises(ValueError, match="`messages`.*retain"):
         mix_replay(update, retain.remove_columns("messages"), 0.25, seed=0)
+
+
+def _weights(path):
+    return dict(AutoModelForCausalLM.from_pretrained(path).named_parameters())
+
+
+def _ema_trainer(world, tmp_path, **overrides):
+    from datasets import load_from_disk
+
+    args = _sft_args(
+        tmp_path,
+        use_ema=True,
+        ema_eta=0.9,
+        eval_strategy="steps",
+        eval_steps=2,
+        save_strategy="steps",
+        save_steps=2,
+        max_steps=4,
+        per_device_eval_batch_size=8,
+        **overrides,
+    )
+    update = load_from_disk(str(world.update)).select_columns(["messages"])
+    return ContinualSFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(world.base_model),
+        args=args,
+        train_dataset=update["train"].select(range(32)),
+        eval_dataset=update["test"].select(range(16)),
+        processing_class=AutoTokenizer.from_pretrained(world.base_model),
+    )
+
+
+def test_ema_is_what_evaluations_checkpoints_and_pushes_see(world, tmp_path, monkeypatch):
+    """Every evaluation runs on the EMA, every checkpoint holds the EMA as a model (`ema/`, pushed by
+    `push_to_hub_revision`) beside the raw weights it resumes from (review item 11)."""
+    from open_r1.utils.callbacks import PushToHubRevisionCallback
+
+    trainer = _ema_trainer(world, tmp_path)
+    trainer.train()
+    out = tmp_path / "out"
+    logged = {e["step"]: e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e}
+    final = dict(trainer.model.named_parameters())  # the EMA after step 4, copied in at the end
+    ema4, raw4 = _weights(out / "checkpoint-4" / "ema"), _weights(out / "checkpoint-4")
+    for name, value in final.items():
+        torch.testing.assert_close(ema4[name], value.detach())
+    assert any(not torch.allclose(raw4[n], final[n].detach()) for n in final), "checkpoints keep the raw weights"
+    assert trainer.evaluate()["eval_loss"] == pytest.approx(logged[4], rel=1e-6)  # step 4's evaluation saw the EMA
+
+    pushed = {}
+    monkeypatch.setattr("huggingface_hub.create_branch", lambda **kwargs: None)
+    monkeypatch.setattr("huggingface_hub.upload_folder", lambda **kwargs: pushed.update(kwargs))
+    trainer.args.hub_model_id, trainer.args.benchmarks = "org/model", []
+    trainer.state.global_step = 4
+    PushToHubRevisionCallback(None).on_save(trainer.args, trainer.state, None)
+    assert pushed["folder_path"] == f"{out}/checkpoint-4/ema"
+
+
+def test_ema_with_load_best_model_at_end_is_the_best_checkpoints_ema(world, tmp_path):
+    """With `load_best_model_at_end` the final model is the EMA of the checkpoint the EMA's evaluations ranked best,
+    not the last EMA written over it (review item 11). Ranking by the highest loss makes step 2 the best."""
+    trainer = _ema_trainer(
+        world, tmp_path, load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=True
+    )
+    trainer.train()
+    best = trainer.state.best_model_checkpoint
+    assert best.endswith("checkpoint-2")
+    ema_best, ema_last = _weights(f"{best}/ema"), _weights(tmp_path / "out" / "checkpoint-4" / "ema")
+    final = dict(trainer.model.named_parameters())
+    for name, value in final.items():
+        torch.testing.assert_close(value.detach(), ema_best[name])
+    assert any(not torch.allclose(ema_last[n], final[n].detach()) for n in final)
+
+
+def test_ema_refuses_hub_pushes_of_raw_checkpoints(tmp_path):
+    with pytest.raises(ValueError, match="hub_strategy"):
+        _sft_args(tmp_path, use_ema=True, push_to_hub=True, hub_model_id="org/model")
+    _sft_args(tmp_path, use_ema=True, push_to_hub=True, hub_model_id="org/model", hub_strategy="end")

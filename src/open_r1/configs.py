@@ -145,14 +145,20 @@ class ContinualLearningMixin:
     ema_eta: float = field(
         default=0.25,
         metadata={
-            "help": "EMA weight of the old shadow, in [0, 1): after each optimizer step "
-            "theta_ema = eta * theta_ema + (1 - eta) * theta (eta = 0 tracks the model; Kim et al. 2025)."
+            "help": "EMA weight of the old shadow, in [0, 1), as in the fork's code: after each optimizer step "
+            "theta_ema = eta * theta_ema + (1 - eta) * theta. The EMA averages about 1 / (1 - eta) steps: the seed's "
+            "0.25 is 1.3 steps (almost the last weights), 0.9 is 10, 0.99 is 100. Evaluations, `ema/` in every "
+            "checkpoint, the pushed checkpoints and the final model are the EMA (with `load_best_model_at_end`, the "
+            "best checkpoint's EMA); checkpoints keep the raw weights for resuming."
         },
     )
     ema_offload: bool = field(default=False, metadata={"help": "Keep the fp32 EMA shadow on CPU."})
     use_trust_region: bool = field(
         default=False,
-        metadata={"help": "Add beta * KL(p_ref || p_theta) on the trained tokens, p_ref being the starting model."},
+        metadata={
+            "help": "SFT: add beta * KL(p_ref || p_theta) on the trained tokens, p_ref the starting model. GRPO: TRL's "
+            "own KL term, beta * KL(pi_theta || pi_ref) by its k3 estimator, with beta = `trust_region_beta`."
+        },
     )
     trust_region_beta: float = field(
         default=0.1,
@@ -238,7 +244,14 @@ class ContinualLearningMixin:
     ewc_online: bool = field(
         default=False, metadata={"help": "On recompute, F <- ewc_online_gamma * F + F_new (online EWC)."}
     )
-    ewc_online_gamma: float = field(default=1.0, metadata={"help": "Decay of the old Fisher in online EWC."})
+    ewc_online_gamma: float = field(
+        default=1.0,
+        metadata={
+            "help": "Decay of the old Fisher in online EWC. At 1.0 (no decay) each recompute adds a whole Fisher, "
+            "so with the anchors still at the starting weights (no `ewc_reanchor`) the penalty grows by about one "
+            "Fisher's worth per recompute: lower gamma (e.g. 0.5-0.9, Schwarz et al. 2018) to keep its scale."
+        },
+    )
     ewc_reanchor: bool = field(
         default=False, metadata={"help": "On recompute, move the anchors theta* to the current weights."}
     )
@@ -272,6 +285,12 @@ class ContinualLearningMixin:
             raise ValueError("`replay_ratio` > 0 needs `retain_dataset_id`.")
         if not 0.0 <= self.ema_eta < 1.0:
             raise ValueError(f"`ema_eta` must be in [0, 1), got {self.ema_eta}.")
+        if self.use_ema and self.push_to_hub and self.hub_strategy != "end":
+            raise ValueError(
+                f"`use_ema` with `hub_strategy: {getattr(self.hub_strategy, 'value', self.hub_strategy)}`: the Trainer would push each checkpoint's raw "
+                "weights, not the EMA. Use `hub_strategy: end` (the final push is the EMA) and `callbacks: "
+                "[push_to_hub_revision]`, which pushes each checkpoint's EMA to its own branch."
+            )
         if self.trust_region_beta < 0:
             raise ValueError(f"`trust_region_beta` must be >= 0, got {self.trust_region_beta}.")
         if self.trust_region_delta is not None and self.trust_region_delta <= 0:

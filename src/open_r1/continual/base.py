@@ -9,12 +9,18 @@ Life cycle of a method inside `ContinualSFTTrainer` / `ContinualGRPOTrainer`:
 - `loss_term(trainer, model, inputs, hidden_states)`: an extra term for this micro-batch's loss, or None. The mixin
   scales it so that it acts once per optimizer step whatever the gradient accumulation;
 - `on_step_end(trainer)`: after each optimizer step;
-- `on_train_end(trainer)`: after the last step, before the model is saved;
+- `on_save_checkpoint(trainer, checkpoint_dir)`: right after a checkpoint's model is written, before its optimizer and
+  trainer state, the Hub push and the checkpoint rotation (e.g. the EMA writes its own model beside it);
+- `evaluation_weights(trainer)`: a context manager around every evaluation, in training and after it, that may put
+  other weights into the model for its duration (the EMA's);
+- `on_train_end(trainer)`: after the last step (and after the Trainer loaded the best checkpoint, with
+  `load_best_model_at_end`), before the model is saved;
 - `state_dict()` / `load_state_dict(state)`: saved in every checkpoint (`continual_state*.pt`) and restored on
   `resume_from_checkpoint`, so a pre-empted job resumes in the method's exact state;
 - `metrics()`: numbers logged under `<name>/...` with the trainer's own logs, averaged since the last log.
 """
 
+import contextlib
 import os
 from collections import defaultdict
 
@@ -44,6 +50,12 @@ class ContinualMethod:
 
     def on_train_end(self, trainer) -> None:
         pass
+
+    def on_save_checkpoint(self, trainer, checkpoint_dir: str) -> None:
+        pass
+
+    def evaluation_weights(self, trainer):
+        return contextlib.nullcontext()
 
     def state_dict(self) -> dict:
         return {}
@@ -130,6 +142,18 @@ class ContinualTrainerMixin:
             resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
         self._continual_resume_checkpoint = resume_from_checkpoint if self.continual_methods else None
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        with contextlib.ExitStack() as weights:
+            for method in self.continual_methods:
+                weights.enter_context(method.evaluation_weights(self))
+            return super().evaluate(*args, **kwargs)
+
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        super().save_model(output_dir, _internal_call)
+        if _internal_call and output_dir is not None and os.path.basename(output_dir).startswith("checkpoint-"):
+            for method in self.continual_methods:  # a checkpoint: the Trainer writes its optimizer and state next
+                method.on_save_checkpoint(self, output_dir)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not self.model.training or not self.continual_methods:

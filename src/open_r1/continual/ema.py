@@ -1,20 +1,37 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
-"""EMA of weights (Kim et al., 2025): a shadow copy that trails the fine-tuned weights.
+"""EMA of weights (the fork's `ema_callback`, citing Kim et al., 2025, COLM): a shadow that trails the weights.
 
 After every optimizer step, for each trainable parameter (this rank's part of it):
 
     theta_ema <- eta * theta_ema + (1 - eta) * theta
 
-so `ema_eta` is the weight of the *old shadow*: eta = 0 tracks the model exactly, eta -> 1 never moves from the
-starting weights. The shadow starts at the weights training starts from (the pre-trained model), is kept in fp32
-(optionally on CPU), and is copied into the model when training ends, so the saved model is the EMA. Checkpoints
-hold the shadow, so a resumed run continues the same average.
+so `ema_eta` is the weight of the *old shadow*, as in the fork's code: eta = 0 tracks the model exactly, eta -> 1
+never moves from the starting weights, and the shadow averages roughly the last 1 / (1 - eta) steps (0.25, the seed's
+value: 1.3 steps, almost the last iterate; 0.9: 10; 0.99: 100). The shadow starts at the weights training starts from
+(the pre-trained model) and is kept in fp32 (optionally on CPU).
+
+What the run produces is the EMA, everywhere a user looks at a model:
+- the final model (saved, pushed) is the EMA; with `load_best_model_at_end` it is the EMA of the best checkpoint;
+- every evaluation, during training and after it, runs on the EMA weights (put into the model for its duration and
+  taken out again bit for bit), so `metric_for_best_model` ranks EMAs;
+- every checkpoint holds the raw weights (the Trainer resumes from them with its optimizer state), the shadow (in
+  the continual state, so a resumed run continues the same average) and `ema/`, the EMA as a complete model
+  directory, which the `push_to_hub_revision` callback pushes.
 """
+
+import contextlib
+import logging
+import os
 
 import torch
 
-from .base import ContinualMethod, MetricAverager
-from .sharding import local_tensor, trainable_named_parameters
+from .base import ContinualMethod, MetricAverager, state_file
+from .sharding import is_sharded, local_tensor, trainable_named_parameters
+
+
+logger = logging.getLogger(__name__)
+
+EMA_MODEL_DIR = "ema"  # the EMA model's directory inside each checkpoint
 
 
 class EMA(ContinualMethod):
@@ -23,10 +40,17 @@ class EMA(ContinualMethod):
     def __init__(self, eta: float, offload: bool = False, copy_to_model_at_end: bool = True):
         if not 0.0 <= eta < 1.0:
             raise ValueError(f"`ema_eta` must be in [0, 1), got {eta}.")
+        if eta < 0.5:
+            logger.warning(
+                "`ema_eta` %s weights the old shadow: the EMA averages about %.1f steps, almost the last weights.",
+                eta,
+                1 / (1 - eta),
+            )
         self.eta = eta
         self.offload = offload
         self.copy_to_model_at_end = copy_to_model_at_end
         self.shadow: dict[str, torch.Tensor] = {}
+        self._in_model = False  # the model holds the EMA for good (after training)
         self._metrics = MetricAverager()
 
     def _local_params(self, trainer):
@@ -38,6 +62,7 @@ class EMA(ContinualMethod):
             name: local.detach().to(device=device or local.device, dtype=torch.float32, copy=True)
             for name, local in self._local_params(trainer)
         }
+        self._in_model = False
 
     @torch.no_grad()
     def on_step_end(self, trainer) -> None:
@@ -50,11 +75,40 @@ class EMA(ContinualMethod):
         self._metrics.add("distance", torch.stack(squared_distances).sum().sqrt())
 
     @torch.no_grad()
+    def _copy_into_model(self, trainer, shadow: dict) -> None:
+        for name, local in self._local_params(trainer):
+            local.copy_(shadow[name].to(device=local.device, dtype=local.dtype))
+
+    @contextlib.contextmanager
+    def evaluation_weights(self, trainer):
+        """The EMA weights in the model for the block; the model's own weights restored exactly after it (kept on CPU
+        meanwhile, so no device memory is needed)."""
+        if self._in_model or not self.shadow:
+            yield
+            return
+        with torch.no_grad():
+            own = {name: local.detach().to("cpu", copy=True) for name, local in self._local_params(trainer)}
+        self._copy_into_model(trainer, self.shadow)
+        try:
+            yield
+        finally:
+            self._copy_into_model(trainer, own)
+
+    def on_save_checkpoint(self, trainer, checkpoint_dir: str) -> None:
+        with self.evaluation_weights(trainer):
+            trainer.save_model(os.path.join(checkpoint_dir, EMA_MODEL_DIR))
+
     def on_train_end(self, trainer) -> None:
         if not self.copy_to_model_at_end:
             return
-        for name, local in self._local_params(trainer):
-            local.copy_(self.shadow[name].to(device=local.device, dtype=local.dtype))
+        shadow = self.shadow
+        best = trainer.state.best_model_checkpoint if trainer.args.load_best_model_at_end else None
+        if best is not None:  # the Trainer chose the best checkpoint by the EMA's metrics: its EMA, not the last one
+            path = state_file(best, trainer.args.process_index, is_sharded(trainer))
+            shadow = torch.load(path, map_location="cpu", weights_only=False)[self.name]["shadow"]
+            logger.info("EMA: the model is the EMA of the best checkpoint %s", best)
+        self._copy_into_model(trainer, shadow)
+        self._in_model = True
 
     def state_dict(self) -> dict:
         return {"shadow": {name: tensor.cpu() for name, tensor in self.shadow.items()}}

@@ -2,16 +2,20 @@
 """Callbacks a recipe can name in its `callbacks:` list."""
 
 import logging
+import os
 import shutil
 
 from transformers import TrainerCallback
+
+from ..continual.ema import EMA_MODEL_DIR
 
 
 logger = logging.getLogger(__name__)
 
 
 class PushToHubRevisionCallback(TrainerCallback):
-    """Push each saved checkpoint to its own Hub branch, `<hub_model_revision>-step-<global_step>` (Open R1)."""
+    """Push each saved checkpoint to its own Hub branch, `<hub_model_revision>-step-<global_step>` (Open R1); with
+    `use_ema`, the checkpoint's EMA model (`checkpoint-N/ema`)."""
 
     def __init__(self, model_args):
         self.model_args = model_args
@@ -23,6 +27,8 @@ class PushToHubRevisionCallback(TrainerCallback):
 
         revision = f"{args.hub_model_revision}-step-{state.global_step:09d}"
         checkpoint = f"{args.output_dir}/checkpoint-{state.global_step}"
+        if os.path.isdir(os.path.join(checkpoint, EMA_MODEL_DIR)):  # the run's model is the EMA (`use_ema`)
+            checkpoint = os.path.join(checkpoint, EMA_MODEL_DIR)
         create_branch(repo_id=args.hub_model_id, branch=revision, exist_ok=True)
         upload_folder(
             repo_id=args.hub_model_id,
