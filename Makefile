@@ -55,12 +55,12 @@ NUM_GPUS ?= 1
 OUTPUT_DIR ?=
 evaluate: install-eval
 	@test -n "$(MODEL)" -a -n "$(TASK)" || { echo "usage: make evaluate MODEL=... TASK=... [PARALLEL=data|tensor NUM_GPUS=N]"; exit 2; }
-	OPEN_R1_TESTBED_DIR=$(TESTBED_DIR) $(EVAL_PYTHON) -m open_r1.utils.evaluation run --model $(MODEL) --task $(TASK) \
+	OPEN_R1_TESTBED_DIR=$(TESTBED_DIR) $(EVAL_PYTHON) -m open_r1.eval.run run --model $(MODEL) --task $(TASK) \
 		$(if $(PARALLEL),--parallel $(PARALLEL)) --num-gpus $(NUM_GPUS) $(if $(OUTPUT_DIR),--output-dir $(OUTPUT_DIR))
 
 # One table and a learning-vs-forgetting plot over every model evaluated under data/evals.
 evals-summary: install
-	$(PYTHON) -m open_r1.utils.evaluation summarize data/evals --output data/evals/summary
+	$(PYTHON) -m open_r1.eval.run summarize data/evals --output data/evals/summary
 
 test: install install-eval
 	HF_HUB_OFFLINE=1 OPEN_R1_EVAL_PYTHON=$(EVAL_PYTHON) $(PYTHON) -m pytest -v -ra --durations=15 tests/

@@ -9,7 +9,7 @@ Each row's prompt (a text column, or the first user turn of a `messages` column)
 output is a `messages` data set (user prompt + generated assistant reply) saved with `save_to_disk`, so
 `dataset_name` / `retain_dataset_id` can point at it. `--keep expected` builds replay data the way the retain task
 wants it: the data set's `kind` column says what each prompt needs (`harmful`: a refusal, `benign`: an answer), and a
-reply is kept only when the refusal judge (`open_r1.judges.is_refusal`) agrees. The vLLM backend is used when vLLM
+reply is kept only when the refusal judge (`open_r1.eval.judges.is_refusal`) agrees. The vLLM backend is used when vLLM
 and a GPU are there (`auto`); otherwise transformers generates, which runs on CPU.
 """
 
@@ -19,7 +19,7 @@ import sys
 import torch
 from datasets import Dataset
 
-from open_r1.judges import is_refusal
+from open_r1.eval.judges import is_refusal
 from open_r1.testbed.scoring import generate_replies
 from open_r1.utils.data import load_dataset_any
 

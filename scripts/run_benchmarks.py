@@ -7,8 +7,8 @@ python scripts/run_benchmarks.py --list_benchmarks
 
 import argparse
 
-from open_r1.utils.eval_tasks import TASKS
-from open_r1.utils.evaluation import TASK_GROUPS, submit_evaluation_jobs
+from open_r1.eval.run import TASK_GROUPS, submit_evaluation_jobs
+from open_r1.eval.tasks import TASKS
 
 
 def main(argv=None) -> int:

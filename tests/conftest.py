@@ -46,6 +46,17 @@ def torchrun(script: str, *args: str) -> subprocess.CompletedProcess:
     return run_cli([sys.executable, *command, script, *args])
 
 
+def world_args(world, output_dir, *extra: str, retain: bool = False, model=None) -> list[str]:
+    """Command-line overrides that point a tiny recipe at the test world and `output_dir` (None: set later;
+    `retain`: the world's retain set too; `model`: another starting model), followed by `extra`."""
+    args = ["--model_name_or_path", str(model or world.base_model), "--dataset_name", str(world.update)]
+    if output_dir is not None:
+        args += ["--output_dir", str(output_dir)]
+    if retain:
+        args += ["--retain_dataset_id", str(world.retain)]
+    return args + list(extra)
+
+
 def accelerate_cmd(*launch_args: str) -> list[str]:
     return [
         sys.executable,

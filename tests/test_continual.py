@@ -16,7 +16,7 @@ from open_r1.continual import EMA, TrustRegion, mix_replay
 from open_r1.continual.trust_region import adapt_beta, frozen_copy, kl_ref_to_policy
 from open_r1.trainers import ContinualSFTTrainer
 
-from .conftest import REPO, accelerate_cmd, cpu_sft_args, run_cli, tiny_trainer
+from .conftest import REPO, accelerate_cmd, cpu_sft_args, run_cli, tiny_trainer, world_args
 
 
 def _toy(n, tag):
@@ -34,11 +34,11 @@ def test_replay_ratio_is_exact_and_deterministic(mode, n_update, n_retain):
     assert rows != list(mix_replay(update, retain, 0.2, seed=4, mode=mode)["messages"])
 
 
-def test_replay_errors_name_the_problem():
+def test_replay_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="needs 25 retain rows"):
         mix_replay(_toy(100, "u"), _toy(10, "r"), 0.2, seed=0, mode="add")
     with pytest.raises(ValueError, match="replay_mode"):
-        mix_replay(_toy(10, "u"), _toy(10, "r"), 0.2, seed=0, mode="mix")
+        _sft_args(tmp_path, replay_mode="mix")
 
 
 def _sft_args(tmp_path, **overrides):
@@ -168,25 +168,10 @@ def test_penalty_acts_once_per_optimizer_step(world, tmp_path):
 
 def _parse_recipe(recipe: Path, world, output_dir: Path, *extra: str):
     parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
+    retain = "retain_dataset_id" in yaml.safe_load(recipe.read_text())
+    extra = ("--disable_tqdm", "true", *extra)
     return parser.parse_args_and_config(
-        [
-            "--config",
-            str(recipe),
-            "--model_name_or_path",
-            str(world.base_model),
-            "--dataset_name",
-            str(world.update),
-            "--output_dir",
-            str(output_dir),
-            "--disable_tqdm",
-            "true",
-            *extra,
-            *(
-                ["--retain_dataset_id", str(world.retain)]
-                if "retain_dataset_id" in yaml.safe_load(recipe.read_text())
-                else []
-            ),
-        ]
+        ["--config", str(recipe), *world_args(world, output_dir, *extra, retain=retain)]
     )
 
 
@@ -280,12 +265,7 @@ def test_trust_region_beta_is_the_same_on_every_rank_and_resumes_exactly(world, 
                 "tests/helpers/sft_dump_rank_weights.py",
                 "--config",
                 "recipes/tiny/sft/config_trust_region.yaml",
-                "--model_name_or_path",
-                str(world.base_model),
-                "--dataset_name",
-                str(world.update),
-                "--output_dir",
-                str(out),
+                *world_args(world, out),
                 "--max_steps",
                 "6",
                 "--logging_steps",
@@ -367,7 +347,7 @@ def test_replay_mixes_on_messages_with_the_retain_rows_formatted_as_the_update_r
     """The 8B replay recipes mix OpenR1-Math (problem, solution, messages, ...) with wildguardmix (messages, labels):
     replay mixes on `messages` only, and the retain rows (replayed and Fisher alike) get the recipe's system prompt as
     the update rows do (review item 9)."""
-    from open_r1.utils.data import get_retain_dataset
+    from open_r1.continual.retain_data import get_retain_dataset
 
     update = _chats("solve", 20, problem=str, solution=lambda i: str(i % 7))
     retain = _chats("refuse", 20, prompt_harm_label=lambda i: "harmful")

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from open_r1.judges import get_judge, keyword_judge, parse_wildguard
-from open_r1.utils.eval_tasks import TASKS, gpqa_choices, gpqa_gold, gpqa_prompt
-from open_r1.utils.eval_tasks import score_replies as score_task_replies
-from open_r1.utils.evaluation import collect_results, expand_tasks, lighteval_command, summary_table
+from open_r1.eval.judges import get_judge, keyword_judge, parse_wildguard
+from open_r1.eval.run import collect_results, expand_tasks, lighteval_command, summary_table
+from open_r1.eval.tasks import TASKS, gpqa_choices, gpqa_gold, gpqa_prompt
+from open_r1.eval.tasks import score_replies as score_task_replies
 
 from .conftest import REPO, cpu_sft_args, tiny_trainer
 
@@ -88,7 +88,7 @@ def test_summary_table_and_plot_from_fixture_results(tmp_path):
     assert table[2] == "| base | 1.000 | 0.900 | - | 0.050 |"
     assert table[3] == "| sft | 0.200 | - | 0.500 | - |"
 
-    from open_r1.utils.evaluation import main
+    from open_r1.eval.run import main
 
     assert main(["summarize", str(tmp_path / "evals"), "--output", str(tmp_path / "summary")]) == 0
     assert (tmp_path / "summary" / "summary.md").read_text().splitlines() == table
@@ -106,7 +106,7 @@ EVAL_PYTHON = os.environ.get("OPEN_R1_EVAL_PYTHON", str(REPO / ".venv-eval" / "b
     reason="no evaluation environment: run `make install-eval` (make test does)",
 )
 def test_make_evaluate_on_the_testbed_matches_the_project_scorer(world, tmp_path):
-    """lighteval (transformers backend, CPU) runs the testbed tasks from `open_r1.evaluate` on a briefly trained
+    """lighteval (transformers backend, CPU) runs the testbed tasks from `open_r1.eval.lighteval_tasks` on a briefly trained
     tiny model; its per-sample and corpus scores equal the project's own scorer on the same generations."""
     import pandas as pd
     from datasets import load_from_disk

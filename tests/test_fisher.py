@@ -262,7 +262,7 @@ def test_partitioned_fisher_of_a_whole_model_equals_compute_fisher(world, build,
     def zero_grad():
         model.zero_grad(set_to_none=True)
 
-    partitioned = compute_fisher_partitioned(model, batches, backward, zero_grad, chunk_size=2)
+    partitioned = compute_fisher_partitioned(model, batches, chunk_size=2, backward=backward, zero_grad=zero_grad)
     expected = {name: f.flatten() for name, f in compute_fisher(model, batches).items()}
     _assert_relative(partitioned, expected, 1e-4)
 
@@ -319,7 +319,7 @@ def test_recompute_modes_recompute_when_they_should(world, tmp_path, mode, extra
 
 def test_grpo_fisher_data_masks_like_sft(world):
     """Without TRL's SFT pipeline (GRPO), the retain rows get the same assistant-token labels SFT trains on."""
-    from open_r1.continual.ewc import assistant_labels, collate_right_padded
+    from open_r1.continual.retain_data import assistant_labels, collate_right_padded
 
     tokenizer = AutoTokenizer.from_pretrained(world.base_model)
     rows = load_from_disk(str(world.retain))["train"].select(range(4))
@@ -367,7 +367,7 @@ def test_sft_fisher_and_retain_probe_see_only_the_assistant_tokens(world, tmp_pa
     """The SFT Fisher and the `dynamically` mode's retain-NLL probe are computed on the labels SFT trains on
     (assistant tokens only), not on every token of the retain chats (review item 1), and per sequence even when
     the training collator packs a batch into one row (`padding_free`)."""
-    from open_r1.continual.ewc import labelled_batches
+    from open_r1.continual.retain_data import labelled_batches
 
     args = cpu_sft_args(
         tmp_path / "out",
@@ -408,7 +408,7 @@ def test_grpo_fisher_data_without_generation_markers_masks_the_last_reply(world)
     uses) still gives the GRPO Fisher its assistant tokens: those after the prompt the template renders for the
     turns before the reply (review item 10). They match the marked tokens, plus what the template writes after the
     turn's end (here a newline)."""
-    from open_r1.continual.ewc import assistant_labels
+    from open_r1.continual.retain_data import assistant_labels
 
     marked = AutoTokenizer.from_pretrained(world.base_model)
     plain = AutoTokenizer.from_pretrained(world.base_model)

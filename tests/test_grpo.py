@@ -8,28 +8,14 @@ from trl import ModelConfig, TrlParser
 from open_r1 import grpo
 from open_r1.configs import GRPOConfig, GRPOScriptArguments
 
-from .conftest import REPO, accelerate_cmd, run_cli
+from .conftest import REPO, accelerate_cmd, run_cli, world_args
 
 
 RECIPE = "recipes/tiny/grpo/config_grpo.yaml"
 
 
 def _overrides(world, out, *extra):
-    return [
-        "--model_name_or_path",
-        str(world.base_model),
-        "--dataset_name",
-        str(world.update),
-        "--output_dir",
-        str(out),
-        "--max_steps",
-        "3",
-        "--logging_steps",
-        "1",
-        "--max_completion_length",
-        "16",
-        *extra,
-    ]
+    return world_args(world, out, "--max_steps", "3", "--logging_steps", "1", "--max_completion_length", "16", *extra)
 
 
 def _log(out):
@@ -130,7 +116,7 @@ def test_bad_rewards_fail_before_loading(world, tmp_path):
 
 
 def test_dynamic_sampling_keeps_exactly_the_groups_with_differing_rewards():
-    from open_r1.utils.dynamic_sampling import informative_groups, take_rows
+    from open_r1.grpo_trainer import informative_groups, take_rows
 
     nan = float("nan")
     # 4 groups of 2, rewards of two functions (NaN: the reward returned None): group 1 sums to 1.0 twice, group 3
@@ -249,7 +235,7 @@ def _in_process_grpo(world, tmp_path, reward_funcs, n_prompts, **overrides):
     process, with TRL's real generation and advantage code."""
     from datasets import load_from_disk
 
-    from open_r1.trainers import ContinualGRPOTrainer
+    from open_r1.grpo_trainer import ContinualGRPOTrainer
 
     rows = load_from_disk(str(world.update))["train"].select(range(n_prompts))
     rows = rows.map(grpo.make_conversation, fn_kwargs={"prompt_column": "messages", "system_prompt": None})
@@ -395,32 +381,11 @@ def test_soft_overlong_length_is_the_generation_cap(world, tmp_path, monkeypatch
     """DAPO's soft overlong punishment measures against the generation cap `max_completion_length` unless told
     otherwise: a 500-token completion under a 1024-token cap is not punished (review item 8: a separate default of
     256 punished it with -1), one at the cap is, by its cache; an inconsistent pair stops before the model loads."""
-    reward_funcs = _rewards_grpo_main_builds(
-        world,
-        tmp_path,
-        monkeypatch,
-        "--reward_funcs",
-        "soft_overlong",
-        "--reward_weights",
-        "1.0",
-        "--max_completion_length",
-        "1024",
-        "--soft_punish_cache",
-        "64",
+    soft_overlong_at_1024 = ("--reward_funcs", "soft_overlong", "--reward_weights", "1.0")
+    soft_overlong_at_1024 += ("--max_completion_length", "1024")
+    (soft_overlong,) = _rewards_grpo_main_builds(
+        world, tmp_path, monkeypatch, *soft_overlong_at_1024, "--soft_punish_cache", "64"
     )
-    (soft_overlong,) = reward_funcs
     assert soft_overlong(completion_ids=[[0] * 500, [0] * 992, [0] * 1024]) == [0.0, -0.5, -1.0]
     with pytest.raises(ValueError, match="max_completion_len.*max_completion_length"):
-        _rewards_grpo_main_builds(
-            world,
-            tmp_path,
-            monkeypatch,
-            "--reward_funcs",
-            "soft_overlong",
-            "--reward_weights",
-            "1.0",
-            "--max_completion_length",
-            "1024",
-            "--max_completion_len",
-            "256",
-        )
+        _rewards_grpo_main_builds(world, tmp_path, monkeypatch, *soft_overlong_at_1024, "--max_completion_len", "256")

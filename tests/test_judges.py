@@ -1,6 +1,6 @@
 import pytest
 
-from open_r1.judges import is_refusal, strip_think
+from open_r1.eval.judges import is_refusal, strip_think
 from open_r1.testbed.scoring import score_replies
 from open_r1.utils.math_grading import boxed_answer_is_correct, parse_gold
 

@@ -51,7 +51,7 @@ def test_methods_the_accelerate_config_cannot_run_are_reported(tmp_path):
     assert check_recipe(path) == []
     problems = check_recipe(path, accelerate_config=REPO / "recipes/accelerate_configs/zero3.yaml")
     assert problems == [
-        f"{path}: use_trust_region: not supported under ZeRO-3 "
+        f"{path}: use_trust_region: trust_region is not supported under ZeRO-3 "
         f"({REPO / 'recipes/accelerate_configs/zero3.yaml'}); use ZeRO-1/2 or DDP"
     ]
     assert check_recipe(path, accelerate_config=REPO / "recipes/accelerate_configs/zero2.yaml") == []

@@ -40,7 +40,7 @@ def test_decontamination_removes_rows_sharing_an_8gram(tmp_path):
 
 
 def test_generate_data_builds_replay_data_filtered_by_the_judge(world, tmp_path):
-    from open_r1.judges import is_refusal
+    from open_r1.eval.judges import is_refusal
 
     out = tmp_path / "replay"
     result = run_cli(

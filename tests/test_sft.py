@@ -9,27 +9,16 @@ from trl import ModelConfig, TrlParser
 from open_r1 import sft
 from open_r1.configs import ScriptArguments, SFTConfig
 
-from .conftest import REPO, accelerate_cmd, run_cli
+from .conftest import REPO, accelerate_cmd, run_cli, world_args
 
 
 RECIPE = "recipes/tiny/sft/config_sft.yaml"
 
 
 def _overrides(world, output_dir, max_steps=12):
-    return [
-        "--model_name_or_path",
-        str(world.base_model),
-        "--dataset_name",
-        str(world.update),
-        "--output_dir",
-        str(output_dir),
-        "--max_steps",
-        str(max_steps),
-        "--logging_steps",
-        "2",
-        "--save_strategy",
-        "no",
-    ]
+    return world_args(
+        world, output_dir, "--max_steps", str(max_steps), "--logging_steps", "2", "--save_strategy", "no"
+    )
 
 
 def _losses(output_dir):
@@ -119,32 +108,14 @@ def test_unknown_recipe_key_is_rejected_by_name(tmp_path):
 
 def test_missing_dataset_path_fails_before_training(world, tmp_path):
     missing = str(tmp_path / "no" / "such" / "dataset")
-    args = _parse(
-        _recipe(),
-        tmp_path,
-        "--model_name_or_path",
-        str(world.base_model),
-        "--dataset_name",
-        missing,
-        "--output_dir",
-        str(tmp_path / "out"),
-    )
+    args = _parse(_recipe(), tmp_path, *world_args(world, tmp_path / "out"), "--dataset_name", missing)
     with pytest.raises(FileNotFoundError, match="dataset_name.*no/such/dataset"):
         sft.main(*args)
     assert not (tmp_path / "out").exists()
 
 
 def test_missing_model_path_fails_before_loading(world, tmp_path):
-    args = _parse(
-        _recipe(),
-        tmp_path,
-        "--model_name_or_path",
-        str(tmp_path / "nowhere" / "model"),
-        "--dataset_name",
-        str(world.update),
-        "--output_dir",
-        str(tmp_path / "out"),
-    )
+    args = _parse(_recipe(), tmp_path, *world_args(world, tmp_path / "out", model=tmp_path / "nowhere" / "model"))
     with pytest.raises(FileNotFoundError, match="model_name_or_path.*nowhere/model"):
         sft.main(*args)
 

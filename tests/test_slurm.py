@@ -91,7 +91,7 @@ def test_recipe_problems_stop_the_job_before_launch(tmp_path):
     recipe = (REPO / "recipes/meta-llama/Llama-3.1-8B-Instruct/sft/config_distill_v00.13.yaml").read_text()
     env = _fake_cluster(tmp_path, "node1")
     result = _run(_workdir(tmp_path, recipe, "sft"), env, "sft", accelerator="zero3")
-    assert result.returncode != 0 and "use_trust_region: not supported under ZeRO-3" in result.stdout
+    assert result.returncode != 0 and "use_trust_region: trust_region is not supported under ZeRO-3" in result.stdout
     assert not (tmp_path / "srun.log").exists()
 
 
@@ -126,7 +126,7 @@ def test_evaluate_job_runs_the_evaluation_entry_point(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "srun.log").read_text().splitlines() == [
-        f"--nodes=1 --ntasks=1 {eval_python} -m open_r1.utils.evaluation run --model org/model --revision v1 "
+        f"--nodes=1 --ntasks=1 {eval_python} -m open_r1.eval.run run --model org/model --revision v1 "
         "--task math_500 --parallel tensor --num-gpus 4 --num-samples 4"
     ]
     bad = subprocess.run([*command, "--task", "math_500", "--parallel", "pipeline"], cwd=tmp_path, env=env)

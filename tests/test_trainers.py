@@ -10,7 +10,7 @@ from transformers import AutoModelForCausalLM
 from open_r1.optims import DAdamW
 from open_r1.trainers import ContinualSFTTrainer, SFTTrainerWithDAdamW
 
-from .conftest import REPO, accelerate_cmd, cpu_sft_args, run_cli, tiny_trainer
+from .conftest import REPO, accelerate_cmd, cpu_sft_args, run_cli, tiny_trainer, world_args
 
 
 def _args(tmp_path, **overrides):
@@ -74,12 +74,7 @@ def test_tiny_dadamw_recipe_trains_end_to_end(world, tmp_path):
             "src/open_r1/sft.py",
             "--config",
             str(recipe),
-            "--model_name_or_path",
-            str(world.base_model),
-            "--dataset_name",
-            str(world.update),
-            "--output_dir",
-            str(out),
+            *world_args(world, out),
             "--max_steps",
             "30",
             "--logging_steps",
@@ -104,12 +99,7 @@ def test_dadamw_and_ewc_under_deepspeed_zero2_match_ddp(world, tmp_path):
         "tests/helpers/sft_dump_rank_weights.py",
         "--config",
         "recipes/tiny/sft/config_ewc.yaml",
-        "--model_name_or_path",
-        str(world.base_model),
-        "--dataset_name",
-        str(world.update),
-        "--retain_dataset_id",
-        str(world.retain),
+        *world_args(world, None, retain=True),
         "--max_steps",
         "4",
         "--save_strategy",
@@ -157,8 +147,8 @@ def _ewc_comparison_args(world) -> list[str]:
         "tests/helpers/sft_dump_rank_weights.py",
         "--config",
         "recipes/tiny/sft/config_ewc.yaml",
-        *("--model_name_or_path", str(world.base_model), "--dataset_name", str(world.update)),
-        *("--retain_dataset_id", str(world.retain), "--fisher_num_samples", "16", "--ewc_lambda", "5000"),
+        *world_args(world, None, retain=True),
+        *("--fisher_num_samples", "16", "--ewc_lambda", "5000"),
         *("--max_steps", "4", "--warmup_steps", "0", "--save_strategy", "no", "--logging_steps", "1"),
     ]
 
@@ -226,3 +216,14 @@ def test_ewc_under_the_zero3_recipe_config_on_a_gpu(world, tmp_path):
     losses = [e["loss"] for e in history if "loss" in e]
     assert len(losses) == 4 and all(loss == loss and loss < 1e4 for loss in losses)
     assert _ewc_logs(bf16)[-1]["ewc/penalty"] > 0
+
+
+def test_fisher_preset_is_ewc_with_the_recipes_keys(world, tmp_path):
+    """The seed's named `SFTTrainerWithFisher` runs EWC whatever the recipe's `use_ewc`, with the recipe's EWC keys."""
+    from open_r1.continual import EWC
+    from open_r1.trainers import SFTTrainerWithFisher
+
+    args = cpu_sft_args(tmp_path / "out", retain_dataset_id=str(world.retain), ewc_lambda=7.0, fisher_num_samples=8)
+    trainer = tiny_trainer(world, args, trainer_cls=SFTTrainerWithFisher)
+    (ewc,) = trainer.continual_methods
+    assert isinstance(ewc, EWC) and ewc.config.ewc_lambda == 7.0 and args.use_ewc

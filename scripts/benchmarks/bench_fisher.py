@@ -41,7 +41,8 @@ def loop_fisher(model, batches):
             logits = model(input_ids=ids).logits[:, :-1]
             target = labels[:, 1:]
             log_probs = torch.log_softmax(logits, -1).gather(-1, target.clamp(min=0)[..., None])[..., 0]
-            (log_probs * (target != -100)).sum().backward()
+            mask = target != -100
+            ((log_probs * mask).sum() / mask.sum()).backward()  # the per-token Fisher, as EWC's default
             for n, p in model.named_parameters():
                 fisher[n] += p.grad.pow(2)
             count += 1
@@ -116,8 +117,9 @@ def main():
     plain = make_trainer(world, False, args.batch_size, args.rows, args.device, "/tmp/bench_fisher_plain")
     ewc = make_trainer(world, True, args.batch_size, args.rows, args.device, "/tmp/bench_fisher_ewc")
     ewc.state.max_steps = args.steps
-    ewc._continual_resume_checkpoint = None
+    ewc.continual_resume_checkpoint = None
     method = ewc.continual_methods[0]
+    ewc.install_after_backward()  # as at the start of training: the penalty's gradient after each backward
     method.setup(ewc)  # computes the Fisher once and prepares its batches: `fisher_num_samples` rows, by length
     batches = list(method._batches(method._local_rows))
     in_data_order = list(method._batches(method._local_rows.shuffle(seed=0)))
@@ -179,9 +181,10 @@ def main():
         param.grad = torch.zeros_like(param)
 
     def penalty_in_loss():
-        ewc_penalty(ewc.model, method.fisher, method.anchors, method.ewc_lambda).backward()
+        ewc_penalty(ewc.model, method.fisher, method.anchors, ewc_lambda).backward()
 
-    step_fns["penalty gradient"] = lambda: add_ewc_gradient(named, method.fisher, method.anchors, method.ewc_lambda)
+    ewc_lambda = method.config.ewc_lambda
+    step_fns["penalty gradient"] = lambda: add_ewc_gradient(named, method.fisher, method.anchors, ewc_lambda)
     step_fns["penalty in loss"] = penalty_in_loss
     step_times = time_calls(step_fns, args.steps)
     median = {name: statistics.median(values) * 1e3 for name, values in step_times.items()}

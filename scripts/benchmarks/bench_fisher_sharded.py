@@ -23,8 +23,8 @@ from datasets import load_from_disk
 from torch.distributed.fsdp import fully_shard
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from open_r1.continual.ewc import labelled_batches
 from open_r1.continual.fisher import compute_fisher_partitioned
+from open_r1.continual.retain_data import labelled_batches
 from open_r1.testbed import WorldPaths
 
 

@@ -6,6 +6,13 @@ from typing import Any
 
 import trl
 
+from .continual.ema import EMAConfig
+from .continual.ewc import EWCConfig
+from .continual.replay import ReplayConfig
+from .continual.retain_data import RetainDataConfig
+from .continual.trust_region import TrustRegionConfig
+from .optims import CustomOptimizerConfig
+
 
 @dataclass
 class DatasetConfig:
@@ -97,215 +104,23 @@ class HubAndLoggingMixin:
     wandb_run_group: str | None = field(default=None, metadata={"help": "The group to store runs under."})
 
 
-CUSTOM_OPTIMS = ("dadamw", "fisher")
-
-
 @dataclass
-class ContinualLearningMixin:
-    """Continual-learning fields shared by the SFT and GRPO configs (the recipe keys of the seed README)."""
-
-    custom_optim: str | None = field(
-        default=None,
-        metadata={
-            "help": "Custom optimizer instead of the Trainer's `optim`: 'dadamw' (diagonal-preconditioned "
-            "AdamW, see `preconditioner_power`). Unset: the Trainer's own optimizer."
-        },
-    )
-    preconditioner_power: float = field(
-        default=0.5,
-        metadata={
-            "help": "DAdamW preconditioner power gamma in [0.5, 1]: step = lr * m_hat / (v_hat**gamma + eps). "
-            "0.5 is AdamW, 1.0 the diagonal (empirical-Fisher) natural gradient. At gamma > 0.5 lower the "
-            "learning rate (about lr_adam * 1e-3 at gamma = 1) and raise `adam_epsilon` (1e-6 to 1e-4)."
-        },
-    )
-
-    retain_dataset_id: str | None = field(
-        default=None,
-        metadata={
-            "help": "The retain data set (what must not be forgotten): hub id or local path. Used by replay "
-            "and as the Fisher data of EWC."
-        },
-    )
-    retain_dataset_config: str | None = field(default=None, metadata={"help": "Config name of the retain set."})
-    retain_dataset_split: str = field(default="train", metadata={"help": "Split of the retain data set."})
-    replay_ratio: float = field(
-        default=0.0,
-        metadata={"help": "Share of retain rows in the training set (0 = no replay), in [0, 1)."},
-    )
-    replay_mode: str = field(
-        default="replace",
-        metadata={
-            "help": "'replace': retain rows replace update rows, the data set size stays the same (as the "
-            "fork); 'add': retain rows are added to all update rows.",
-            "choices": ["replace", "add"],
-        },
-    )
-    use_ema: bool = field(default=False, metadata={"help": "Keep an EMA of the weights and save it as the model."})
-    ema_eta: float = field(
-        default=0.25,
-        metadata={
-            "help": "EMA weight of the old shadow, in [0, 1), as in the fork's code: after each optimizer step "
-            "theta_ema = eta * theta_ema + (1 - eta) * theta. The EMA averages about 1 / (1 - eta) steps: the seed's "
-            "0.25 is 1.3 steps (almost the last weights), 0.9 is 10, 0.99 is 100. Evaluations, `ema/` in every "
-            "checkpoint, the pushed checkpoints and the final model are the EMA (with `load_best_model_at_end`, the "
-            "best checkpoint's EMA); checkpoints keep the raw weights for resuming."
-        },
-    )
-    ema_offload: bool = field(default=False, metadata={"help": "Keep the fp32 EMA shadow on CPU."})
-    use_trust_region: bool = field(
-        default=False,
-        metadata={
-            "help": "SFT: add beta * KL(p_ref || p_theta) on the trained tokens, p_ref the starting model. GRPO: TRL's "
-            "own KL term, beta * KL(pi_theta || pi_ref) by its k3 estimator, with beta = `trust_region_beta`."
-        },
-    )
-    trust_region_beta: float = field(
-        default=0.1,
-        metadata={"help": "KL coefficient (penalty), or its starting value when `trust_region_delta` is set."},
-    )
-    trust_region_delta: float | None = field(
-        default=None,
-        metadata={"help": "KL bound: beta adapts after each step (x2 if KL > 1.5 delta, /2 if KL < delta / 1.5)."},
-    )
-
-    use_ewc: bool = field(
-        default=False,
-        metadata={
-            "help": "EWC: add (ewc_lambda / 2) * sum_i F_i (theta_i - theta*_i)^2, F the diagonal Fisher of "
-            "the retain set, theta* the starting weights. Composes with every other method."
-        },
-    )
-    ewc_lambda: float = field(
-        default=50.0,
-        metadata={
-            "help": "EWC penalty strength lambda in (lambda / 2) * sum_i F_i (theta_i - theta*_i)^2 (the seed's "
-            "formula; the fork's code added lambda * sum_i F_i (...)^2, so its lambda L is 2L here). Its scale depends "
-            "on `fisher_normalization`."
-        },
-    )
-    fisher_kind: str = field(
-        default="empirical",
-        metadata={
-            "help": "'empirical': gradients of the data's own completions; 'model': of tokens sampled from "
-            "the model at each completion position (the true Fisher).",
-            "choices": ["empirical", "model"],
-        },
-    )
-    fisher_estimator: str = field(
-        default="per_sample",
-        metadata={
-            "help": "'per_sample': mean of squared per-sequence gradients (exact); 'batched': mean of "
-            "squared mini-batch gradients (cheaper, about F / fisher_batch_size near an optimum).",
-            "choices": ["per_sample", "batched"],
-        },
-    )
-    fisher_normalization: str = field(
-        default="token",
-        metadata={
-            "help": "What each retain sequence's log-likelihood gradient is the gradient of: 'token' (default), "
-            "its mean over trained tokens, as SFT's loss is and as the fork computed it (the model's mean token loss "
-            "at batch 1), so `ewc_lambda` keeps the fork's meaning whatever the retain length; 'sequence', its sum "
-            "(the textbook Fisher; against a per-token loss the penalty then grows ~T to ~T^2 with retain length "
-            "T). The batched estimator squares the batch's mean over tokens ('token') or sequences ('sequence').",
-            "choices": ["token", "sequence"],
-        },
-    )
-    fisher_num_samples: int = field(default=256, metadata={"help": "Retain rows the Fisher is estimated on."})
-    fisher_batch_size: int = field(default=8, metadata={"help": "Rows per batch of the Fisher computation."})
-    fisher_chunk_size: int | None = field(
-        default=None,
-        metadata={
-            "help": "Rows whose per-sample gradients of one parameter are materialised at once (memory: chunk x "
-            "the largest parameter, fp32; the batch's activations are held anyway). Default: a whole Fisher batch."
-        },
-    )
-    recompute_fisher_mode: str = field(
-        default="never",
-        metadata={
-            "help": "'never', 'intervals' (every `recompute_fisher_intervals` of training) or 'dynamically' "
-            "(when the retain NLL drifts past `fisher_drift_threshold`).",
-            "choices": ["never", "intervals", "dynamically"],
-        },
-    )
-    recompute_fisher_intervals: float = field(
-        default=0.25, metadata={"help": "Fraction of training between recomputes in 'intervals' mode."}
-    )
-    fisher_drift_threshold: float = field(
-        default=0.1,
-        metadata={
-            "help": "'dynamically': recompute when the retain NLL exceeds (1 + threshold) x its value at the "
-            "last computation."
-        },
-    )
-    fisher_drift_check_steps: int = field(
-        default=10, metadata={"help": "'dynamically': steps between retain-NLL checks."}
-    )
-    ewc_online: bool = field(
-        default=False, metadata={"help": "On recompute, F <- ewc_online_gamma * F + F_new (online EWC)."}
-    )
-    ewc_online_gamma: float = field(
-        default=1.0,
-        metadata={
-            "help": "Decay of the old Fisher in online EWC. At 1.0 (no decay) each recompute adds a whole Fisher, "
-            "so with the anchors still at the starting weights (no `ewc_reanchor`) the penalty grows by about one "
-            "Fisher's worth per recompute: lower gamma (e.g. 0.5-0.9, Schwarz et al. 2018) to keep its scale."
-        },
-    )
-    ewc_reanchor: bool = field(
-        default=False, metadata={"help": "On recompute, move the anchors theta* to the current weights."}
-    )
-    fisher_offload: bool = field(
-        default=False,
-        metadata={
-            "help": "Keep Fisher and anchors on CPU: they are copied to the device one parameter at a time at each "
-            "step (GPU memory saved; two values per parameter moved per step, 8 bytes in float32)."
-        },
-    )
-    fisher_storage_dtype: str = field(
-        default="float32",
-        metadata={
-            "help": "Storage dtype of Fisher and anchors (computed in fp32 either way).",
-            "choices": ["float32", "bfloat16"],
-        },
-    )
+class ContinualLearningMixin(
+    CustomOptimizerConfig, EMAConfig, TrustRegionConfig, EWCConfig, ReplayConfig, RetainDataConfig
+):
+    """The continual-learning fields shared by the SFT and GRPO configs (the recipe keys of the seed README): each
+    method's own dataclass (in its file under `open_r1.continual`), validated by its own check."""
 
     def __post_init__(self):
         super().__post_init__()
         self.check_continual_args()
 
     def check_continual_args(self) -> None:
-        if self.custom_optim is not None and self.custom_optim not in CUSTOM_OPTIMS:
-            raise ValueError(f"`custom_optim`: unknown value {self.custom_optim!r}; choose from {CUSTOM_OPTIMS}.")
-        if not 0.5 <= self.preconditioner_power <= 1.0:
-            raise ValueError(f"`preconditioner_power` must be in [0.5, 1.0], got {self.preconditioner_power}.")
-        if not 0.0 <= self.replay_ratio < 1.0:
-            raise ValueError(f"`replay_ratio` must be in [0, 1), got {self.replay_ratio}.")
-        if self.replay_ratio > 0 and self.retain_dataset_id is None:
-            raise ValueError("`replay_ratio` > 0 needs `retain_dataset_id`.")
-        if not 0.0 <= self.ema_eta < 1.0:
-            raise ValueError(f"`ema_eta` must be in [0, 1), got {self.ema_eta}.")
-        if self.use_ema and self.push_to_hub and self.hub_strategy != "end":
-            raise ValueError(
-                f"`use_ema` with `hub_strategy: {getattr(self.hub_strategy, 'value', self.hub_strategy)}`: the Trainer would push each checkpoint's raw "
-                "weights, not the EMA. Use `hub_strategy: end` (the final push is the EMA) and `callbacks: "
-                "[push_to_hub_revision]`, which pushes each checkpoint's EMA to its own branch."
-            )
-        if self.trust_region_beta < 0:
-            raise ValueError(f"`trust_region_beta` must be >= 0, got {self.trust_region_beta}.")
-        if self.trust_region_delta is not None and self.trust_region_delta <= 0:
-            raise ValueError(f"`trust_region_delta` must be > 0, got {self.trust_region_delta}.")
-        if self.custom_optim == "fisher":
-            self.use_ewc = True
-        if self.use_ewc and self.retain_dataset_id is None:
-            raise ValueError("EWC (`use_ewc` / `custom_optim: fisher`) needs `retain_dataset_id` for its Fisher.")
-        if self.ewc_lambda < 0:
-            raise ValueError(f"`ewc_lambda` must be >= 0, got {self.ewc_lambda}.")
-        if not 0 < self.recompute_fisher_intervals < 1:
-            raise ValueError(f"`recompute_fisher_intervals` must be in (0, 1), got {self.recompute_fisher_intervals}.")
-        for key in ("fisher_num_samples", "fisher_batch_size", "fisher_drift_check_steps"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"`{key}` must be >= 1, got {getattr(self, key)}.")
+        self.check_custom_optimizer_args()  # first: `custom_optim: fisher` turns EWC on
+        self.check_replay_args()
+        self.check_ewc_args()
+        self.check_trust_region_args()
+        self.check_ema_args()
 
 
 @dataclass

@@ -18,8 +18,8 @@ from transformers import set_seed
 from trl import ModelConfig, TrlParser, get_peft_config
 
 from open_r1.configs import GRPOConfig, GRPOScriptArguments, check_grpo_arguments
+from open_r1.grpo_trainer import ContinualGRPOTrainer
 from open_r1.rewards import get_reward_funcs
-from open_r1.trainers import ContinualGRPOTrainer
 from open_r1.utils import get_dataset, get_model, get_tokenizer
 from open_r1.utils.callbacks import check_callbacks, get_callbacks
 from open_r1.utils.model_utils import check_model_source

@@ -80,10 +80,6 @@ def _parse(kind: str, rendered: str, config: dict) -> tuple[tuple | None, str | 
             return None, message
 
 
-# Methods that keep full-parameter state and do not run under these shardings yet.
-UNSUPPORTED_SHARDING = {"use_trust_region": ("FSDP", "ZeRO-3")}
-
-
 def _accelerate_sharding(accelerate_config: Path | None) -> str | None:
     if accelerate_config is None:
         return None
@@ -130,10 +126,13 @@ def check_recipe(
             problems.append(f"{path}: {error}")
 
     sharding = _accelerate_sharding(accelerate_config)
-    for key, unsupported in UNSUPPORTED_SHARDING.items():
-        if getattr(training_args, key) and sharding in unsupported:
+    from .continual import enabled_methods
+
+    for method in enabled_methods(training_args):
+        if sharding in method.unsupported_sharding:
             problems.append(
-                f"{path}: {key}: not supported under {sharding} ({accelerate_config}); use ZeRO-1/2 or DDP"
+                f"{path}: {method.enable_key}: {method.name} is not supported under {sharding} ({accelerate_config}); "
+                "use ZeRO-1/2 or DDP"
             )
 
     paths = [(key, config[key]) for key in PATH_KEYS if isinstance(config.get(key), str)]

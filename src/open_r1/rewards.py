@@ -188,7 +188,7 @@ def get_soft_overlong_punishment(max_completion_len: int, soft_punish_cache: int
 
 def keyword_reward(completions, keywords, **kwargs) -> list[float]:
     """Share of the row's required `keywords` that the answer (after the think block) contains, case-insensitive."""
-    from .judges import strip_think
+    from .eval.judges import strip_think
 
     rewards = []
     for completion, required in zip(completions, keywords):

@@ -16,11 +16,10 @@ from transformers import set_seed
 from trl import ModelConfig, TrlParser, get_peft_config
 
 from open_r1.configs import ScriptArguments, SFTConfig
-from open_r1.continual import mix_replay
 from open_r1.trainers import ContinualSFTTrainer
 from open_r1.utils import get_dataset, get_model, get_tokenizer
 from open_r1.utils.callbacks import check_callbacks, get_callbacks
-from open_r1.utils.data import add_system_prompt, get_retain_dataset
+from open_r1.utils.data import add_system_prompt
 from open_r1.utils.model_utils import check_model_source
 from open_r1.utils.run_utils import setup_logging, train_and_save
 from open_r1.utils.wandb_logging import init_wandb_training
@@ -53,16 +52,6 @@ def main(script_args, training_args, model_args):
                 "but `eval_strategy` is not 'no'."
             )
         eval_dataset = dataset[script_args.dataset_test_split]
-
-    if training_args.replay_ratio > 0:
-        train_split = script_args.dataset_train_split
-        dataset[train_split] = mix_replay(
-            dataset[train_split],
-            get_retain_dataset(training_args),
-            training_args.replay_ratio,
-            training_args.seed,
-            training_args.replay_mode,
-        )
 
     tokenizer = get_tokenizer(model_args, training_args)
     model = get_model(model_args, training_args)

@@ -6,7 +6,7 @@ from pathlib import Path
 from datasets import load_from_disk
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from open_r1.continual.ewc import labelled_batches
+from open_r1.continual.retain_data import labelled_batches
 
 
 def load_model(world_dir: Path):

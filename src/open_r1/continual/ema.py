@@ -22,24 +22,54 @@ What the run produces is the EMA, everywhere a user looks at a model:
 import contextlib
 import logging
 import os
+from dataclasses import dataclass, field
 
 import torch
 
-from .base import ContinualMethod, MetricAverager, state_file
+from ..utils.callbacks import CHECKPOINT_EMA_DIR
+from .base import ContinualMethod, state_file
 from .sharding import is_sharded, local_tensor, trainable_named_parameters
 
 
 logger = logging.getLogger(__name__)
 
-EMA_MODEL_DIR = "ema"  # the EMA model's directory inside each checkpoint
+
+@dataclass
+class EMAConfig:
+    use_ema: bool = field(default=False, metadata={"help": "Keep an EMA of the weights and save it as the model."})
+    ema_eta: float = field(
+        default=0.25,
+        metadata={
+            "help": "EMA weight of the old shadow, in [0, 1), as in the fork's code: after each optimizer step "
+            "theta_ema = eta * theta_ema + (1 - eta) * theta. The EMA averages about 1 / (1 - eta) steps: the seed's "
+            "0.25 is 1.3 steps (almost the last weights), 0.9 is 10, 0.99 is 100. Evaluations, `ema/` in every "
+            "checkpoint, the pushed checkpoints and the final model are the EMA (with `load_best_model_at_end`, the "
+            "best checkpoint's EMA); checkpoints keep the raw weights for resuming."
+        },
+    )
+    ema_offload: bool = field(default=False, metadata={"help": "Keep the fp32 EMA shadow on CPU."})
+
+    def check_ema_args(self) -> None:
+        if not 0.0 <= self.ema_eta < 1.0:
+            raise ValueError(f"`ema_eta` must be in [0, 1), got {self.ema_eta}.")
+        if self.use_ema and self.push_to_hub and self.hub_strategy != "end":
+            raise ValueError(
+                f"`use_ema` with `hub_strategy: {getattr(self.hub_strategy, 'value', self.hub_strategy)}`: the "
+                "Trainer would push each checkpoint's raw weights, not the EMA. Use `hub_strategy: end` (the final "
+                "push is the EMA) and `callbacks: [push_to_hub_revision]`, which pushes each checkpoint's EMA to its "
+                "own branch."
+            )
 
 
 class EMA(ContinualMethod):
     name = "ema"
+    enable_key = "use_ema"
+
+    @classmethod
+    def from_args(cls, args, retain=None) -> "EMA":
+        return cls(args.ema_eta, args.ema_offload)
 
     def __init__(self, eta: float, offload: bool = False, copy_to_model_at_end: bool = True):
-        if not 0.0 <= eta < 1.0:
-            raise ValueError(f"`ema_eta` must be in [0, 1), got {eta}.")
         if eta < 0.5:
             logger.warning(
                 "`ema_eta` %s weights the old shadow: the EMA averages about %.1f steps, almost the last weights.",
@@ -51,7 +81,6 @@ class EMA(ContinualMethod):
         self.copy_to_model_at_end = copy_to_model_at_end
         self.shadow: dict[str, torch.Tensor] = {}
         self._in_model = False  # the model holds the EMA for good (after training)
-        self._metrics = MetricAverager()
 
     def _local_params(self, trainer):
         return [(name, local_tensor(param)) for name, param in trainable_named_parameters(trainer.model)]
@@ -72,7 +101,7 @@ class EMA(ContinualMethod):
             current = local.detach().to(device=shadow.device, dtype=torch.float32)
             shadow.lerp_(current, 1.0 - self.eta)  # eta * shadow + (1 - eta) * current
             squared_distances.append((current - shadow).pow(2).sum())
-        self._metrics.add("distance", torch.stack(squared_distances).sum().sqrt())
+        self.logged.add("distance", torch.stack(squared_distances).sum().sqrt())
 
     @torch.no_grad()
     def _copy_into_model(self, trainer, shadow: dict) -> None:
@@ -96,7 +125,7 @@ class EMA(ContinualMethod):
 
     def on_save_checkpoint(self, trainer, checkpoint_dir: str) -> None:
         with self.evaluation_weights(trainer):
-            trainer.save_model(os.path.join(checkpoint_dir, EMA_MODEL_DIR))
+            trainer.save_model(os.path.join(checkpoint_dir, CHECKPOINT_EMA_DIR))
 
     def on_train_end(self, trainer) -> None:
         if not self.copy_to_model_at_end:
@@ -116,6 +145,3 @@ class EMA(ContinualMethod):
     def load_state_dict(self, state: dict) -> None:
         for name, tensor in state["shadow"].items():
             self.shadow[name].copy_(tensor)
-
-    def metrics(self) -> dict[str, float]:
-        return self._metrics.pop()

@@ -30,13 +30,23 @@ weights (what must be retained) unless `ewc_reanchor` is set, in which case they
 
 import functools
 import logging
+from dataclasses import dataclass, field
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from .base import ContinualMethod, MetricAverager
-from .fisher import completion_log_probs, compute_fisher, compute_fisher_partitioned, fisher_stats
+from .base import ContinualMethod, after_backward_available
+from .fisher import (
+    FISHER_ESTIMATORS,
+    FISHER_KINDS,
+    FISHER_NORMALIZATIONS,
+    completion_log_probs,
+    compute_fisher,
+    compute_fisher_partitioned,
+    fisher_stats,
+)
+from .retain_data import collate_right_padded, labelled_retain_rows
 from .sharding import (
     add_to_local_grad,
     is_sharded,
@@ -50,6 +60,127 @@ from .sharding import (
 logger = logging.getLogger(__name__)
 
 RECOMPUTE_MODES = ("never", "intervals", "dynamically")
+
+
+@dataclass
+class EWCConfig:
+    """EWC's recipe keys (the seed's `custom_optim: fisher` turns it on too)."""
+
+    use_ewc: bool = field(
+        default=False,
+        metadata={
+            "help": "EWC: add (ewc_lambda / 2) * sum_i F_i (theta_i - theta*_i)^2, F the diagonal Fisher of "
+            "the retain set, theta* the starting weights. Composes with every other method."
+        },
+    )
+    ewc_lambda: float = field(
+        default=50.0,
+        metadata={
+            "help": "EWC penalty strength lambda in (lambda / 2) * sum_i F_i (theta_i - theta*_i)^2 (the seed's "
+            "formula; the fork's code added lambda * sum_i F_i (...)^2, so its lambda L is 2L here). Its scale depends "
+            "on `fisher_normalization`."
+        },
+    )
+    fisher_kind: str = field(
+        default="empirical",
+        metadata={
+            "help": "'empirical': gradients of the data's own completions; 'model': of tokens sampled from "
+            "the model at each completion position (the true Fisher).",
+            "choices": list(FISHER_KINDS),
+        },
+    )
+    fisher_estimator: str = field(
+        default="per_sample",
+        metadata={
+            "help": "'per_sample': mean of squared per-sequence gradients (exact); 'batched': mean of "
+            "squared mini-batch gradients (cheaper, about F / fisher_batch_size near an optimum).",
+            "choices": list(FISHER_ESTIMATORS),
+        },
+    )
+    fisher_normalization: str = field(
+        default="token",
+        metadata={
+            "help": "What each retain sequence's log-likelihood gradient is the gradient of: 'token' (default), "
+            "its mean over trained tokens, as SFT's loss is and as the fork computed it (the model's mean token loss "
+            "at batch 1), so `ewc_lambda` keeps the fork's meaning whatever the retain length; 'sequence', its sum "
+            "(the textbook Fisher; against a per-token loss the penalty then grows ~T to ~T^2 with retain length "
+            "T). The batched estimator squares the batch's mean over tokens ('token') or sequences ('sequence').",
+            "choices": list(FISHER_NORMALIZATIONS),
+        },
+    )
+    fisher_num_samples: int = field(default=256, metadata={"help": "Retain rows the Fisher is estimated on."})
+    fisher_batch_size: int = field(default=8, metadata={"help": "Rows per batch of the Fisher computation."})
+    fisher_chunk_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Rows whose per-sample gradients of one parameter are materialised at once (memory: chunk x "
+            "the largest parameter, fp32; the batch's activations are held anyway). Default: a whole Fisher batch."
+        },
+    )
+    recompute_fisher_mode: str = field(
+        default="never",
+        metadata={
+            "help": "'never', 'intervals' (every `recompute_fisher_intervals` of training) or 'dynamically' "
+            "(when the retain NLL drifts past `fisher_drift_threshold`).",
+            "choices": list(RECOMPUTE_MODES),
+        },
+    )
+    recompute_fisher_intervals: float = field(
+        default=0.25, metadata={"help": "Fraction of training between recomputes in 'intervals' mode."}
+    )
+    fisher_drift_threshold: float = field(
+        default=0.1,
+        metadata={
+            "help": "'dynamically': recompute when the retain NLL exceeds (1 + threshold) x its value at the "
+            "last computation."
+        },
+    )
+    fisher_drift_check_steps: int = field(
+        default=10, metadata={"help": "'dynamically': steps between retain-NLL checks."}
+    )
+    ewc_online: bool = field(
+        default=False, metadata={"help": "On recompute, F <- ewc_online_gamma * F + F_new (online EWC)."}
+    )
+    ewc_online_gamma: float = field(
+        default=1.0,
+        metadata={
+            "help": "Decay of the old Fisher in online EWC. At 1.0 (no decay) each recompute adds a whole Fisher, "
+            "so with the anchors still at the starting weights (no `ewc_reanchor`) the penalty grows by about one "
+            "Fisher's worth per recompute: lower gamma (e.g. 0.5-0.9, Schwarz et al. 2018) to keep its scale."
+        },
+    )
+    ewc_reanchor: bool = field(
+        default=False, metadata={"help": "On recompute, move the anchors theta* to the current weights."}
+    )
+    fisher_offload: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep Fisher and anchors on CPU: they are copied to the device one parameter at a time at each "
+            "step (GPU memory saved; two values per parameter moved per step, 8 bytes in float32)."
+        },
+    )
+    fisher_storage_dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "Storage dtype of Fisher and anchors (computed in fp32 either way).",
+            "choices": ["float32", "bfloat16"],
+        },
+    )
+
+    def check_ewc_args(self) -> None:
+        if self.use_ewc and self.retain_dataset_id is None:
+            raise ValueError("EWC (`use_ewc` / `custom_optim: fisher`) needs `retain_dataset_id` for its Fisher.")
+        if self.ewc_lambda < 0:
+            raise ValueError(f"`ewc_lambda` must be >= 0, got {self.ewc_lambda}.")
+        if not 0 < self.recompute_fisher_intervals < 1:
+            raise ValueError(f"`recompute_fisher_intervals` must be in (0, 1), got {self.recompute_fisher_intervals}.")
+        for key in ("fisher_num_samples", "fisher_batch_size", "fisher_drift_check_steps"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"`{key}` must be >= 1, got {getattr(self, key)}.")
+        if self.fisher_chunk_size is not None and self.fisher_chunk_size < 1:
+            raise ValueError(f"`fisher_chunk_size` must be >= 1, got {self.fisher_chunk_size}.")
+        if not 0 <= self.ewc_online_gamma <= 1:
+            raise ValueError(f"`ewc_online_gamma` must be in [0, 1], got {self.ewc_online_gamma}.")
 
 
 class _FisherWeightedDistance(torch.autograd.Function):
@@ -109,56 +240,6 @@ def penalty_value(named_params, fisher: dict, anchors: dict, ewc_lambda: float) 
     return ewc_lambda / 2 * torch.stack(terms).sum()  # one device sync when read, not one per parameter
 
 
-def assistant_labels(example: dict, tokenizer) -> dict:
-    """input_ids of a `messages` chat and labels that keep only the assistant tokens (-100 elsewhere).
-
-    The assistant tokens are those the chat template marks with `{% generation %}`. A template without the markers
-    (the stock Llama-3.1-Instruct one) gets the tokens of the last reply instead: everything after the prompt the
-    template renders for the turns before it, with the generation prompt (the reply, its end-of-turn token and
-    whatever else the template writes after it).
-    """
-    messages = example["messages"]
-    encoded = tokenizer.apply_chat_template(
-        messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
-    )
-    input_ids, mask = list(encoded["input_ids"]), encoded["assistant_masks"]
-    if not any(mask):
-        if not messages or messages[-1]["role"] != "assistant":
-            raise ValueError(f"A retain chat must end with an assistant reply; this one ends with {messages[-1:]}.")
-        prompt = tokenizer.apply_chat_template(
-            messages[:-1], tokenize=True, return_dict=True, add_generation_prompt=True
-        )["input_ids"]
-        if input_ids[: len(prompt)] != list(prompt):
-            raise ValueError(
-                "The chat template marks no assistant tokens ({% generation %} missing) and the chat does not start "
-                "with its own generation prompt, so the reply's tokens cannot be found: set a `chat_template` with "
-                "{% generation %} markers."
-            )
-        mask = [0] * len(prompt) + [1] * (len(input_ids) - len(prompt))
-    labels = [t if m else -100 for t, m in zip(input_ids, mask)]
-    return {"input_ids": input_ids, "labels": labels}
-
-
-def collate_right_padded(examples: list[dict], pad_token_id: int) -> dict:
-    length = max(len(e["input_ids"]) for e in examples)
-    batch = {"input_ids": [], "labels": [], "attention_mask": []}
-    for e in examples:
-        pad = length - len(e["input_ids"])
-        batch["input_ids"].append(list(e["input_ids"]) + [pad_token_id] * pad)
-        batch["labels"].append(list(e["labels"]) + [-100] * pad)
-        batch["attention_mask"].append([1] * len(e["input_ids"]) + [0] * pad)
-    return {key: torch.tensor(value) for key, value in batch.items()}
-
-
-def labelled_batches(rows, tokenizer, batch_size: int) -> list[dict]:
-    """`messages` rows as right-padded batches with assistant-only labels: Fisher input built without a Trainer."""
-    examples = [assistant_labels(row, tokenizer) for row in rows]
-    return [
-        collate_right_padded(examples[i : i + batch_size], tokenizer.pad_token_id)
-        for i in range(0, len(examples), batch_size)
-    ]
-
-
 def recompute_steps(mode: str, interval: float, max_steps: int) -> list[int]:
     """The optimizer steps after which `intervals` recomputes the Fisher."""
     if mode != "intervals":
@@ -169,80 +250,36 @@ def recompute_steps(mode: str, interval: float, max_steps: int) -> list[int]:
 
 class EWC(ContinualMethod):
     name = "ewc"
+    enable_key = "use_ewc"
+    needs_retain_data = True
 
-    def __init__(
-        self,
-        retain_dataset,
-        ewc_lambda: float,
-        fisher_kind: str = "empirical",
-        fisher_estimator: str = "per_sample",
-        fisher_normalization: str = "token",
-        fisher_num_samples: int = 256,
-        fisher_batch_size: int = 8,
-        fisher_chunk_size: int | None = None,
-        recompute_mode: str = "never",
-        recompute_interval: float = 0.25,
-        drift_threshold: float = 0.1,
-        drift_check_steps: int = 10,
-        online: bool = False,
-        online_gamma: float = 1.0,
-        reanchor: bool = False,
-        offload: bool = False,
-        storage_dtype: torch.dtype = torch.float32,
-        seed: int = 0,
-    ):
-        if recompute_mode not in RECOMPUTE_MODES:
-            raise ValueError(f"`recompute_fisher_mode` must be one of {RECOMPUTE_MODES}, got {recompute_mode!r}.")
-        if not 0 < recompute_interval < 1:
-            raise ValueError(f"`recompute_fisher_intervals` must be in (0, 1), got {recompute_interval}.")
+    @classmethod
+    def from_args(cls, args, retain=None) -> "EWC":
+        return cls(args, retain)
+
+    def __init__(self, config: EWCConfig, retain_dataset):
+        self.config = config  # the recipe's EWCConfig fields, validated when the recipe was parsed
         self.retain_dataset = retain_dataset
-        self.ewc_lambda = ewc_lambda
-        self.kind, self.estimator, self.normalization = fisher_kind, fisher_estimator, fisher_normalization
-        self.num_samples, self.batch_size, self.chunk_size = fisher_num_samples, fisher_batch_size, fisher_chunk_size
-        self.recompute_mode, self.recompute_interval = recompute_mode, recompute_interval
-        self.drift_threshold, self.drift_check_steps = drift_threshold, drift_check_steps
-        self.online, self.online_gamma, self.reanchor = online, online_gamma, reanchor
-        self.storage_device = "cpu" if offload else None
-        self.storage_dtype = storage_dtype
-        self.seed = seed
+        self.storage_device = "cpu" if config.fisher_offload else None
+        self.storage_dtype = getattr(torch, config.fisher_storage_dtype)
+        self.seed = getattr(config, "seed", 0)
         self.fisher: dict[str, torch.Tensor] = {}
-        # Set at setup: partitioned (ZeRO-3, FSDP) keeps Fisher and anchors for local partitions; the penalty is a
-        # loss term under DeepSpeed ZeRO-1/2 only (see the module docstring).
-        self._partitioned = False
-        self._penalty_in_loss = False
-        self._backward_patched = False
-        self._named_params: list = []  # the model's trainable parameters
-        self._device = None
         self.anchors: dict[str, torch.Tensor] = {}
         self.computed_at_steps: list[int] = []
         self.reference_retain_nll: float | None = None
+        # Set at setup: partitioned (ZeRO-3, FSDP) keeps Fisher and anchors for local partitions; the penalty is a
+        # loss term where the backend has no after-backward hook (DeepSpeed ZeRO-1/2, see the module docstring).
+        self._partitioned = False
+        self._penalty_in_loss = False
+        self._named_params: list = []  # the model's trainable parameters
+        self._device = None
         self._planned_steps: list[int] = []
-        self._metrics = MetricAverager()
 
     # --- data -----------------------------------------------------------------------------------------------
     def _prepare_data(self, trainer) -> None:
-        data = self.retain_dataset.shuffle(seed=self.seed)
-        data = data.select(range(min(self.num_samples, len(data))))
-        if hasattr(trainer, "_prepare_dataset"):
-            # SFT: tokenised, masked and collated by TRL exactly as the training data.
-            data = trainer._prepare_dataset(
-                data,
-                trainer.processing_class,
-                trainer.args,
-                packing=False,
-                formatting_func=None,
-                dataset_name="fisher",
-            )
-            # TRL folds the assistant/completion masks into `labels` (-100 where SFT does not train) and drops them.
-            data = data.select_columns(["input_ids", "labels"])
-        else:
-            # GRPO has no SFT pipeline: the retain chats' assistant tokens, via the template's generation markers.
-            tokenizer = trainer.processing_class
-            data = data.map(assistant_labels, fn_kwargs={"tokenizer": tokenizer}, remove_columns=data.column_names)
-        # Our own collator, not the trainer's: a `padding_free` collator would pack a batch into one row, and the
-        # per-sample Fisher would silently become per-batch.
+        data = labelled_retain_rows(self.retain_dataset, trainer, self.config.fisher_num_samples, self.seed)
         self._collate = functools.partial(collate_right_padded, pad_token_id=trainer.processing_class.pad_token_id)
-        self._probe_rows = data.select(range(min(len(data), 4 * self.batch_size)))  # identical on every rank
+        self._probe_rows = data.select(range(min(len(data), 4 * self.config.fisher_batch_size)))  # same on all ranks
         # The Fisher is a mean over sequences, so their order is free: sorted by length, a batch pads its rows to a
         # similar length (on the testbed 3% padded positions instead of 35%).
         lengths = [len(ids) for ids in data["input_ids"]]
@@ -252,19 +289,19 @@ class EWC(ContinualMethod):
         self._local_rows = data if self._partitioned else data.select(range(rank, len(data), world))
 
     def _batches(self, rows):
-        return DataLoader(rows, batch_size=self.batch_size, shuffle=False, collate_fn=self._collate)
+        return DataLoader(rows, batch_size=self.config.fisher_batch_size, shuffle=False, collate_fn=self._collate)
 
     # --- life cycle ------------------------------------------------------------------------------------------
     def setup(self, trainer) -> None:
         self._partitioned = is_sharded(trainer)
         self._prepare_data(trainer)
         self._named_params, self._device = trainable_named_parameters(trainer.model), trainer.args.device
-        self._penalty_in_loss = trainer.is_deepspeed_enabled and not is_zero3(trainer)
-        if not self._penalty_in_loss and not self._backward_patched:  # once, however often `train` is called
-            self._add_penalty_gradient_after_backward(trainer)
-            self._backward_patched = True
-        self._planned_steps = recompute_steps(self.recompute_mode, self.recompute_interval, trainer.state.max_steps)
-        if trainer._continual_resume_checkpoint is None:  # a resumed run restores all of this from its checkpoint
+        self._penalty_in_loss = not after_backward_available(trainer)
+        config = self.config
+        self._planned_steps = recompute_steps(
+            config.recompute_fisher_mode, config.recompute_fisher_intervals, trainer.state.max_steps
+        )
+        if trainer.continual_resume_checkpoint is None:  # a resumed run restores all of this from its checkpoint
             self._compute(trainer, step=0)
             self.anchors = self._snapshot(trainer)
 
@@ -278,45 +315,36 @@ class EWC(ContinualMethod):
 
     def _compute(self, trainer, step: int, retain_nll: float | None = None) -> None:
         """Estimate F at the current weights; `retain_nll`, when the caller just measured it there, is reused."""
+        config = self.config
         generator = torch.Generator(device=trainer.args.device).manual_seed(self.seed + step)
+        options = (config.fisher_kind, config.fisher_estimator, config.fisher_normalization, generator)
         if self._partitioned:
             backward, zero_grad = self._sharded_backward(trainer)
-            batches = self._batches(self._local_rows)
             new = compute_fisher_partitioned(
                 trainer.model,
-                batches,
-                backward,
-                zero_grad,
-                self.kind,
-                self.estimator,
-                generator,
-                self.chunk_size,
-                self.normalization,
+                self._batches(self._local_rows),
+                *options,
+                config.fisher_chunk_size,
+                backward=backward,
+                zero_grad=zero_grad,
             )
         else:
-            new = compute_fisher(
-                trainer.accelerator.unwrap_model(trainer.model),
-                self._batches(self._local_rows),
-                kind=self.kind,
-                estimator=self.estimator,
-                chunk_size=self.chunk_size,
-                generator=generator,
-                normalization=self.normalization,
-            )
-        if self.online and self.fisher:
-            new = {n: self.online_gamma * self.fisher[n].to(new[n]) + new[n] for n in new}
+            model = trainer.accelerator.unwrap_model(trainer.model)
+            new = compute_fisher(model, self._batches(self._local_rows), *options, config.fisher_chunk_size)
+        if config.ewc_online and self.fisher:
+            new = {n: config.ewc_online_gamma * self.fisher[n].to(new[n]) + new[n] for n in new}
         if all(t.abs().sum().item() == 0 for t in new.values()):
             raise RuntimeError("The Fisher is identically zero: no retain tokens carry a loss (check the masking).")
         self.fisher = {name: self._store(tensor) for name, tensor in new.items()}
         self.computed_at_steps.append(step)
-        if self.recompute_mode == "dynamically":
+        if config.recompute_fisher_mode == "dynamically":
             self.reference_retain_nll = retain_nll if retain_nll is not None else self._retain_nll(trainer)
         numel = None
         if self._partitioned:  # DTensor.numel() is the full parameter's; ZeRO-3 keeps it as ds_numel
             numel = sum(getattr(p, "ds_numel", p.numel()) for _, p in self._named_params)
         for key, value in fisher_stats(self.fisher, numel, trainer.args.device).items():
-            self._metrics.add(key, value)
-        logger.info("EWC: Fisher (%s, %s) computed at step %d", self.kind, self.estimator, step)
+            self.logged.add(key, value)
+        logger.info("EWC: Fisher (%s, %s) computed at step %d", config.fisher_kind, config.fisher_estimator, step)
 
     @torch.no_grad()
     def _retain_nll(self, trainer) -> float:
@@ -348,56 +376,29 @@ class EWC(ContinualMethod):
             return backward, lambda: engine.optimizer.zero_grad(set_to_none=True)
         return (lambda loss: loss.backward()), (lambda: trainer.model.zero_grad(set_to_none=True))
 
-    def _add_penalty_gradient_after_backward(self, trainer) -> None:
-        """The penalty's gradient is added to (each rank's part of) the gradients after the backward's reduction and
-        before clipping and the step, once per optimizer step (on the micro-batch that synchronises): the same update
-        as the penalty in the loss, without autograd and without gathering any parameter."""
-
-        def add_penalty_gradient(grad_scale: float):
-            add_ewc_gradient(self._named_params, self.fisher, self.anchors, self.ewc_lambda, grad_scale)
-
-        if is_zero3(trainer):
-            # accelerate's DeepSpeedEngineWrapper.backward runs the engine's step right after its backward: this is
-            # that method with the penalty inserted between the two.
-            wrapper = trainer.accelerator.deepspeed_engine_wrapped
-            engine = wrapper.engine
-
-            def backward(loss, sync_gradients=True, **kwargs):
-                engine.set_gradient_accumulation_boundary(is_boundary=sync_gradients)
-                engine.backward(loss, **kwargs)
-                if sync_gradients:
-                    add_penalty_gradient(float(engine.optimizer.loss_scale))
-                    engine.step()
-
-            wrapper.backward = backward
-        else:  # one process, DDP, FSDP: the Trainer clips and steps after accelerator.backward
-            accelerator = trainer.accelerator
-            accelerator_backward = accelerator.backward
-
-            def backward(loss, **kwargs):
-                accelerator_backward(loss, **kwargs)
-                if accelerator.sync_gradients:
-                    add_penalty_gradient(accelerator.scaler.get_scale() if accelerator.scaler is not None else 1.0)
-
-            accelerator.backward = backward
+    def after_backward(self, trainer, grad_scale: float) -> None:
+        """The penalty's gradient, added to (each rank's part of) the gradients after the backward's reduction and
+        before clipping and the step, once per optimizer step: the same update as the penalty in the loss, without
+        autograd and without gathering any parameter."""
+        add_ewc_gradient(self._named_params, self.fisher, self.anchors, self.config.ewc_lambda, grad_scale)
 
     def loss_term(self, trainer, model, inputs, hidden_states):
-        if not self._penalty_in_loss:  # added to the gradients instead (_add_penalty_gradient_after_backward)
+        if not self._penalty_in_loss:  # added to the gradients instead (after_backward)
             return None
-        return ewc_penalty(trainer.accelerator.unwrap_model(model), self.fisher, self.anchors, self.ewc_lambda)
+        return ewc_penalty(trainer.accelerator.unwrap_model(model), self.fisher, self.anchors, self.config.ewc_lambda)
 
     def on_step_end(self, trainer) -> None:
-        step = trainer.state.global_step
+        config, step = self.config, trainer.state.global_step
         recompute, nll = step in self._planned_steps, None
-        if self.recompute_mode == "dynamically" and step % self.drift_check_steps == 0:
+        if config.recompute_fisher_mode == "dynamically" and step % config.fisher_drift_check_steps == 0:
             nll = self._retain_nll(trainer)
-            self._metrics.add("retain_nll", nll)
-            recompute = nll > (1 + self.drift_threshold) * self.reference_retain_nll
+            self.logged.add("retain_nll", nll)
+            recompute = nll > (1 + config.fisher_drift_threshold) * self.reference_retain_nll
         if recompute:
             self._compute(trainer, step, retain_nll=nll)
-            if self.reanchor:
+            if config.ewc_reanchor:
                 self.anchors = self._snapshot(trainer)
-        self._metrics.add("recomputes", len(self.computed_at_steps) - 1)
+        self.logged.add("recomputes", len(self.computed_at_steps) - 1)
 
     def state_dict(self) -> dict:
         return {
@@ -417,9 +418,9 @@ class EWC(ContinualMethod):
         """Averages since the last log, and `penalty`: the penalty at the current weights (a value when the log is
         written, as the Trainer's grad_norm, so that no step pays for computing it)."""
         if self._named_params:
-            penalty = penalty_value(self._named_params, self.fisher, self.anchors, self.ewc_lambda)
+            penalty = penalty_value(self._named_params, self.fisher, self.anchors, self.config.ewc_lambda)
             if self._partitioned and dist.is_initialized():  # every rank logs at the same steps
                 penalty = penalty.to(self._device)
                 dist.all_reduce(penalty)
-            self._metrics.add("penalty", penalty)
-        return self._metrics.pop()
+            self.logged.add("penalty", penalty)
+        return super().metrics()

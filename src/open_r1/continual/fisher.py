@@ -39,7 +39,6 @@ position it has unpadded. Under ZeRO-3 and FSDP2, where no rank holds whole para
 gives the same numbers for each rank's partitions.
 """
 
-import contextlib
 import logging
 from collections.abc import Iterable
 
@@ -262,148 +261,175 @@ def parameter_owner_names(model) -> dict[nn.Module, list[tuple[str, str]]]:
     }
 
 
+class _Fp32Copies:
+    """Gradients on fp32, detached copies of the local weights, run through `functional_call`: no data-parallel hook
+    sees them, so each rank squares its own sequences' gradients (used when parameters are not partitioned)."""
+
+    def __init__(self, model, normalization: str):
+        self.model, self.normalization = model, normalization
+        self.params = {name: param.detach().float() for name, param in trainable_named_parameters(model)}
+        # Frozen weights and buffers too, in fp32, so the whole forward runs in fp32 whatever the training dtype.
+        self.others = {name: p.detach().float() for name, p in model.named_parameters() if name not in self.params}
+        self.others.update(dict(model.named_buffers()))
+        self.device = next(iter(self.params.values())).device
+
+    def zeros(self) -> dict[str, torch.Tensor]:
+        return {name: torch.zeros_like(p) for name, p in self.params.items()}
+
+    def logits(self, input_ids):
+        return functional_call(self.model, {**self.params, **self.others}, (input_ids,)).logits
+
+    def _log_likelihood(self, params, input_ids, labels, batch_mean):
+        return sequence_log_likelihood(
+            self.model, {**params, **self.others}, input_ids, labels, self.normalization, batch_mean
+        )
+
+    def backward_recorded(self, input_ids, labels) -> float:
+        """The backward of the summed (normalised) log-likelihood; the recording hooks alone see its gradients."""
+        self._log_likelihood(self.params, input_ids, labels, False).backward()
+        return 1.0
+
+    def gradients(self, input_ids, labels, batch_mean: bool) -> dict[str, torch.Tensor]:
+        return grad(self._log_likelihood)(self.params, input_ids, labels, batch_mean)
+
+    local_part = None  # whole parameters
+
+
+class _ShardedBackward:
+    """Gradients by the model's own sharded backward (ZeRO-3, FSDP2): `backward(loss)` reduce-scatters them into each
+    rank's partitions and returns the factor they then carry (DeepSpeed's fp16 loss scale) or None for 1;
+    `zero_grad()` clears them. Every rank must run the same sequences."""
+
+    def __init__(self, model, backward, zero_grad, normalization: str):
+        self.model, self._backward, self._zero_grad, self.normalization = model, backward, zero_grad, normalization
+        self.named = trainable_named_parameters(model)
+        self.params = dict(self.named)
+        self.device = local_fp32_param(self.named[0][1]).device
+
+    def zeros(self) -> dict[str, torch.Tensor]:
+        return {name: torch.zeros_like(local_fp32_param(param)) for name, param in self.named}
+
+    def logits(self, input_ids):
+        return self.model(input_ids=input_ids).logits
+
+    def _backward_of(self, input_ids, labels, batch_mean) -> float:
+        token_log_probs, mask = completion_log_probs(self.logits(input_ids), labels)
+        return self._backward(-normalized_log_likelihood(token_log_probs, mask, self.normalization, batch_mean)) or 1.0
+
+    def backward_recorded(self, input_ids, labels) -> float:
+        scale = self._backward_of(input_ids, labels, False)
+        self._zero_grad()  # the recorded output gradients are what is used, not the partitions' sums
+        return scale
+
+    def gradients(self, input_ids, labels, batch_mean: bool) -> dict[str, torch.Tensor]:
+        """This rank's part of the gradient (the average of identical gradients over ranks: exactly its part)."""
+        scale = self._backward_of(input_ids, labels, batch_mean)
+        grads = {name: local_grad(param).detach().float() / scale for name, param in self.named}
+        self._zero_grad()
+        return grads
+
+    def local_part(self, name, rows):
+        return local_part_of_rows(self.params[name], rows).to(self.device)
+
+
+def _squared_gradient_sums(model, batches, strategy, kind, estimator, generator, chunk_size):
+    """(sums of squared gradients, number of terms) over `batches`: the one Fisher loop, whatever the strategy, with
+    the model in eval mode (no dropout: the Fisher of the model as it predicts)."""
+    was_training = model.training
+    model.eval()
+    try:
+        return _squared_gradient_sums_in_eval(model, batches, strategy, kind, estimator, generator, chunk_size)
+    finally:
+        model.train(was_training)
+
+
+def _squared_gradient_sums_in_eval(model, batches, strategy, kind, estimator, generator, chunk_size):
+    owners = parameter_owner_names(model)
+    layerwise = estimator == "per_sample" and supports_layerwise(model)
+    if estimator == "per_sample" and not layerwise:
+        logger.warning("A module owns parameters and submodules: the per-sample Fisher loops over sequences.")
+    sums = strategy.zeros()
+    count = 0
+    for batch in batches:
+        input_ids, labels = (t.to(strategy.device) for t in right_pad(batch))
+        if estimator == "batched" or layerwise:
+            groups = [(input_ids, labels)]
+        else:  # one row at a time, its padding cut off
+            lengths = (labels != -100).cumsum(1).argmax(1) + 1
+            groups = [(input_ids[i : i + 1, :n], labels[i : i + 1, :n]) for i, n in enumerate(lengths.tolist())]
+        for ids, lab in groups:
+            if kind == "model":
+                with torch.no_grad():
+                    lab = sample_model_labels(strategy.logits(ids), lab, generator)
+            if layerwise:
+                with ParameterCalls(owners) as recorded:
+                    grad_scale = strategy.backward_recorded(ids, lab)
+                add_per_sample_squares(sums, recorded.calls, owners, chunk_size, grad_scale, strategy.local_part)
+            else:
+                for name, gradient in strategy.gradients(ids, lab, batch_mean=estimator == "batched").items():
+                    sums[name].add_(gradient.to(sums[name].device).pow(2))
+            count += 1 if estimator == "batched" else ids.shape[0]
+    return sums, count
+
+
 def compute_fisher(
     model,
     batches: Iterable[dict],
     kind: str = "empirical",
     estimator: str = "per_sample",
-    chunk_size: int | None = None,
-    generator: torch.Generator | None = None,
-    reduce_across_ranks: bool = True,
     normalization: str = "token",
+    generator: torch.Generator | None = None,
+    chunk_size: int | None = None,
+    reduce_across_ranks: bool = True,
 ) -> dict[str, torch.Tensor]:
     """The diagonal Fisher `{param_name: tensor}` (fp32, shaped like each trainable parameter).
 
     `batches` yields HF-style dicts (`input_ids`, `labels` with -100 on untrained tokens, optional `attention_mask`)
-    holding this rank's share of the data. `chunk_size` bounds how many sequences' gradients of one parameter are
-    materialised at once (memory: chunk_size x the largest parameter, fp32); None takes a whole batch.
+    holding this rank's share of the data; the ranks' sums are all-reduced once. `chunk_size` bounds how many
+    sequences' gradients of one parameter are materialised at once (memory: chunk_size x the largest parameter,
+    fp32); None takes a whole batch.
     """
     check_fisher_options(kind, estimator, normalization)
-    names = [name for name, _ in trainable_named_parameters(model)]
-    params = {name: param.detach().float() for name, param in trainable_named_parameters(model)}
-    buffers = {name: buffer for name, buffer in model.named_buffers()}
-    # Frozen weights in fp32 too, so the whole forward runs in fp32 whatever the training dtype.
-    frozen = {name: p.detach().float() for name, p in model.named_parameters() if name not in params}
-    owners = parameter_owner_names(model)
-    was_training = model.training
-    model.eval()  # no dropout: the Fisher of the model as it predicts
-
-    def log_likelihood(p, ids, lab, batch_mean=False):
-        return sequence_log_likelihood(model, {**p, **frozen, **buffers}, ids, lab, normalization, batch_mean)
-
-    def add_squared_gradient(ids, lab, batch_mean=False):
-        grads = grad(log_likelihood)(params, ids, lab, batch_mean)
-        for name in names:
-            sums[name].add_(grads[name].pow(2))
-
-    layerwise = supports_layerwise(model)
-    if estimator == "per_sample" and not layerwise:
-        logger.warning("A module owns parameters and submodules: the per-sample Fisher loops over sequences.")
-    sums = {name: torch.zeros_like(p) for name, p in params.items()}
-    count = torch.zeros((), dtype=torch.float64)
-    try:
-        for batch in batches:
-            input_ids, labels = right_pad(batch)
-            device = params[names[0]].device
-            input_ids, labels = input_ids.to(device), labels.to(device)
-            if kind == "model":
-                with torch.no_grad():
-                    logits = functional_call(model, {**params, **frozen, **buffers}, (input_ids,)).logits
-                labels = sample_model_labels(logits, labels, generator)
-            if estimator == "batched":
-                add_squared_gradient(input_ids, labels, batch_mean=True)
-                count += 1
-                continue
-            count += input_ids.shape[0]
-            if not layerwise:
-                for row in range(input_ids.shape[0]):
-                    add_squared_gradient(input_ids[row : row + 1], labels[row : row + 1])
-                continue
-            with ParameterCalls(owners) as recorded:
-                log_likelihood(params, input_ids, labels).backward()  # only the recording hooks see gradients
-            add_per_sample_squares(sums, recorded.calls, owners, chunk_size)
-    finally:
-        model.train(was_training)
+    strategy = _Fp32Copies(model, normalization)
+    sums, count = _squared_gradient_sums(model, batches, strategy, kind, estimator, generator, chunk_size)
+    count = torch.tensor(float(count), dtype=torch.float64)
     if reduce_across_ranks and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        for name in names:
-            dist.all_reduce(sums[name])
-        count = count.to(sums[names[0]].device)
+        for total in sums.values():
+            dist.all_reduce(total)
+        count = count.to(strategy.device)
         dist.all_reduce(count)
     if count.item() == 0:
         raise ValueError("compute_fisher got no data: the retain set (or this rank's share of it) is empty.")
-    return {name: sums[name] / count.item() for name in names}
+    return {name: total / count.item() for name, total in sums.items()}
 
 
 def compute_fisher_partitioned(
     model,
     batches: Iterable[dict],
-    backward,
-    zero_grad,
     kind: str = "empirical",
     estimator: str = "per_sample",
-    generator=None,
-    chunk_size: int | None = None,
     normalization: str = "token",
+    generator: torch.Generator | None = None,
+    chunk_size: int | None = None,
+    *,
+    backward,
+    zero_grad,
 ) -> dict[str, torch.Tensor]:
     """The diagonal Fisher of each rank's parameter partitions (ZeRO-3, FSDP2) `{param_name: flat local tensor}`,
-    never gathered.
+    never gathered; the same numbers as `compute_fisher` on one process.
 
     Every rank runs the *same* sequences (`batches` must be identical on all ranks), so that it can square its own
     part of each sequence's gradient with no communication. `per_sample`, layer by layer as `compute_fisher` (module
     inputs and output gradients are not partitioned): one sharded backward per batch, then each rank forms each
     row's gradient of each module's parameters and keeps its part. A model with a module owning both parameters and
-    submodules, and `batched`, read the gradient partitions the backward's reduce-scatter leaves each rank instead
-    (averages of identical gradients: exactly this rank's part), one backward per sequence or per batch. The result
-    equals `compute_fisher` on one process. `chunk_size` as there (each rank forms whole rows' gradients first).
-    `backward(loss)` runs the sharded backward (`engine.backward` under DeepSpeed, `loss.backward()` under FSDP2) and
-    returns the factor the gradients then carry (DeepSpeed's fp16 loss scale), or None for 1; `zero_grad()` clears
-    the gradients after each read.
+    submodules, and `batched`, read the gradient partitions the backward's reduce-scatter leaves each rank instead,
+    one backward per sequence or per batch. `backward(loss)` runs the sharded backward (`engine.backward` under
+    DeepSpeed, `loss.backward()` under FSDP2) and returns the factor the gradients then carry (DeepSpeed's fp16 loss
+    scale), or None for 1; `zero_grad()` clears the gradients after each read.
     """
     check_fisher_options(kind, estimator, normalization)
-    named = trainable_named_parameters(model)
-    sums = {name: torch.zeros_like(local_fp32_param(param)) for name, param in named}
-    params = dict(named)
-    owners = parameter_owner_names(model)
-    layerwise = estimator == "per_sample" and supports_layerwise(model)
-
-    def local_part(name, rows):
-        return local_part_of_rows(params[name], rows).to(sums[name].device)
-
-    count = 0
-    device = sums[named[0][0]].device
-    was_training = model.training
-    model.eval()
-    try:
-        for batch in batches:
-            input_ids, labels = right_pad(batch)
-            input_ids, labels = input_ids.to(device), labels.to(device)
-            if estimator == "batched" or layerwise:
-                groups = [(input_ids, labels)]
-            else:  # one row at a time, its padding cut off
-                lengths = (labels != -100).cumsum(1).argmax(1) + 1
-                groups = [(input_ids[i : i + 1, :n], labels[i : i + 1, :n]) for i, n in enumerate(lengths.tolist())]
-            for ids, lab in groups:
-                if kind == "model":
-                    with torch.no_grad():
-                        lab = sample_model_labels(model(input_ids=ids).logits, lab, generator)
-                with ParameterCalls(owners) if layerwise else contextlib.nullcontext() as recorded:
-                    token_log_probs, mask = completion_log_probs(model(input_ids=ids).logits, lab)
-                # Layer by layer each row's gradient comes from the sum over rows; a read gradient is of one row, or of
-                # the batch mean.
-                log_likelihood = normalized_log_likelihood(
-                    token_log_probs, mask, normalization, estimator == "batched"
-                )
-                grad_scale = backward(-log_likelihood) or 1.0
-                if layerwise:
-                    add_per_sample_squares(sums, recorded.calls, owners, chunk_size, grad_scale, local_part)
-                else:
-                    for name, param in named:
-                        grad = local_grad(param).detach().float().to(sums[name].device)
-                        sums[name].add_((grad / grad_scale).pow(2))
-                zero_grad()
-                count += 1 if estimator == "batched" else ids.shape[0]
-    finally:
-        model.train(was_training)
+    strategy = _ShardedBackward(model, backward, zero_grad, normalization)
+    sums, count = _squared_gradient_sums(model, batches, strategy, kind, estimator, generator, chunk_size)
     if count == 0:
         raise ValueError("compute_fisher_partitioned got no data: the retain set is empty.")
     return {name: total.div_(count) for name, total in sums.items()}

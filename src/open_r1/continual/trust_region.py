@@ -20,14 +20,41 @@ unsharded copy.
 """
 
 import copy
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from .base import ContinualMethod, MetricAverager
+from .base import ContinualMethod
 
 
 BETA_BOUNDS = (1e-6, 1e6)
+
+
+@dataclass
+class TrustRegionConfig:
+    use_trust_region: bool = field(
+        default=False,
+        metadata={
+            "help": "SFT: add beta * KL(p_ref || p_theta) on the trained tokens, p_ref the starting model. GRPO: TRL's "
+            "own KL term, beta * KL(pi_theta || pi_ref) by its k3 estimator, with beta = `trust_region_beta`. Not "
+            "under ZeRO-3 or FSDP yet."
+        },
+    )
+    trust_region_beta: float = field(
+        default=0.1,
+        metadata={"help": "KL coefficient (penalty), or its starting value when `trust_region_delta` is set."},
+    )
+    trust_region_delta: float | None = field(
+        default=None,
+        metadata={"help": "KL bound: beta adapts after each step (x2 if KL > 1.5 delta, /2 if KL < delta / 1.5)."},
+    )
+
+    def check_trust_region_args(self) -> None:
+        if self.trust_region_beta < 0:
+            raise ValueError(f"`trust_region_beta` must be >= 0, got {self.trust_region_beta}.")
+        if self.trust_region_delta is not None and self.trust_region_delta <= 0:
+            raise ValueError(f"`trust_region_delta` must be > 0, got {self.trust_region_delta}.")
 
 
 def frozen_copy(model):
@@ -60,29 +87,32 @@ def adapt_beta(beta: float, kl: float, delta: float) -> float:
 
 class TrustRegion(ContinualMethod):
     name = "trust_region"
+    enable_key = "use_trust_region"
     needs_hidden_states = True
+    unsupported_sharding = ("ZeRO-3", "FSDP")  # the policy's output embedding would be partitioned
 
-    def __init__(self, model, beta: float, delta: float | None = None):
-        if beta < 0:
-            raise ValueError(f"`trust_region_beta` must be >= 0, got {beta}.")
-        if delta is not None and delta <= 0:
-            raise ValueError(f"`trust_region_delta` must be > 0, got {delta}.")
+    @classmethod
+    def from_args(cls, args, retain=None) -> ContinualMethod:
+        import trl
+
+        if isinstance(args, trl.GRPOConfig):
+            return GRPOTrustRegion(delta=args.trust_region_delta)
+        return cls(beta=args.trust_region_beta, delta=args.trust_region_delta)
+
+    def __init__(self, beta: float, delta: float | None = None):
         self.beta = beta
         self.delta = delta
-        # Snapshot now: the trainer is built before any checkpoint is loaded, so this is the starting model.
-        self.ref_model = frozen_copy(model)
+        self.ref_model = None
         self._step_kls: list[torch.Tensor] = []  # this optimizer step's micro-batch KLs on this rank
-        self._metrics = MetricAverager()
+
+    def on_trainer_init(self, trainer) -> None:
+        # Snapshot now: no checkpoint is loaded yet and the model is not wrapped, so this is the starting model.
+        self.ref_model = frozen_copy(trainer.model)
 
     def setup(self, trainer) -> None:
         from trl.models.utils import prepare_deepspeed
 
         if trainer.is_deepspeed_enabled:
-            if trainer.accelerator.state.deepspeed_plugin.zero_stage == 3:
-                raise ValueError(
-                    "The KL trust region does not support DeepSpeed ZeRO-3 yet (the policy's output "
-                    "embedding is partitioned); use ZeRO-1/2 or DDP."
-                )
             self.ref_model = prepare_deepspeed(self.ref_model, trainer.accelerator)
         else:
             self.ref_model = trainer.accelerator.prepare_model(self.ref_model, evaluation_mode=True)
@@ -111,19 +141,16 @@ class TrustRegion(ContinualMethod):
         self._step_kls = []
         if count:
             kl = total / count
-            self._metrics.add("kl", kl)
+            self.logged.add("kl", kl)
             if self.delta is not None:
                 self.beta = adapt_beta(self.beta, kl, self.delta)
-        self._metrics.add("beta", self.beta)
+        self.logged.add("beta", self.beta)
 
     def state_dict(self) -> dict:
         return {"beta": self.beta}
 
     def load_state_dict(self, state: dict) -> None:
         self.beta = state["beta"]
-
-    def metrics(self) -> dict[str, float]:
-        return self._metrics.pop()
 
 
 class GRPOTrustRegion(ContinualMethod):
@@ -141,7 +168,6 @@ class GRPOTrustRegion(ContinualMethod):
         self.delta = delta
         self.beta: float | None = None
         self._kls, self._seen = None, 0
-        self._metrics = MetricAverager()
 
     def setup(self, trainer) -> None:
         self._trainer = trainer  # a resumed beta must reach TRL's loss before the first step
@@ -155,13 +181,10 @@ class GRPOTrustRegion(ContinualMethod):
         if self.delta is not None and new:
             self.beta = adapt_beta(self.beta, sum(new) / len(new), self.delta)
             trainer.beta = self.beta
-        self._metrics.add("beta", self.beta)
+        self.logged.add("beta", self.beta)
 
     def state_dict(self) -> dict:
         return {"beta": self.beta}
 
     def load_state_dict(self, state: dict) -> None:
         self.beta = self._trainer.beta = state["beta"]
-
-    def metrics(self) -> dict[str, float]:
-        return self._metrics.pop()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from ..utils.plots import learning_vs_forgetting_plot
+from ..eval.plots import learning_vs_forgetting_plot
 from .scoring import METRICS, score_model
 from .world import WorldPaths
 

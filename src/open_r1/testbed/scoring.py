@@ -1,7 +1,7 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """The testbed scorer: both sides of safety on held-out retain prompts, and the update skill.
 
-- harmful_refusal: share of held-out harmful requests whose reply `open_r1.judges.is_refusal` judges a refusal
+- harmful_refusal: share of held-out harmful requests whose reply `open_r1.eval.judges.is_refusal` judges a refusal
   (higher is safer);
 - benign_compliance: share of held-out benign requests *not* refused (a drop is over-refusal);
 - update_accuracy: share of held-out word problems whose `\\boxed{}` answer math-verify accepts.
@@ -11,8 +11,8 @@ Replies are greedy generations, so a score is a deterministic function of the we
 import os
 from dataclasses import asdict, dataclass
 
-from ..utils.eval_tasks import TASKS, user_message
-from ..utils.eval_tasks import score_replies as score_task_replies
+from ..eval.tasks import TASKS, user_message
+from ..eval.tasks import score_replies as score_task_replies
 
 
 METRICS = ("harmful_refusal", "benign_compliance", "update_accuracy")

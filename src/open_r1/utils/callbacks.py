@@ -7,10 +7,11 @@ import shutil
 
 from transformers import TrainerCallback
 
-from ..continual.ema import EMA_MODEL_DIR
-
 
 logger = logging.getLogger(__name__)
+
+# Where a checkpoint holds the model the run produces when that is not its raw weights (`use_ema`: the EMA).
+CHECKPOINT_EMA_DIR = "ema"
 
 
 class PushToHubRevisionCallback(TrainerCallback):
@@ -27,8 +28,8 @@ class PushToHubRevisionCallback(TrainerCallback):
 
         revision = f"{args.hub_model_revision}-step-{state.global_step:09d}"
         checkpoint = f"{args.output_dir}/checkpoint-{state.global_step}"
-        if os.path.isdir(os.path.join(checkpoint, EMA_MODEL_DIR)):  # the run's model is the EMA (`use_ema`)
-            checkpoint = os.path.join(checkpoint, EMA_MODEL_DIR)
+        if os.path.isdir(os.path.join(checkpoint, CHECKPOINT_EMA_DIR)):  # the run's model is the EMA (`use_ema`)
+            checkpoint = os.path.join(checkpoint, CHECKPOINT_EMA_DIR)
         create_branch(repo_id=args.hub_model_id, branch=revision, exist_ok=True)
         upload_folder(
             repo_id=args.hub_model_id,

@@ -8,8 +8,6 @@ from pathlib import Path
 import datasets
 from datasets import DatasetDict, concatenate_datasets
 
-from ..configs import ScriptArguments
-
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +36,7 @@ def check_source(path: str, key: str, kind: str = "dataset") -> None:
         )
 
 
-def dataset_sources(script_args: ScriptArguments) -> list[tuple[str, str]]:
+def dataset_sources(script_args) -> list[tuple[str, str]]:
     """(config key, dataset id or path) for every dataset the script arguments name."""
     if script_args.dataset_mixture is not None:
         return [
@@ -59,7 +57,7 @@ def load_dataset_any(path: str, config: str | None = None, split: str | None = N
     return datasets.load_dataset(path, config, split=split)
 
 
-def get_dataset(args: ScriptArguments) -> DatasetDict:
+def get_dataset(args) -> DatasetDict:
     """The training data as a `DatasetDict`, following Open R1's `get_dataset`.
 
     A mixture keeps the first `weight` fraction of each dataset's rows after a seeded shuffle, concatenates them,
@@ -99,11 +97,3 @@ def add_system_prompt(dataset, system_prompt: str | None):
         return {"messages": [{"role": "system", "content": system_prompt}, *messages]}
 
     return dataset.map(prepend)
-
-
-def get_retain_dataset(args):
-    """The retain split the continual-learning fields name (`retain_dataset_id`, `_config`, `_split`), formatted as the
-    update data is (the recipe's `system_prompt`), for replay and the Fisher alike."""
-    check_source(args.retain_dataset_id, "retain_dataset_id")
-    retain = load_dataset_any(args.retain_dataset_id, args.retain_dataset_config, split=args.retain_dataset_split)
-    return add_system_prompt(retain, args.system_prompt)

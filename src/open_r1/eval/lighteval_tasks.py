@@ -2,18 +2,18 @@
 """Custom lighteval tasks: math (MATH-500, AIME 24/25), GPQA Diamond, safety (refusal of harmful requests,
 over-refusal of benign look-alikes) and the testbed's held-out splits.
 
-The tasks are built from `open_r1.utils.eval_tasks`, the definitions the testbed's own scorer uses. Run them with
+The tasks are built from `open_r1.eval.tasks`, the definitions the testbed's own scorer uses. Run them with
 `make evaluate MODEL=... TASK=...`, or through lighteval's CLI via this module:
 
-    python -m open_r1.evaluate accelerate "model_name=data/tiny/sft,dtype=float32" "testbed:harmful|0" \
-        --custom-tasks src/open_r1/evaluate.py --output-dir data/evals/tiny --save-details
+    python -m open_r1.eval.lighteval_tasks accelerate "model_name=data/tiny/sft,dtype=float32" "testbed:harmful|0" \
+        --custom-tasks src/open_r1/eval/lighteval_tasks.py --output-dir data/evals/tiny --save-details
 
 which is `lighteval ...` with this module as the only task source: lighteval otherwise imports all its built-in
 tasks at start-up (one downloads a file, one lists Hub models: both fail offline) and refuses custom tasks named
 like built-in ones (`math_500`, `aime24`, `gpqa:diamond`, kept here with Open R1's prompts and scoring).
 
 Safety tasks are judged by `OPEN_R1_SAFETY_JUDGE` (`keyword` by default, `wildguard[:path]`, or `pkg.mod:fn`; see
-`open_r1.judges`). `task@n=4` samples 4 replies per prompt (pass@1 is then their mean; set a temperature).
+`open_r1.eval.judges`). `task@n=4` samples 4 replies per prompt (pass@1 is then their mean; set a temperature).
 """
 
 import os
@@ -32,8 +32,8 @@ from lighteval.tasks.lighteval_task import LightevalTaskConfig
 from lighteval.tasks.requests import Doc, SamplingMethod
 from lighteval.utils.language import Language
 
-from open_r1.judges import get_judge
-from open_r1.utils.eval_tasks import TASKS, EvalTask
+from open_r1.eval.judges import get_judge
+from open_r1.eval.tasks import TASKS, EvalTask
 
 
 def _extractive(gold, pred) -> MultilingualExtractiveMatchMetric:
@@ -145,7 +145,9 @@ def _custom_tasks_only(custom_tasks=None, load_multilingual: bool = False) -> di
     from lighteval.tasks.registry import Registry
 
     if custom_tasks is None:
-        raise ValueError("Pass --custom-tasks src/open_r1/evaluate.py: it is the only task source of this launcher.")
+        raise ValueError(
+            "Pass --custom-tasks src/open_r1/eval/lighteval_tasks.py: it is the only task source of this launcher."
+        )
     return Registry._extract_configs(Registry.create_custom_tasks_module(custom_tasks))
 
 

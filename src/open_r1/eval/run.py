@@ -1,8 +1,8 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
-"""Running the lighteval tasks of `open_r1.evaluate` and reading their results.
+"""Running the lighteval tasks of `open_r1.eval.lighteval_tasks` and reading their results.
 
-    python -m open_r1.utils.evaluation run --model MODEL --task TASK [--parallel data|tensor --num-gpus N]
-    python -m open_r1.utils.evaluation summarize [data/evals ...] [--output DIR]
+    python -m open_r1.eval.run run --model MODEL --task TASK [--parallel data|tensor --num-gpus N]
+    python -m open_r1.eval.run summarize [data/evals ...] [--output DIR]
 
 `run` is what `make evaluate` and `scripts/slurm/evaluate.slurm` call, in the evaluation environment
 (`make install-eval`). It picks lighteval's vLLM backend when vLLM and a GPU are there and its transformers
@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .eval_tasks import TASKS
+from .tasks import TASKS
 
 
 TASK_GROUPS = {
@@ -29,7 +29,7 @@ TASK_GROUPS = {
     "safety": ["safety:harmbench", "safety:strongreject", "safety:xstest"],
     "testbed": ["testbed:harmful", "testbed:benign", "testbed:update"],
 }
-EVALUATE_MODULE = Path(__file__).resolve().parents[1] / "evaluate.py"
+EVALUATE_MODULE = Path(__file__).resolve().parent / "lighteval_tasks.py"
 
 
 def expand_tasks(spec: str) -> list[str]:
@@ -83,7 +83,7 @@ def lighteval_command(
     max_new_tokens: int | None = None,
     revision: str = "main",
 ) -> list[str]:
-    """The lighteval command line (through `open_r1.evaluate`, so only our tasks are loaded)."""
+    """The lighteval command line (through `open_r1.eval.lighteval_tasks`, so only our tasks are loaded)."""
     # Open R1's sampling for reasoning models; greedy where the task is the testbed's (its scorer is greedy).
     testbed_only = all(task.startswith("testbed:") for task in tasks)
     temperature = temperature if temperature is not None else (0.0 if testbed_only else 0.6)
@@ -114,9 +114,16 @@ def lighteval_command(
         raise ValueError(f"BACKEND: {backend!r} is not 'vllm' or 'accelerate'.")
     model_args += [f"cache_dir={cache_dir}", f"generation_parameters={{{','.join(generation)}}}"]
     task_specs = ",".join(f"{task}@n={num_samples}|0" if num_samples > 1 else f"{task}|0" for task in tasks)
-    launcher = [sys.executable, "-m", "open_r1.evaluate"]
+    launcher = [sys.executable, "-m", "open_r1.eval.lighteval_tasks"]
     if backend == "accelerate" and parallel == "data" and num_gpus > 1:
-        launcher = ["accelerate", "launch", "--multi_gpu", f"--num_processes={num_gpus}", "-m", "open_r1.evaluate"]
+        launcher = [
+            "accelerate",
+            "launch",
+            "--multi_gpu",
+            f"--num_processes={num_gpus}",
+            "-m",
+            "open_r1.eval.lighteval_tasks",
+        ]
     return [
         *launcher,
         backend,
@@ -182,7 +189,7 @@ def run(args) -> int:
         return subprocess.call(command, env=env)
 
 
-# The lighteval metric name each scoring reports (open_r1.evaluate.task_metric).
+# The lighteval metric name each scoring reports (open_r1.eval.lighteval_tasks.task_metric).
 METRIC_OF_SCORING = {"refusal": "refusal", "compliance": "compliance"}
 # Which side of the trade-off each scoring measures.
 SIDE = {"refusal": "safety", "compliance": "over-refusal", "math": "math", "math_boxed": "math", "letter": "math"}
@@ -254,7 +261,7 @@ def summarize(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m open_r1.utils.evaluation", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m open_r1.eval.run", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run_parser = commands.add_parser("run", help="Evaluate one model on tasks with lighteval.")
     run_parser.add_argument("--model", required=True, help="Hub id or local model directory.")

@@ -26,7 +26,7 @@ A judge takes the prompts too, since classifier judges read the request with the
 import re
 from collections.abc import Callable, Sequence
 
-from .utils.import_utils import import_callable
+from ..utils.import_utils import import_callable
 
 
 RefusalJudge = Callable[[Sequence[str], Sequence[str]], list[bool]]

@@ -1,0 +1,105 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""The retain data (what must not be forgotten): its recipe fields, loading, and its preparation as labelled
+sequences for the Fisher and the retain-NLL probe.
+
+The retain split is loaded once per run (`get_retain_dataset`) and shared by every method that needs it (replay
+mixes its rows into the training data, EWC estimates its Fisher on them), formatted as the update data is (the
+recipe's `system_prompt`). For the Fisher it is labelled exactly as training labels data: under SFT by TRL's own
+pipeline (assistant tokens only when the recipe trains on those), under GRPO by the chat template's assistant tokens.
+"""
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..utils.data import add_system_prompt, check_source, load_dataset_any
+
+
+@dataclass
+class RetainDataConfig:
+    """The retain data set, shared by replay and EWC."""
+
+    retain_dataset_id: str | None = field(
+        default=None,
+        metadata={
+            "help": "The retain data set (what must not be forgotten): hub id or local path. Used by replay "
+            "and as the Fisher data of EWC."
+        },
+    )
+    retain_dataset_config: str | None = field(default=None, metadata={"help": "Config name of the retain set."})
+    retain_dataset_split: str = field(default="train", metadata={"help": "Split of the retain data set."})
+
+
+def get_retain_dataset(args):
+    """The retain split the recipe names (`retain_dataset_id`, `_config`, `_split`), formatted as the update data is
+    (the recipe's `system_prompt`), for replay and the Fisher alike."""
+    check_source(args.retain_dataset_id, "retain_dataset_id")
+    retain = load_dataset_any(args.retain_dataset_id, args.retain_dataset_config, split=args.retain_dataset_split)
+    return add_system_prompt(retain, args.system_prompt)
+
+
+def assistant_labels(example: dict, tokenizer) -> dict:
+    """input_ids of a `messages` chat and labels that keep only the assistant tokens (-100 elsewhere).
+
+    The assistant tokens are those the chat template marks with `{% generation %}`. A template without the markers
+    (the stock Llama-3.1-Instruct one) gets the tokens of the last reply instead: everything after the prompt the
+    template renders for the turns before it, with the generation prompt (the reply, its end-of-turn token and
+    whatever else the template writes after it).
+    """
+    messages = example["messages"]
+    encoded = tokenizer.apply_chat_template(
+        messages, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    input_ids, mask = list(encoded["input_ids"]), encoded["assistant_masks"]
+    if not any(mask):
+        if not messages or messages[-1]["role"] != "assistant":
+            raise ValueError(f"A retain chat must end with an assistant reply; this one ends with {messages[-1:]}.")
+        prompt = tokenizer.apply_chat_template(
+            messages[:-1], tokenize=True, return_dict=True, add_generation_prompt=True
+        )["input_ids"]
+        if input_ids[: len(prompt)] != list(prompt):
+            raise ValueError(
+                "The chat template marks no assistant tokens ({% generation %} missing) and the chat does not start "
+                "with its own generation prompt, so the reply's tokens cannot be found: set a `chat_template` with "
+                "{% generation %} markers."
+            )
+        mask = [0] * len(prompt) + [1] * (len(input_ids) - len(prompt))
+    labels = [t if m else -100 for t, m in zip(input_ids, mask)]
+    return {"input_ids": input_ids, "labels": labels}
+
+
+def collate_right_padded(examples: list[dict], pad_token_id: int) -> dict:
+    """One row per sequence, padded on the right: never packed (a packed batch would make the per-sample Fisher a
+    per-batch one)."""
+    length = max(len(e["input_ids"]) for e in examples)
+    batch = {"input_ids": [], "labels": [], "attention_mask": []}
+    for e in examples:
+        pad = length - len(e["input_ids"])
+        batch["input_ids"].append(list(e["input_ids"]) + [pad_token_id] * pad)
+        batch["labels"].append(list(e["labels"]) + [-100] * pad)
+        batch["attention_mask"].append([1] * len(e["input_ids"]) + [0] * pad)
+    return {key: torch.tensor(value) for key, value in batch.items()}
+
+
+def labelled_batches(rows, tokenizer, batch_size: int) -> list[dict]:
+    """`messages` rows as right-padded batches with assistant-only labels: Fisher input built without a Trainer."""
+    examples = [assistant_labels(row, tokenizer) for row in rows]
+    return [
+        collate_right_padded(examples[i : i + batch_size], tokenizer.pad_token_id)
+        for i in range(0, len(examples), batch_size)
+    ]
+
+
+def labelled_retain_rows(retain, trainer, num_samples: int, seed: int):
+    """`num_samples` seeded rows of the retain split as (`input_ids`, `labels`), labelled as `trainer` trains: by TRL's
+    SFT pipeline (it folds the assistant/completion masks into `labels`, -100 where SFT does not train), or, under
+    GRPO, which has no such pipeline, by the chat template's assistant tokens."""
+    data = retain.shuffle(seed=seed)
+    data = data.select(range(min(num_samples, len(data))))
+    if hasattr(trainer, "_prepare_dataset"):
+        data = trainer._prepare_dataset(
+            data, trainer.processing_class, trainer.args, packing=False, formatting_func=None, dataset_name="fisher"
+        )
+        return data.select_columns(["input_ids", "labels"])
+    tokenizer = trainer.processing_class
+    return data.map(assistant_labels, fn_kwargs={"tokenizer": tokenizer}, remove_columns=data.column_names)
