@@ -102,6 +102,14 @@ class HubAndLoggingMixin:
     wandb_entity: str | None = field(default=None, metadata={"help": "The entity to store runs under."})
     wandb_project: str | None = field(default=None, metadata={"help": "The project to store runs under."})
     wandb_run_group: str | None = field(default=None, metadata={"help": "The group to store runs under."})
+    resume_fallback: bool = field(
+        default=False,
+        metadata={
+            "help": "When the checkpoint named by `resume_from_checkpoint` is incomplete or damaged, resume from the "
+            "newest earlier complete checkpoint instead of stopping. (Without `resume_from_checkpoint` a restart "
+            "always resumes from the newest complete checkpoint in `output_dir`.)"
+        },
+    )
 
 
 @dataclass

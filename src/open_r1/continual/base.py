@@ -26,8 +26,9 @@ parsed arguments, which shardings it cannot run under, and implements the hooks 
   other weights into the model for its duration (the EMA's);
 - `on_train_end(trainer)`: after the last step (and after the Trainer loaded the best checkpoint, with
   `load_best_model_at_end`), before the model is saved;
-- `state_dict()` / `load_state_dict(state)`: saved in every checkpoint (`continual_state*.pt`) and restored on
-  `resume_from_checkpoint`, so a pre-empted job resumes in the method's exact state;
+- `state_dict()` / `load_state_dict(state)`: saved in every checkpoint (`continual_state*.pt`, atomically, before the
+  checkpoint counts as complete) and restored on `resume_from_checkpoint`, so a pre-empted job resumes in the
+  method's exact state;
 - `metrics()`: numbers logged under `<name>/...` with the trainer's own logs, averaged since the last log (values
   added to `self.logged`).
 """
@@ -38,12 +39,19 @@ from collections import defaultdict
 
 import torch
 from transformers import TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 
+from ..utils.checkpoints import (
+    atomic_torch_save,
+    newest_complete_checkpoint,
+    rotate_complete_checkpoints,
+    state_file_problem,
+)
 from .sharding import is_sharded, is_zero3
 
 
 STATE_FILE = "continual_state.pt"
+# The key of the trainer's own resumable counters in the state file (beside one key per method).
+TRAINER_STATE_KEY = "_trainer"
 
 
 class MetricAverager:
@@ -164,14 +172,8 @@ class _MethodsCallback(TrainerCallback):
         trainer.install_after_backward()
         for method in trainer.continual_methods:
             method.setup(trainer)
-        checkpoint = trainer.continual_resume_checkpoint
-        if checkpoint is not None:
-            path = state_file(checkpoint, args.process_index, is_sharded(trainer))
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"Resuming from {checkpoint}: the continual-learning state {path} is missing.")
-            states = torch.load(path, map_location="cpu", weights_only=False)
-            for method in trainer.continual_methods:
-                method.load_state_dict(states[method.name])
+        if trainer.continual_resume_checkpoint is not None:
+            trainer.load_checkpoint_state(trainer.continual_resume_checkpoint)
 
     def on_step_end(self, args, state, control, **kwargs):
         for method in self.trainer.continual_methods:
@@ -180,14 +182,6 @@ class _MethodsCallback(TrainerCallback):
     def on_train_end(self, args, state, control, **kwargs):
         for method in self.trainer.continual_methods:
             method.on_train_end(self.trainer)
-
-    def on_save(self, args, state, control, **kwargs):
-        sharded = is_sharded(self.trainer)
-        if not sharded and not state.is_world_process_zero:
-            return
-        checkpoint = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-        states = {method.name: method.state_dict() for method in self.trainer.continual_methods}
-        torch.save(states, state_file(checkpoint, args.process_index, sharded))
 
 
 class ContinualTrainerMixin:
@@ -205,8 +199,7 @@ class ContinualTrainerMixin:
         self._after_backward_installed = False
         for method in methods:
             method.on_trainer_init(self)
-        if methods:
-            self.add_callback(_MethodsCallback(self))
+        self.add_callback(_MethodsCallback(self))
 
     def install_after_backward(self) -> None:
         """The one place the backward is wrapped: after it (and its data-parallel reduction), on the micro-batch that
@@ -248,9 +241,17 @@ class ContinualTrainerMixin:
 
     def train(self, resume_from_checkpoint=None, **kwargs):
         if resume_from_checkpoint is True:
-            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
-        self.continual_resume_checkpoint = resume_from_checkpoint if self.continual_methods else None
+            resume_from_checkpoint = newest_complete_checkpoint(self.args.output_dir)
+        self.continual_resume_checkpoint = resume_from_checkpoint
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+
+    def _run_epoch(self, *args, **kwargs):
+        # Resumed from the last step's checkpoint (a kill after it was written, e.g. during the rotation of older
+        # ones), the Trainer would skip the trained batches and then take one step more than `max_steps`.
+        if 0 < self.state.max_steps <= self.state.global_step:
+            self.control.should_training_stop = True
+            return None
+        return super()._run_epoch(*args, **kwargs)
 
     def evaluate(self, *args, **kwargs):
         with contextlib.ExitStack() as weights:
@@ -261,8 +262,70 @@ class ContinualTrainerMixin:
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         super().save_model(output_dir, _internal_call)
         if _internal_call and output_dir is not None and os.path.basename(output_dir).startswith("checkpoint-"):
-            for method in self.continual_methods:  # a checkpoint: the Trainer writes its optimizer and state next
+            # A checkpoint: the Trainer writes its optimizer, scheduler and RNG states and `trainer_state.json` next,
+            # so what is written here is part of what makes the checkpoint complete.
+            for method in self.continual_methods:
                 method.on_save_checkpoint(self, output_dir)
+            self._save_checkpoint_state(output_dir)
+
+    def _save_checkpoint_state(self, checkpoint: str) -> None:
+        """The methods' states (and SFT's token count) into the checkpoint, atomically, every rank's before any rank
+        goes on: a kill before this returns leaves the checkpoint without `trainer_state.json`, i.e. incomplete."""
+        sharded = is_sharded(self)
+        if sharded or self.args.process_index == 0:
+            states = {method.name: method.state_dict() for method in self.continual_methods}
+            states[TRAINER_STATE_KEY] = {"total_train_tokens": getattr(self, "_total_train_tokens", None)}
+            atomic_torch_save(states, state_file(checkpoint, self.args.process_index, sharded))
+        self.accelerator.wait_for_everyone()
+
+    def load_checkpoint_state(self, checkpoint: str) -> None:
+        """Restore what `_save_checkpoint_state` wrote; a missing or damaged file, or one without some method's
+        state, stops with its path, what is wrong with it, and the newest earlier complete checkpoint."""
+        path = state_file(checkpoint, self.args.process_index, is_sharded(self))
+
+        def fail(problem: str):
+            earlier = newest_complete_checkpoint(os.path.dirname(os.path.normpath(checkpoint)), before=checkpoint)
+            hint = (
+                f"; the newest earlier complete checkpoint is {earlier}" if earlier else "; no earlier one is complete"
+            )
+            raise ValueError(f"Resuming from {checkpoint}: {path}: {problem}{hint}.")
+
+        if not os.path.exists(path):
+            if not self.continual_methods:
+                return  # written by a run without methods (or before states were always written)
+            fail("missing")
+        problem = state_file_problem(path)
+        if problem:
+            fail(problem)
+        try:
+            states = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as error:  # noqa: BLE001 - whatever the unpickler says, name the file
+            fail(f"cannot be loaded ({type(error).__name__}: {error})")
+        if not isinstance(states, dict):
+            fail(f"holds a {type(states).__name__}, not a dict of method states")
+        missing = [method.name for method in self.continual_methods if method.name not in states]
+        if missing:
+            fail(f"has no state for {missing} (it holds {sorted(k for k in states if k != TRAINER_STATE_KEY)})")
+        for method in self.continual_methods:
+            try:
+                method.load_state_dict(states[method.name])
+            except (KeyError, TypeError, RuntimeError) as error:
+                fail(f"the state of `{method.name}` does not fit this run ({type(error).__name__}: {error})")
+        tokens = states.get(TRAINER_STATE_KEY, {}).get("total_train_tokens")
+        if tokens is not None and hasattr(self, "_total_train_tokens"):
+            self._total_train_tokens = tokens  # SFT's logged `num_tokens` continues across the resume
+
+    def _save_checkpoint(self, model, trial) -> None:
+        """The Trainer's checkpoint, with its rotation replaced: `save_total_limit` counts complete checkpoints only,
+        never deletes the newest complete one nor an incomplete one (a kill may have left one to inspect)."""
+        limit = self.args.save_total_limit
+        self.args.save_total_limit = None
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        if self.args.should_save:
+            rotate_complete_checkpoints(self._get_output_dir(trial=trial), limit, self.state.best_model_checkpoint)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not self.model.training or not self.continual_methods:

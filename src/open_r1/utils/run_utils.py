@@ -7,7 +7,8 @@ import sys
 
 import datasets
 import transformers
-from transformers.trainer_utils import get_last_checkpoint
+
+from .checkpoints import checkpoint_problems, newest_complete_checkpoint
 
 
 logger = logging.getLogger(__name__)
@@ -30,15 +31,34 @@ def setup_logging(training_args, entry_logger: logging.Logger) -> None:
 
 
 def resume_checkpoint(training_args) -> str | None:
-    """The checkpoint to resume from: the recipe's `resume_from_checkpoint`, else the newest in `output_dir`."""
-    if training_args.resume_from_checkpoint is not None:
-        return training_args.resume_from_checkpoint
-    if os.path.isdir(training_args.output_dir):
-        last = get_last_checkpoint(training_args.output_dir)
+    """The checkpoint to resume from: the recipe's `resume_from_checkpoint`, else the newest *complete* one in
+    `output_dir` (newer incomplete ones, cut off by a kill while being written, are reported and skipped, never
+    deleted). A named checkpoint that is incomplete or damaged stops the run, naming its files and the newest earlier
+    complete checkpoint, or, with `resume_fallback`, resumes from that one."""
+    output_dir = training_args.output_dir
+    named = training_args.resume_from_checkpoint
+    if named is None:
+        last = newest_complete_checkpoint(output_dir)
         if last is not None:
             logger.info("Checkpoint detected, resuming training at %s.", last)
         return last
-    return None
+    if not os.path.isdir(named):
+        raise FileNotFoundError(f"`resume_from_checkpoint`: {named} is not a directory.")
+    problems = checkpoint_problems(named)
+    if not problems:
+        return named
+    earlier = newest_complete_checkpoint(os.path.dirname(os.path.normpath(named)), before=named)
+    if earlier is not None and getattr(training_args, "resume_fallback", False):
+        logger.warning(
+            "%s cannot be resumed from (%s); resuming from %s instead.", named, "; ".join(problems), earlier
+        )
+        return earlier
+    hint = (
+        f"the newest earlier complete checkpoint is {earlier} (set `resume_fallback: true` to resume from it)"
+        if earlier
+        else "no earlier checkpoint is complete"
+    )
+    raise ValueError(f"`resume_from_checkpoint`: {named} cannot be resumed from: {'; '.join(problems)}; {hint}.")
 
 
 def train_and_save(trainer, script_args, training_args, eval_dataset=None) -> None:
