@@ -1,6 +1,7 @@
 """Crash-safe resume: a kill at any stage of a checkpoint save never blocks a restart, and damaged checkpoint files
 are named before anything is loaded."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -73,6 +74,14 @@ def test_a_kill_at_any_save_stage_resumes_to_the_uninterrupted_weights(
     final, reference = load_file(out / "model.safetensors"), load_file(uninterrupted / "model.safetensors")
     for name, value in reference.items():
         torch.testing.assert_close(final[name], value, rtol=0, atol=0)
+    assert _logged(out, "num_tokens") == _logged(uninterrupted, "num_tokens")  # the count continues, not from 0
+    assert _logged(out, "ewc/penalty") == pytest.approx(_logged(uninterrupted, "ewc/penalty"), rel=1e-6)
+
+
+def _logged(run, key):
+    """The value of `key` logged at the last step."""
+    history = json.loads((run / "trainer_state.json").read_text())["log_history"]
+    return [entry[key] for entry in history if key in entry][-1]
 
 
 def _copy(checkpoint, tmp_path):

@@ -88,7 +88,9 @@ def test_registry_mixes_named_import_path_and_model_rewards(tmp_path):
         dataset_name="x", reward_funcs=["accuracy", "tests.test_rewards:user_reward", f"model:{tmp_path}"]
     )
     funcs = get_reward_funcs(args)
-    assert funcs[0] is accuracy_reward and funcs[1] is user_reward and funcs[2] == str(tmp_path)
+    # the user reward is guarded (errors name it), under its own name for TRL's logs
+    assert funcs[0] is accuracy_reward and funcs[1].__wrapped__ is user_reward and funcs[2] == str(tmp_path)
+    assert funcs[1].__name__ == "user_reward" and funcs[1](completions=["abcd", "a"]) == [1.0, 0.0]
     with pytest.raises(ValueError, match="unknown reward 'acuracy'"):
         get_reward_funcs(GRPOScriptArguments(dataset_name="x", reward_funcs=["acuracy"]))
     with pytest.raises(ValueError, match="`reward_funcs`: cannot import 'tests.test_rewards:nothing'"):

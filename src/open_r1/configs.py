@@ -112,6 +112,25 @@ class HubAndLoggingMixin:
     )
 
 
+def check_training_values(args) -> None:
+    """The Trainer's own values that would fail only after the model loaded (or never, training on nothing)."""
+    for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(args, key) < 1:
+            raise ValueError(f"`{key}` must be >= 1, got {getattr(args, key)}.")
+    if args.learning_rate < 0:
+        raise ValueError(f"`learning_rate` must be >= 0, got {args.learning_rate}.")
+    for key in ("max_length", "max_completion_length"):
+        value = getattr(args, key, None)
+        if value is not None and value < 1:
+            raise ValueError(f"`{key}` must be >= 1 (or unset), got {value}: every row would be cut to nothing.")
+    if args.max_steps == 0:
+        raise ValueError("`max_steps` must not be 0 (-1: train `num_train_epochs` epochs).")
+    if args.num_train_epochs <= 0 and args.max_steps <= 0:
+        raise ValueError(f"`num_train_epochs` must be > 0 when `max_steps` is unset, got {args.num_train_epochs}.")
+    if args.report_to is None or args.report_to == [] or None in list(args.report_to or []):
+        raise ValueError("`report_to` is empty: list integrations (`wandb`, `tensorboard`, ...) or write `none`.")
+
+
 @dataclass
 class ContinualLearningMixin(
     CustomOptimizerConfig, EMAConfig, TrustRegionConfig, EWCConfig, ReplayConfig, RetainDataConfig
@@ -120,6 +139,7 @@ class ContinualLearningMixin(
     method's own dataclass (in its file under `open_r1.continual`), validated by its own check."""
 
     def __post_init__(self):
+        check_training_values(self)  # before TrainingArguments' own, which fails on some of them with raw errors
         super().__post_init__()
         self.check_continual_args()
 
@@ -189,6 +209,15 @@ class GRPOScriptArguments(ScriptArguments):
             "'model:<path>' (sequence-classification verifier). Weights: `reward_weights`."
         },
     )
+    reward_errors: str = field(
+        default="raise",
+        metadata={
+            "help": "What a user reward ('package.module:function') that raises does: 'raise' stops the run naming "
+            "the reward, the completion and the error; 'none' scores the completions it raises on None (TRL leaves "
+            "them out) and logs their count as rewards/<name>/errors.",
+            "choices": ["raise", "none"],
+        },
+    )
     cosine_min_value_wrong: float = field(default=-1.0, metadata={"help": "Cosine reward: shortest wrong answer."})
     cosine_max_value_wrong: float = field(default=-0.5, metadata={"help": "Cosine reward: longest wrong answer."})
     cosine_min_value_correct: float = field(default=0.5, metadata={"help": "Cosine reward: longest right answer."})
@@ -206,6 +235,7 @@ class GRPOScriptArguments(ScriptArguments):
     soft_punish_cache: int = field(default=64, metadata={"help": "Soft overlong punishment: cache C (tokens)."})
     vrar_accuracy_weight: float = field(default=0.7, metadata={"help": "VRAR reward: weight of keyword accuracy."})
     vrar_format_weight: float = field(default=0.3, metadata={"help": "VRAR reward: weight of the format reward."})
+
     pass_at_k: list[int] = field(
         default_factory=lambda: [1],
         metadata={
@@ -213,6 +243,11 @@ class GRPOScriptArguments(ScriptArguments):
             "estimator over each prompt's group."
         },
     )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.reward_errors not in ("raise", "none"):
+            raise ValueError(f"`reward_errors` must be 'raise' or 'none', got {self.reward_errors!r}.")
 
 
 def check_grpo_arguments(script_args: GRPOScriptArguments, training_args: GRPOConfig) -> None:

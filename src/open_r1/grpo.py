@@ -18,10 +18,14 @@ from transformers import set_seed
 from trl import ModelConfig, TrlParser, get_peft_config
 
 from open_r1.configs import GRPOConfig, GRPOScriptArguments, check_grpo_arguments
+from open_r1.continual import needs_retain_data
+from open_r1.continual.retain_data import get_retain_dataset
 from open_r1.grpo_trainer import ContinualGRPOTrainer
-from open_r1.rewards import get_reward_funcs
+from open_r1.rewards import get_reward_funcs, reward_columns
 from open_r1.utils import get_dataset, get_model, get_tokenizer
 from open_r1.utils.callbacks import check_callbacks, get_callbacks
+from open_r1.utils.data import get_split, split_name
+from open_r1.utils.data_checks import check_columns, check_list_of_strings, check_prompts
 from open_r1.utils.model_utils import check_model_source
 from open_r1.utils.run_utils import setup_logging, train_and_save
 from open_r1.utils.wandb_logging import init_wandb_training
@@ -61,13 +65,22 @@ def main(script_args, training_args, model_args):
     if "wandb" in training_args.report_to:
         init_wandb_training(training_args)
 
+    # The data, checked before the model loads: splits with rows, prompts, the columns each reward reads.
     dataset = get_dataset(script_args)
-    for split in dataset:
-        if script_args.dataset_prompt_column not in dataset[split].column_names:
-            raise ValueError(
-                f"`dataset_prompt_column`: column '{script_args.dataset_prompt_column}' not in split "
-                f"'{split}' (columns: {dataset[split].column_names})."
-            )
+    splits = {"dataset_train_split": script_args.dataset_train_split}
+    if training_args.eval_strategy != "no":
+        splits["dataset_test_split"] = script_args.dataset_test_split
+    prompt_column = script_args.dataset_prompt_column
+    for key, split in splits.items():
+        data, what = get_split(dataset, script_args, split, key), split_name(script_args, split)
+        check_columns(data, what, [prompt_column], "`dataset_prompt_column`")
+        check_prompts(data, what, prompt_column)
+        for entry, func in zip(script_args.reward_funcs, reward_funcs):
+            columns = reward_columns(entry, func)
+            check_columns(data, what, columns, f"the `{entry}` reward reads it")
+            if "keywords" in columns:
+                check_list_of_strings(data, what, "keywords", f"the `{entry}` reward")
+    retain = get_retain_dataset(training_args) if needs_retain_data(training_args) else None
     dataset = dataset.map(
         make_conversation,
         fn_kwargs={"prompt_column": script_args.dataset_prompt_column, "system_prompt": training_args.system_prompt},
@@ -84,6 +97,7 @@ def main(script_args, training_args, model_args):
         args=training_args,
         train_dataset=dataset[script_args.dataset_train_split],
         eval_dataset=eval_dataset,
+        retain_dataset=retain,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
         callbacks=get_callbacks(training_args, model_args),

@@ -106,8 +106,10 @@ class ContinualGRPOTrainer(ContinualTrainerMixin, GRPOTrainer):
     """GRPO with the continual methods (EWC, EMA, DAdamW), pass@k of the accuracy reward and reasoning-behaviour
     rates logged with TRL's reward metrics."""
 
-    def __init__(self, model, reward_funcs, args, pass_at_k: list[int] | tuple[int, ...] = (1,), **kwargs):
-        methods = build_methods(args)
+    def __init__(
+        self, model, reward_funcs, args, pass_at_k: list[int] | tuple[int, ...] = (1,), retain_dataset=None, **kwargs
+    ):
+        methods = build_methods(args, retain_dataset)
         train_dataset = kwargs.pop("train_dataset", None)
         for method in methods:
             train_dataset = method.prepare_train_dataset(train_dataset)

@@ -116,7 +116,13 @@ def check_recipe(
     parsed, complaint = _parse(entry_point(path, config), render(raw, version), config)
     if complaint is not None:
         return problems + [f"{path}: {complaint}"]
-    script_args, training_args, _ = parsed
+    script_args, training_args, model_args = parsed
+    from .utils.model_utils import check_model_args
+
+    try:
+        check_model_args(model_args)
+    except ValueError as error:
+        problems.append(f"{path}: {error}")
     if entry_point(path, config) == "grpo":
         from .configs import check_grpo_arguments
 

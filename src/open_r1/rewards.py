@@ -13,6 +13,7 @@ Weights are TRL's `reward_weights`, one per entry.
 """
 
 import functools
+import inspect
 import logging
 import math
 import re
@@ -191,7 +192,9 @@ def keyword_reward(completions, keywords, **kwargs) -> list[float]:
     from .eval.judges import strip_think
 
     rewards = []
-    for completion, required in zip(completions, keywords):
+    for row, (completion, required) in enumerate(zip(completions, keywords)):
+        if isinstance(required, str):  # iterating it would match single letters
+            raise TypeError(f"keyword reward: `keywords` of row {row} is the string {required!r:.60}, not a list.")
         answer = strip_think(completion_text(completion)).lower()
         required = [k for k in (required or []) if isinstance(k, str) and k]
         rewards.append(sum(k.lower() in answer for k in required) / len(required) if required else 0.0)
@@ -233,6 +236,65 @@ def _registry(args) -> dict:
     }
 
 
+# The dataset columns each registered reward reads (TRL passes every column to every reward as a keyword list).
+REWARD_COLUMNS = {"accuracy": ("solution",), "cosine": ("solution",), "keyword": ("keywords",), "vrar": ("keywords",)}
+# What TRL passes to every reward besides the dataset's columns.
+TRL_REWARD_ARGUMENTS = {"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric"}
+
+
+def reward_columns(entry: str, func) -> tuple[str, ...]:
+    """The dataset columns the reward `entry` (as named in `reward_funcs`) needs: the registered ones' own, a user
+    function's required keyword parameters that TRL does not supply; none for a verifier model (it reads the text)."""
+    if entry in REWARD_COLUMNS:
+        return REWARD_COLUMNS[entry]
+    if not callable(func):
+        return ()
+    parameters = inspect.signature(func).parameters.values()
+    return tuple(
+        p.name
+        for p in parameters
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.default is p.empty
+        and p.name not in TRL_REWARD_ARGUMENTS
+        and p.name != "environments"
+    )
+
+
+def guarded_reward(func, name: str, on_error: str):
+    """A user reward that, when it raises, says which reward and which completion: `on_error` "raise" stops with the
+    reward's name, the completion's index and the original error; "none" scores each completion alone and gives the
+    ones it raises on None (left out by TRL), counted in `rewards/<name>/errors`."""
+
+    @functools.wraps(func)
+    def reward(completions, **kwargs):
+        try:
+            return func(completions=completions, **kwargs)
+        except Exception as batch_error:  # noqa: BLE001 - re-raised below with the reward and completion named
+            scores, failures = [], []
+            for index in range(len(completions)):
+                one = {
+                    key: value[index : index + 1]
+                    if isinstance(value, list) and len(value) == len(completions)
+                    else value
+                    for key, value in kwargs.items()
+                }
+                try:
+                    scores.append(func(completions=completions[index : index + 1], **one)[0])
+                except Exception as error:  # noqa: BLE001
+                    scores.append(None)
+                    failures.append((index, error))
+            index, error = failures[0] if failures else (None, batch_error)
+            if on_error == "raise" or not failures:
+                where = f"completion {index}" if index is not None else "the batch (no single completion fails)"
+                raise RuntimeError(f"Reward `{name}` raised on {where}: {type(error).__name__}: {error}") from error
+            logger.warning("Reward `%s` raised on %d completion(s), scored None: %s", name, len(failures), error)
+            if callable(kwargs.get("log_metric")):
+                kwargs["log_metric"](f"rewards/{name}/errors", float(len(failures)))
+            return scores
+
+    return reward
+
+
 def get_reward_funcs(script_args) -> list:
     """The recipe's `reward_funcs` as what `GRPOTrainer` takes: callables or verifier model paths."""
     registry = _registry(script_args)
@@ -241,7 +303,8 @@ def get_reward_funcs(script_args) -> list:
         if entry.startswith("model:"):
             funcs.append(entry.removeprefix("model:"))  # TRL loads it as AutoModelForSequenceClassification
         elif ":" in entry:
-            funcs.append(import_callable(entry, "reward_funcs"))
+            user = import_callable(entry, "reward_funcs")
+            funcs.append(guarded_reward(user, getattr(user, "__name__", entry), script_args.reward_errors))
         elif entry in registry:
             funcs.append(registry[entry]())  # TRL logs it as rewards/<function name>/mean
         else:

@@ -16,10 +16,12 @@ from transformers import set_seed
 from trl import ModelConfig, TrlParser, get_peft_config
 
 from open_r1.configs import ScriptArguments, SFTConfig
+from open_r1.continual import needs_retain_data
+from open_r1.continual.retain_data import get_retain_dataset
 from open_r1.trainers import ContinualSFTTrainer
 from open_r1.utils import get_dataset, get_model, get_tokenizer
 from open_r1.utils.callbacks import check_callbacks, get_callbacks
-from open_r1.utils.data import add_system_prompt
+from open_r1.utils.data import add_system_prompt, check_sft_rows, get_split, split_name
 from open_r1.utils.model_utils import check_model_source
 from open_r1.utils.run_utils import setup_logging, train_and_save
 from open_r1.utils.wandb_logging import init_wandb_training
@@ -41,17 +43,16 @@ def main(script_args, training_args, model_args):
     if "wandb" in training_args.report_to:
         init_wandb_training(training_args)
 
-    dataset = add_system_prompt(get_dataset(script_args), training_args.system_prompt)
-    if script_args.dataset_train_split not in dataset:
-        raise KeyError(f"`dataset_train_split`: split '{script_args.dataset_train_split}' not in {list(dataset)}.")
-    eval_dataset = None
+    # The data, checked before the model loads: splits with rows, chats that end with a reply, the retain set.
+    dataset = get_dataset(script_args)
+    splits = {"dataset_train_split": script_args.dataset_train_split}
     if training_args.eval_strategy != "no":
-        if script_args.dataset_test_split not in dataset:
-            raise KeyError(
-                f"`dataset_test_split`: split '{script_args.dataset_test_split}' not in {list(dataset)} "
-                "but `eval_strategy` is not 'no'."
-            )
-        eval_dataset = dataset[script_args.dataset_test_split]
+        splits["dataset_test_split"] = script_args.dataset_test_split
+    for key, split in splits.items():
+        check_sft_rows(get_split(dataset, script_args, split, key), split_name(script_args, split))
+    dataset = add_system_prompt(dataset, training_args.system_prompt)
+    eval_dataset = dataset[script_args.dataset_test_split] if "dataset_test_split" in splits else None
+    retain = get_retain_dataset(training_args) if needs_retain_data(training_args) else None
 
     tokenizer = get_tokenizer(model_args, training_args)
     model = get_model(model_args, training_args)
@@ -61,6 +62,7 @@ def main(script_args, training_args, model_args):
         args=training_args,
         train_dataset=dataset[script_args.dataset_train_split],
         eval_dataset=eval_dataset,
+        retain_dataset=retain,
         processing_class=tokenizer,
         peft_config=get_peft_config(model_args),
         callbacks=get_callbacks(training_args, model_args),

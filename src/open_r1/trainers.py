@@ -26,11 +26,12 @@ class ContinualSFTTrainer(ContinualTrainerMixin, SFTTrainer):
     # A preset's `custom_optim`; when set it overrides the recipe's.
     preset_custom_optim: str | None = None
 
-    def __init__(self, model, args, train_dataset=None, **kwargs):
+    def __init__(self, model, args, train_dataset=None, retain_dataset=None, **kwargs):
+        """`retain_dataset`: the retain split when the caller has loaded it already (else loaded here if needed)."""
         if self.preset_custom_optim is not None:
             args.custom_optim = self.preset_custom_optim
             args.check_continual_args()
-        methods = build_methods(args)
+        methods = build_methods(args, retain_dataset)
         for method in methods:  # before TRL tokenises it: e.g. replay mixes retain rows in
             train_dataset = method.prepare_train_dataset(train_dataset)
         super().__init__(model=model, args=args, train_dataset=train_dataset, **kwargs)

@@ -21,11 +21,16 @@ def enabled_methods(args) -> list[type[ContinualMethod]]:
     return [method for method in METHODS if method.enabled(args)]
 
 
-def build_methods(args) -> list[ContinualMethod]:
-    """The methods a recipe enables, built before the trainer; the retain split is loaded once, for all of them."""
-    enabled = enabled_methods(args)
-    retain = get_retain_dataset(args) if any(method.needs_retain_data for method in enabled) else None
-    return [method.from_args(args, retain) for method in enabled]
+def needs_retain_data(args) -> bool:
+    return any(method.needs_retain_data for method in enabled_methods(args))
+
+
+def build_methods(args, retain=None) -> list[ContinualMethod]:
+    """The methods a recipe enables, built before the trainer; the retain split is loaded once, for all of them (or
+    given: the entry points load and check it before the model)."""
+    if retain is None and needs_retain_data(args):
+        retain = get_retain_dataset(args)
+    return [method.from_args(args, retain) for method in enabled_methods(args)]
 
 
 __all__ = [

@@ -41,6 +41,7 @@ from .fisher import (
     FISHER_ESTIMATORS,
     FISHER_KINDS,
     FISHER_NORMALIZATIONS,
+    check_fisher_options,
     completion_log_probs,
     compute_fisher,
     compute_fisher_partitioned,
@@ -168,6 +169,15 @@ class EWCConfig:
     )
 
     def check_ewc_args(self) -> None:
+        check_fisher_options(self.fisher_kind, self.fisher_estimator, self.fisher_normalization)
+        for key, value, choices in (
+            ("recompute_fisher_mode", self.recompute_fisher_mode, RECOMPUTE_MODES),
+            ("fisher_storage_dtype", self.fisher_storage_dtype, ("float32", "bfloat16")),
+        ):
+            if value not in choices:
+                raise ValueError(f"`{key}` must be one of {choices}, got {value!r}.")
+        if self.fisher_drift_threshold < 0:
+            raise ValueError(f"`fisher_drift_threshold` must be >= 0, got {self.fisher_drift_threshold}.")
         if self.use_ewc and self.retain_dataset_id is None:
             raise ValueError("EWC (`use_ewc` / `custom_optim: fisher`) needs `retain_dataset_id` for its Fisher.")
         if self.ewc_lambda < 0:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..utils.data import add_system_prompt, check_source, load_dataset_any
+from ..utils.data_checks import check_chats, check_columns, check_rows
 
 
 @dataclass
@@ -31,10 +32,17 @@ class RetainDataConfig:
 
 
 def get_retain_dataset(args):
-    """The retain split the recipe names (`retain_dataset_id`, `_config`, `_split`), formatted as the update data is
-    (the recipe's `system_prompt`), for replay and the Fisher alike."""
+    """The retain split the recipe names (`retain_dataset_id`, `_config`, `_split`), checked (rows, and chats that
+    end with a reply: replay trains on them, the Fisher differentiates them) and formatted as the update data is (the
+    recipe's `system_prompt`), for replay and the Fisher alike."""
     check_source(args.retain_dataset_id, "retain_dataset_id")
-    retain = load_dataset_any(args.retain_dataset_id, args.retain_dataset_config, split=args.retain_dataset_split)
+    retain = load_dataset_any(
+        args.retain_dataset_id, args.retain_dataset_config, split=args.retain_dataset_split, key="retain_dataset_id"
+    )
+    what = f"`retain_dataset_id` '{args.retain_dataset_id}' split '{args.retain_dataset_split}'"
+    check_rows(retain, what)
+    check_columns(retain, what, ["messages"], "replay and the Fisher read chats")
+    check_chats(retain, what)
     return add_system_prompt(retain, args.system_prompt)
 
 

@@ -25,6 +25,21 @@ def _named_model(value: str) -> tuple[str, str]:
     return name, path
 
 
+def seed(text: str) -> int:
+    """An argparse type: a training seed, 0 to 2**32 - 1 (numpy's range), refused before any run folder is made."""
+    value = int(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"a seed must be in [0, 2**32), got {value}")
+    return value
+
+
+def positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m open_r1.testbed", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -51,8 +66,8 @@ def main(argv=None) -> int:
     compare.add_argument("--output", help="Output directory (default: ROOT/compare, or ROOT/compare-quick).")
     compare.add_argument("--recipes", default="recipes/tiny", help="The tiny recipes (default: %(default)s).")
     compare.add_argument("--methods", nargs="+", choices=list(METHODS), help="Methods to run (default: all).")
-    compare.add_argument("--seeds", nargs="+", type=int, help="Training seeds (default: 0 1 2; --quick: 0).")
-    compare.add_argument("--max-steps", type=int, help="Cap every run at this many optimizer steps.")
+    compare.add_argument("--seeds", nargs="+", type=seed, help="Training seeds (default: 0 1 2; --quick: 0).")
+    compare.add_argument("--max-steps", type=positive, help="Cap every run at this many optimizer steps.")
     compare.add_argument(
         "--quick",
         action="store_true",

@@ -8,6 +8,8 @@ from pathlib import Path
 import datasets
 from datasets import DatasetDict, concatenate_datasets
 
+from .data_checks import check_chats, check_data_file, check_rows, check_saved_dataset
+
 
 logger = logging.getLogger(__name__)
 
@@ -45,10 +47,13 @@ def dataset_sources(script_args) -> list[tuple[str, str]]:
     return [("dataset_name", script_args.dataset_name)]
 
 
-def load_dataset_any(path: str, config: str | None = None, split: str | None = None):
-    """`load_from_disk` for `save_to_disk` directories, the file builders for data files, else `load_dataset`."""
+def load_dataset_any(path: str, config: str | None = None, split: str | None = None, key: str = "dataset_name"):
+    """`load_from_disk` for `save_to_disk` directories, the file builders for data files (checked first: not empty,
+    valid UTF-8), else `load_dataset`. `key` is the recipe key that names `path`, for error messages."""
+    check_data_file(path, key)
     local = Path(path).expanduser()
     if local.is_dir() and ((local / "dataset_dict.json").exists() or (local / "state.json").exists()):
+        check_saved_dataset(path, key)
         loaded = datasets.load_from_disk(str(local))
         return loaded[split] if split is not None and isinstance(loaded, DatasetDict) else loaded
     if local.is_file() and local.suffix in _DATA_FILE_BUILDERS:
@@ -71,8 +76,8 @@ def get_dataset(args) -> DatasetDict:
 
     mixture = args.dataset_mixture
     parts = []
-    for entry in mixture.datasets:
-        part = load_dataset_any(entry.id, entry.config, split=entry.split)
+    for index, entry in enumerate(mixture.datasets):
+        part = load_dataset_any(entry.id, entry.config, split=entry.split, key=f"dataset_mixture.datasets[{index}].id")
         if entry.columns is not None:
             part = part.select_columns(entry.columns)
         if entry.weight is not None:
@@ -97,3 +102,28 @@ def add_system_prompt(dataset, system_prompt: str | None):
         return {"messages": [{"role": "system", "content": system_prompt}, *messages]}
 
     return dataset.map(prepend)
+
+
+def split_name(args, split: str) -> str:
+    """How an error names a split of the training data."""
+    source = f"`dataset_name` '{args.dataset_name}'" if args.dataset_mixture is None else "the `dataset_mixture`"
+    return f"{source} split '{split}'"
+
+
+def get_split(dataset: DatasetDict, args, split: str, key: str):
+    """One split of the training data, which must exist and have rows (`key`: the recipe key that names it)."""
+    if split not in dataset:
+        raise KeyError(f"`{key}`: split '{split}' not in {list(dataset)}.")
+    check_rows(dataset[split], split_name(args, split))
+    return dataset[split]
+
+
+def check_sft_rows(data, what: str) -> None:
+    """SFT data in one of TRL's formats: `messages` chats ending with an assistant reply, prompt/completion, text."""
+    if "messages" in data.column_names:
+        check_chats(data, what)
+    elif not ({"prompt", "completion"} <= set(data.column_names) or "text" in data.column_names):
+        raise ValueError(
+            f"{what} has none of SFT's formats (a `messages` column, `prompt` and `completion`, or `text`); its "
+            f"columns are {data.column_names}."
+        )

@@ -38,7 +38,16 @@ def get_model(model_args: ModelConfig, training_args) -> AutoModelForCausalLM:
     )
 
 
-def check_model_source(model_args: ModelConfig) -> None:
+def check_model_args(model_args: ModelConfig) -> None:
+    """The model keys' values (the recipe checker runs this too)."""
     if not model_args.model_name_or_path:
         raise ValueError("`model_name_or_path` must be set.")
+    dtype = model_args.dtype
+    if dtype not in ("auto", None) and not isinstance(getattr(torch, str(dtype), None), torch.dtype):
+        raise ValueError(f"`dtype`: unknown torch dtype {dtype!r}; use auto, bfloat16, float16 or float32.")
+
+
+def check_model_source(model_args: ModelConfig) -> None:
+    """The model's values and its path (or Hub reachability), before anything is loaded."""
+    check_model_args(model_args)
     check_source(model_args.model_name_or_path, "model_name_or_path", kind="model")

@@ -1,0 +1,159 @@
+"""Bad data and bad values fail before the model loads, naming the dataset, split, row and column (or the key)."""
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from datasets import Dataset, DatasetDict
+from trl import ModelConfig, TrlParser
+
+from open_r1 import grpo, sft
+from open_r1.configs import GRPOConfig, GRPOScriptArguments, ScriptArguments, SFTConfig
+from open_r1.recipes import check_recipe
+
+from .conftest import REPO, world_args
+
+
+CHAT = [{"role": "user", "content": "What is 2 + 2?"}, {"role": "assistant", "content": "\\boxed{4}"}]
+
+
+class _ModelLoaded(Exception):
+    pass
+
+
+def _fail_before_the_model(monkeypatch, entry, recipe, cli, error, match):
+    """Run the entry point's `main` on the tiny recipe + `cli`; it must stop with `error` matching `match` before
+    `get_model` is called. Returns the seconds it took."""
+
+    def load_model(*args, **kwargs):
+        raise _ModelLoaded
+
+    monkeypatch.setattr(entry, "get_model", load_model)
+    classes = (
+        (GRPOScriptArguments, GRPOConfig, ModelConfig) if entry is grpo else (ScriptArguments, SFTConfig, ModelConfig)
+    )
+    args = TrlParser(classes).parse_args_and_config(["--config", recipe, *cli])
+    start = time.perf_counter()
+    with pytest.raises(error, match=match):
+        entry.main(*args)
+    return time.perf_counter() - start
+
+
+def _jsonl(path, rows, raw: bytes = b""):
+    path.write_bytes(b"".join(json.dumps(r).encode() + b"\n" for r in rows) + raw)
+    return str(path)
+
+
+SFT_RECIPE, GRPO_RECIPE = "recipes/tiny/sft/config_sft.yaml", "recipes/tiny/grpo/config_grpo.yaml"
+
+
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("invalid UTF-8", r"`dataset_name`: '.*bad.jsonl' line 3 is not valid UTF-8"),
+        ("user turn only", r"split 'train', row 1, column `messages`: the chat does not end with an assistant reply"),
+        ("empty file", r"`dataset_name`: the data file '.*bad.jsonl' is empty"),
+        ("empty split", r"`dataset_name`: '.*empty' split 'train' has no rows"),
+        ("no chats", r"has none of SFT's formats"),
+    ],
+)
+def test_bad_sft_data_fails_before_the_model_loads(world, tmp_path, monkeypatch, case, match):
+    path = tmp_path / "bad.jsonl"
+    if case == "invalid UTF-8":
+        data = _jsonl(path, [{"messages": CHAT}] * 2, b'{"messages": [{"role": "user", "content": "\xff\xfe"}]}\n')
+    elif case == "user turn only":
+        data = _jsonl(path, [{"messages": CHAT}, {"messages": CHAT[:1]}])
+    elif case == "empty file":
+        path.write_bytes(b"")
+        data = str(path)
+    elif case == "empty split":
+        DatasetDict({"train": Dataset.from_list([{"messages": CHAT}]).select([])}).save_to_disk(tmp_path / "empty")
+        data = str(tmp_path / "empty")
+    else:
+        data = _jsonl(path, [{"question": "2 + 2?"}])
+    cli = [*world_args(world, tmp_path / "out"), "--dataset_name", data]
+    seconds = _fail_before_the_model(monkeypatch, sft, SFT_RECIPE, cli, ValueError, match)
+    assert seconds < 10, seconds
+
+
+def test_a_retain_chat_without_a_reply_fails_before_the_model_loads(world, tmp_path, monkeypatch):
+    retain = _jsonl(tmp_path / "retain.jsonl", [{"messages": CHAT}, {"messages": CHAT}, {"messages": CHAT[:1]}])
+    cli = [*world_args(world, tmp_path / "out"), "--replay_ratio", "0.1", "--retain_dataset_id", retain]
+    match = r"`retain_dataset_id` '.*retain.jsonl' split 'train', row 2, column `messages`"
+    _fail_before_the_model(monkeypatch, sft, SFT_RECIPE, cli, ValueError, match)
+
+
+@pytest.mark.parametrize(
+    "rows, rewards, match",
+    [
+        ([{"problem": "2 + 2?"}], ["accuracy"], r"has no column \['solution'\] \(the `accuracy` reward reads it\)"),
+        ([{"problem": ""}], ["format"], r"row 0, column `problem`: the prompt is empty"),
+        (
+            [{"problem": "Name a colour", "keywords": "red"}],
+            ["keyword"],
+            r"row 0, column `keywords` \(the `keyword` reward\): expected a list of strings, got str",
+        ),
+    ],
+    ids=["no solution column", "empty prompt", "keywords a string"],
+)
+def test_bad_grpo_data_fails_before_the_model_loads(world, tmp_path, monkeypatch, rows, rewards, match):
+    data = _jsonl(tmp_path / "prompts.jsonl", rows)
+    cli = [*world_args(world, tmp_path / "out"), "--dataset_name", data, "--dataset_prompt_column", "problem"]
+    cli += ["--reward_funcs", *rewards]
+    cli += ["--reward_weights", *["1.0"] * len(rewards)]
+    _fail_before_the_model(monkeypatch, grpo, GRPO_RECIPE, cli, ValueError, match)
+
+
+@pytest.mark.parametrize(
+    "changes, problem",
+    [
+        ({"per_device_train_batch_size": 0}, "`per_device_train_batch_size` must be >= 1, got 0"),
+        ({"gradient_accumulation_steps": 0}, "`gradient_accumulation_steps` must be >= 1, got 0"),
+        ({"learning_rate": -1.0}, "`learning_rate` must be >= 0, got -1.0"),
+        ({"max_length": 0}, "`max_length` must be >= 1 (or unset), got 0"),
+        ({"dtype": "float99"}, "`dtype`: unknown torch dtype 'float99'"),
+        ({"report_to": None}, "`report_to` is empty"),
+        ({"use_ewc": True, "retain_dataset_id": "x/y", "fisher_kind": "bogus"}, "`fisher_kind` must be one of"),
+        ({"replay_mode": "bogus"}, "`replay_mode` must be one of"),
+    ],
+)
+def test_bad_values_are_reported_by_the_checker_before_any_compute(tmp_path, changes, problem):
+    recipe = yaml.safe_load((REPO / SFT_RECIPE).read_text())
+    path = tmp_path / "config_bad.yaml"
+    path.write_text(yaml.safe_dump({**recipe, **changes}))
+    problems = check_recipe(path, allow_missing=("data/",))
+    assert any(problem in p for p in problems), problems
+
+
+def _raises_on_the_third(completions, **kwargs):
+    if len(completions) > 2 or "third" in str(completions):
+        raise ZeroDivisionError("division by zero")
+    return [1.0] * len(completions)
+
+
+def test_a_raising_user_reward_is_named_with_its_completion_or_scored_none():
+    from open_r1.rewards import guarded_reward
+
+    completions = ["first", "second", "third"]
+    raising = guarded_reward(_raises_on_the_third, "my_reward", "raise")
+    with pytest.raises(RuntimeError, match=r"Reward `my_reward` raised on completion 2: ZeroDivisionError"):
+        raising(completions=completions, solution=["1", "2", "3"])
+    logged = {}
+    lenient = guarded_reward(_raises_on_the_third, "my_reward", "none")
+    scores = lenient(completions=completions, solution=["1", "2", "3"], log_metric=logged.__setitem__)
+    assert scores == [1.0, 1.0, None] and logged == {"rewards/my_reward/errors": 1.0}
+
+
+def test_compare_refuses_a_negative_seed_before_making_any_folder(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "open_r1.testbed", "compare", "--output", str(tmp_path / "cmp"), "--seeds", "-1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO / "src"), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 2 and "a seed must be in [0, 2**32), got -1" in result.stderr
+    assert not (tmp_path / "cmp").exists()
