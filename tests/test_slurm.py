@@ -43,7 +43,7 @@ def _workdir(tmp_path: Path, recipe_text: str, task: str) -> Path:
     return work
 
 
-def _run(work, env, task, accelerator="zero2"):
+def _run(work, env, task, accelerator="zero2", args="--seed 7"):
     return subprocess.run(
         [
             "bash",
@@ -57,7 +57,7 @@ def _run(work, env, task, accelerator="zero2"):
             "--accelerator",
             accelerator,
             "--args",
-            "--seed 7",
+            args,
         ],
         cwd=work,
         env=env,
@@ -131,6 +131,21 @@ def test_evaluate_job_runs_the_evaluation_entry_point(tmp_path):
     ]
     bad = subprocess.run([*command, "--task", "math_500", "--parallel", "pipeline"], cwd=tmp_path, env=env)
     assert bad.returncode == 1
+    # the fork's positional form: TASK_NAME TASKS MODEL_ID MODEL_REVISION TENSOR_PARALLEL
+    positional = ["bash", str(REPO / "scripts/slurm/evaluate.slurm"), "math_500", "custom|math_500|0|0", "org/model"]
+    fork = subprocess.run(
+        [*positional, "v1", "True"], cwd=tmp_path, env={**env, "EVAL_PYTHON": str(eval_python)}, capture_output=True
+    )
+    assert fork.returncode == 0, fork.stderr
+    assert (
+        (tmp_path / "srun.log")
+        .read_text()
+        .splitlines()[-1]
+        .startswith(
+            f"--nodes=1 --ntasks=1 {eval_python} -m open_r1.eval.run run --model org/model --revision v1 "
+            "--task math_500 --parallel tensor"
+        )
+    )
 
 
 def test_run_benchmarks_submits_one_evaluation_job_per_task(tmp_path):
@@ -153,3 +168,27 @@ def test_run_benchmarks_submits_one_evaluation_job_per_task(tmp_path):
     )
     bad = subprocess.run([*script, "--benchmarks", "mmlu"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown task" in bad.stderr
+
+
+@pytest.mark.parametrize("override", ["--gradient_accumulation_steps=8", "--gradient_accumulation_steps 8"])
+def test_args_reach_the_training_command_and_accelerate(tmp_path, override):
+    """`--args` overrides reach the training script, and a gradient-accumulation override also reaches accelerate's
+    own flag (it read the recipe's value whatever `--args` said)."""
+    recipe = (REPO / "recipes/meta-llama/Llama-3.1-8B-Instruct/sft/config_distill_v00.06.yaml").read_text()
+    env = _fake_cluster(tmp_path, "node1")
+    result = _run(_workdir(tmp_path, recipe, "sft"), env, "sft", args=f"--learning_rate 2e-6 {override}")
+    assert result.returncode == 0, result.stderr
+    (launch,) = (tmp_path / "srun.log").read_text().splitlines()
+    assert "--gradient_accumulation_steps 8 " in launch and "--gradient_accumulation_steps 4" not in launch
+    assert launch.endswith(f"--config logs/config_sft_test_v01.02_42.yaml --learning_rate 2e-6 {override}")
+
+
+def test_any_recipe_folder_under_the_model_runs_its_entry_point(tmp_path):
+    """Fork users keep recipes in `sft_science`, `sft_code`, `cl_experiments`, ...: any folder works; a folder named
+    like `grpo*` runs grpo.py, every other sft.py."""
+    recipe = (REPO / "recipes/meta-llama/Llama-3.1-8B-Instruct/sft/config_distill_v00.06.yaml").read_text()
+    env = _fake_cluster(tmp_path, "node1")
+    result = _run(_workdir(tmp_path, recipe, "sft_science"), env, "sft_science")
+    assert result.returncode == 0, result.stderr
+    (launch,) = (tmp_path / "srun.log").read_text().splitlines()
+    assert "src/open_r1/sft.py --config logs/config_sft_science_test_v01.02_42.yaml" in launch
