@@ -11,11 +11,14 @@ from setuptools import find_packages, setup
 
 _deps = [
     "accelerate==1.15.0",
+    "bitsandbytes>=0.45",
     "datasets==5.2.0",
     "deepspeed==0.19.8",
     "hf_transfer>=0.1.4",
     "huggingface-hub>=1.0",
+    "flash-attn>=2.7",
     "hypothesis>=6.100",
+    "liger-kernel>=0.5",
     "math-verify==0.9.0",
     "matplotlib>=3.8",
     "packaging>=23.0",
@@ -49,6 +52,11 @@ extras["plots"] = deps_list("matplotlib")
 extras["wandb"] = deps_list("wandb")
 extras["deepspeed"] = deps_list("deepspeed")
 extras["vllm"] = deps_list("vllm")  # CUDA only; generation falls back to transformers without it
+# Kernels and optimizers the fork's recipes use (`use_liger_kernel`, `attn_implementation: flash_attention_2`,
+# `optim: paged_adamw_8bit`): GPU only (flash-attn compiles against the installed CUDA torch), never needed on CPU.
+extras["liger"] = deps_list("liger-kernel")
+extras["flash"] = deps_list("flash-attn")
+extras["bnb"] = deps_list("bitsandbytes")
 extras["dev"] = extras["quality"] + extras["tests"] + extras["plots"]
 
 install_requires = deps_list(

@@ -394,7 +394,7 @@ def _ema_trainer(world, tmp_path, **overrides):
 def test_ema_is_what_evaluations_checkpoints_and_pushes_see(world, tmp_path, monkeypatch):
     """Every evaluation runs on the EMA, every checkpoint holds the EMA as a model (`ema/`, pushed by
     `push_to_hub_revision`) beside the raw weights it resumes from (review item 11)."""
-    from open_r1.utils.callbacks import PushToHubRevisionCallback
+    from open_r1.callbacks import PushToHubRevisionCallback
 
     trainer = _ema_trainer(world, tmp_path)
     trainer.train()

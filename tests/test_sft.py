@@ -124,3 +124,20 @@ def test_bad_mixture_entry_names_its_key(tmp_path):
     recipe = {**_recipe(), "dataset_mixture": {"datasets": [{"id": "a", "wieght": 0.5}]}}
     with pytest.raises(ValueError, match=r"dataset_mixture.datasets\[0\].*wieght"):
         _parse(recipe, tmp_path)
+
+
+def test_several_evaluation_splits_and_a_named_retain_column(world, tmp_path):
+    """The fork's `dataset_eval_splits` evaluates each split under its own name, and `retain_dataset_column` reads
+    the retain chats from another column (replay on)."""
+    from datasets import load_from_disk
+
+    retain = load_from_disk(str(world.retain))["train"].rename_column("messages", "chat")
+    retain.save_to_disk(str(tmp_path / "retain"))
+    overrides = [*world_args(world, tmp_path / "out"), "--max_steps", "2", "--eval_strategy", "steps"]
+    overrides += ["--eval_steps", "2", "--dataset_eval_splits", "test", "train", "--save_strategy", "no"]
+    overrides += ["--replay_ratio", "0.1", "--retain_dataset_id", str(tmp_path / "retain")]
+    overrides += ["--retain_dataset_column", "chat", "--per_device_eval_batch_size", "64"]
+    sft.main(*_parse(_recipe(), tmp_path, *overrides))
+    history = json.loads((tmp_path / "out" / "trainer_state.json").read_text())["log_history"]
+    logged = {key for entry in history for key in entry}
+    assert {"eval_test_loss", "eval_train_loss"} <= logged

@@ -31,6 +31,7 @@ def _fake_cluster(tmp_path: Path, nodes: str) -> dict:
         "PYTHONPATH": str(REPO / "src"),
         "SLURM_JOB_NODELIST": nodes,
         "SLURM_JOB_ID": "42",
+        "RECIPE_CHECK_ARGS": "--allow-missing-packages",  # vllm and liger are GPU packages: not here
     }
 
 
@@ -192,3 +193,25 @@ def test_any_recipe_folder_under_the_model_runs_its_entry_point(tmp_path):
     assert result.returncode == 0, result.stderr
     (launch,) = (tmp_path / "srun.log").read_text().splitlines()
     assert "src/open_r1/sft.py --config logs/config_sft_science_test_v01.02_42.yaml" in launch
+
+
+def test_each_pushed_checkpoint_submits_its_benchmarks(tmp_path, monkeypatch):
+    """`callbacks: [push_to_hub_revision]` with `benchmarks:` pushes each checkpoint and submits one evaluation job
+    per benchmark task for its branch (the Hub calls replaced; `sbatch` a stub)."""
+    from types import SimpleNamespace
+
+    from open_r1.callbacks import PushToHubRevisionCallback
+
+    env = _fake_cluster(tmp_path, "node1")
+    sbatch = tmp_path / "bin" / "sbatch"
+    sbatch.write_text(f'#!/bin/bash\nprintf "%s\\n" "$*" >> {tmp_path}/sbatch.log\n')
+    sbatch.chmod(0o755)
+    monkeypatch.setenv("PATH", env["PATH"])
+    monkeypatch.setattr("huggingface_hub.create_branch", lambda **kwargs: None)
+    monkeypatch.setattr("huggingface_hub.upload_folder", lambda **kwargs: None)
+    args = SimpleNamespace(
+        output_dir=str(tmp_path), hub_model_id="org/model", hub_model_revision="main", benchmarks=["math_500"]
+    )
+    PushToHubRevisionCallback(None).on_save(args, SimpleNamespace(is_world_process_zero=True, global_step=5), None)
+    (job,) = (tmp_path / "sbatch.log").read_text().splitlines()
+    assert "--model org/model --revision main-step-000000005 --task math_500" in job

@@ -1,6 +1,7 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """Configs of the entry points: Open R1's `ScriptArguments` and `SFTConfig` on top of TRL's."""
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,6 +13,20 @@ from .continual.replay import ReplayConfig
 from .continual.retain_data import RetainDataConfig
 from .continual.trust_region import TrustRegionConfig
 from .optims import CustomOptimizerConfig
+
+
+_DEFERRED = {"checks": False}
+
+
+@contextlib.contextmanager
+def deferred_checks():
+    """Build the configs without running this project's checks (the recipe checker runs each group itself, so that
+    it can report every problem of a recipe at once, not just the first)."""
+    _DEFERRED["checks"] = True
+    try:
+        yield
+    finally:
+        _DEFERRED["checks"] = False
 
 
 @dataclass
@@ -46,6 +61,13 @@ class ScriptArguments(trl.ScriptArguments):
             "`dataset_mixture` is set."
         },
     )
+    dataset_eval_splits: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Evaluate on each of these splits (metrics `eval_<split>_loss`, ...), e.g. the fork's "
+            "[test_en, test_ba]; unset: `dataset_test_split` alone."
+        },
+    )
     dataset_mixture: dict[str, Any] | None = field(
         default=None,
         metadata={
@@ -56,10 +78,20 @@ class ScriptArguments(trl.ScriptArguments):
     )
 
     def __post_init__(self):
+        if not _DEFERRED["checks"]:
+            for check in self.checks():
+                check()
+        if self.dataset_mixture is not None:
+            self.dataset_mixture = _parse_mixture(self.dataset_mixture)
+
+    def checks(self) -> list:
+        return [self.check_dataset_source]
+
+    def check_dataset_source(self) -> None:
         if self.dataset_name is None and self.dataset_mixture is None:
             raise ValueError("Either `dataset_name` or `dataset_mixture` must be provided.")
         if self.dataset_mixture is not None:
-            self.dataset_mixture = _parse_mixture(self.dataset_mixture)
+            _parse_mixture(self.dataset_mixture)
 
 
 def _parse_mixture(mixture: dict[str, Any] | DatasetMixtureConfig) -> DatasetMixtureConfig:
@@ -127,7 +159,7 @@ def check_training_values(args) -> None:
         raise ValueError("`max_steps` must not be 0 (-1: train `num_train_epochs` epochs).")
     if args.num_train_epochs <= 0 and args.max_steps <= 0:
         raise ValueError(f"`num_train_epochs` must be > 0 when `max_steps` is unset, got {args.num_train_epochs}.")
-    if args.report_to is None or args.report_to == [] or None in list(args.report_to or []):
+    if args.report_to is None or (isinstance(args.report_to, list) and None in args.report_to):
         raise ValueError("`report_to` is empty: list integrations (`wandb`, `tensorboard`, ...) or write `none`.")
 
 
@@ -139,16 +171,25 @@ class ContinualLearningMixin(
     method's own dataclass (in its file under `open_r1.continual`), validated by its own check."""
 
     def __post_init__(self):
-        check_training_values(self)  # before TrainingArguments' own, which fails on some of them with raw errors
+        if not _DEFERRED["checks"]:
+            check_training_values(self)  # before TrainingArguments' own, which fails on some with raw errors
         super().__post_init__()
-        self.check_continual_args()
+        if not _DEFERRED["checks"]:
+            self.check_continual_args()
+
+    def continual_checks(self) -> list:
+        """Each method's check, in order (first: `custom_optim: fisher` turns EWC on)."""
+        return [
+            self.check_custom_optimizer_args,
+            self.check_replay_args,
+            self.check_ewc_args,
+            self.check_trust_region_args,
+            self.check_ema_args,
+        ]
 
     def check_continual_args(self) -> None:
-        self.check_custom_optimizer_args()  # first: `custom_optim: fisher` turns EWC on
-        self.check_replay_args()
-        self.check_ewc_args()
-        self.check_trust_region_args()
-        self.check_ema_args()
+        for check in self.continual_checks():
+            check()
 
 
 @dataclass
@@ -178,8 +219,10 @@ class GRPOConfig(ContinualLearningMixin, HubAndLoggingMixin, trl.GRPOConfig):
         },
     )
 
-    def check_continual_args(self) -> None:
-        super().check_continual_args()
+    def continual_checks(self) -> list:
+        return [*super().continual_checks(), self.check_grpo_config_args]
+
+    def check_grpo_config_args(self) -> None:
         if self.dynamic_sampling_max_rounds < 0:
             raise ValueError(f"`dynamic_sampling_max_rounds` must be >= 0, got {self.dynamic_sampling_max_rounds}.")
         if self.replay_ratio > 0:
@@ -244,8 +287,10 @@ class GRPOScriptArguments(ScriptArguments):
         },
     )
 
-    def __post_init__(self):
-        super().__post_init__()
+    def checks(self) -> list:
+        return [*super().checks(), self.check_reward_args]
+
+    def check_reward_args(self) -> None:
         if self.reward_errors not in ("raise", "none"):
             raise ValueError(f"`reward_errors` must be 'raise' or 'none', got {self.reward_errors!r}.")
 

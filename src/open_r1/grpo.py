@@ -17,14 +17,14 @@ import logging
 from transformers import set_seed
 from trl import ModelConfig, TrlParser, get_peft_config
 
+from open_r1.callbacks import check_callbacks, get_callbacks
 from open_r1.configs import GRPOConfig, GRPOScriptArguments, check_grpo_arguments
 from open_r1.continual import needs_retain_data
 from open_r1.continual.retain_data import get_retain_dataset
 from open_r1.grpo_trainer import ContinualGRPOTrainer
 from open_r1.rewards import get_reward_funcs, reward_columns
 from open_r1.utils import get_dataset, get_model, get_tokenizer
-from open_r1.utils.callbacks import check_callbacks, get_callbacks
-from open_r1.utils.data import get_split, split_name
+from open_r1.utils.data import eval_dataset_of, eval_splits, get_split, split_name
 from open_r1.utils.data_checks import check_columns, check_list_of_strings, check_prompts
 from open_r1.utils.model_utils import check_model_source
 from open_r1.utils.run_utils import setup_logging, train_and_save
@@ -67,9 +67,8 @@ def main(script_args, training_args, model_args):
 
     # The data, checked before the model loads: splits with rows, prompts, the columns each reward reads.
     dataset = get_dataset(script_args)
-    splits = {"dataset_train_split": script_args.dataset_train_split}
-    if training_args.eval_strategy != "no":
-        splits["dataset_test_split"] = script_args.dataset_test_split
+    evaluated = eval_splits(script_args, training_args)
+    splits = {"dataset_train_split": script_args.dataset_train_split, **evaluated}
     prompt_column = script_args.dataset_prompt_column
     for key, split in splits.items():
         data, what = get_split(dataset, script_args, split, key), split_name(script_args, split)
@@ -90,7 +89,7 @@ def main(script_args, training_args, model_args):
 
     tokenizer = get_tokenizer(model_args, training_args)
     model = get_model(model_args, training_args)
-    eval_dataset = dataset[script_args.dataset_test_split] if training_args.eval_strategy != "no" else None
+    eval_dataset = eval_dataset_of(dataset, evaluated)
     trainer = ContinualGRPOTrainer(
         model=model,
         reward_funcs=reward_funcs,

@@ -2,20 +2,28 @@
 """Recipe validation: every recipe parses into its entry point's dataclasses before any job is submitted.
 
     python -m open_r1.recipes check [PATHS ...] [--version v00.24] [--accelerate-config recipes/accelerate_configs/zero3.yaml]
-                                    [--allow-missing data/]
+                                    [--num-processes N] [--allow-missing data/] [--allow-missing-packages]
+    python -m open_r1.recipes migrate SRC... (--out DIR | --in-place)
 
 PATHS are recipe files or directories (default: `recipes/`, every `config_*.yaml` below it). Each recipe is rendered
 (`${VERSION}` from `--version`, else from the file name `..._vXX.YY.yaml`, else v00.00), then parsed by `TrlParser`
 into `sft.py`'s or `grpo.py`'s dataclasses (GRPO when the path has a `grpo/` directory or the recipe names
-`reward_funcs`). Reported, one line each as `file: key: problem`:
-- unknown keys and values of the wrong type;
-- invalid values and combinations the configs reject (e.g. `replay_ratio` without `retain_dataset_id`);
+`reward_funcs`). Reported, all of a file's problems together, one line each as `file: key: problem`:
+- unknown keys (with the new name for a renamed one, or a close match) and values of the wrong type;
+- every rule group of the configs (each method's keys, the Trainer's values, `dtype`, the dataset source) and of
+  the entry points (callback, reward and benchmark names, GRPO's cross-checks), each run on its own, so one broken
+  rule does not hide the others; GRPO's batch arithmetic at the job's process count (`--num-processes`, else the
+  accelerate config's);
+- placeholders of the fork's sweep scripts (`${EPOCHS}`, ...), named as such;
+- packages a recipe needs that are not importable here (liger-kernel, flash-attn, vllm, bitsandbytes), unless
+  `--allow-missing-packages`;
 - methods the accelerate config cannot run (the KL trust region under ZeRO-3 or FSDP);
 - local model and data paths that do not exist (paths under an `--allow-missing` prefix are outputs of other
   commands, such as the testbed world under `data/`);
 - versioned recipes whose `output_dir` or `run_name` lacks `${VERSION}`.
 bf16 recipes are checked with bf16 off on a machine without a GPU, where TrainingArguments would refuse them.
-The exit status is 1 when any recipe has a problem.
+The exit status is 1 when any recipe has a problem. `migrate` rewrites fork and Open R1 recipes (see
+`open_r1.recipe_migration`).
 """
 
 import argparse
@@ -53,31 +61,116 @@ def recipe_parser(kind: str):
     return TrlParser(dataclasses)
 
 
-def _parse(kind: str, rendered: str, config: dict) -> tuple[tuple | None, str | None]:
-    """The parsed dataclasses, or the parser's complaint."""
+def _fields(kind: str) -> set[str]:
+    import dataclasses
+
+    from trl import ModelConfig
+
+    from .configs import GRPOConfig, GRPOScriptArguments, ScriptArguments, SFTConfig
+
+    classes = (GRPOScriptArguments, GRPOConfig) if kind == "grpo" else (ScriptArguments, SFTConfig)
+    return {f.name for cls in (*classes, ModelConfig) for f in dataclasses.fields(cls)}
+
+
+def _unknown_key_problem(key: str, fields: set[str]) -> str:
+    import difflib
+
+    from .recipe_migration import suggestion
+
+    hint = suggestion(key)
+    migrate = " (`python -m open_r1.recipes migrate` rewrites it)" if hint else ""
+    if hint is None:
+        close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.8)
+        hint = f"did you mean `{close[0]}`?" if close else None
+    return f"unknown key{'; ' + hint if hint else ''}{migrate}"
+
+
+@contextlib.contextmanager
+def _world_size(num_processes: int):
+    """TrainingArguments' world size as the job will have it (TRL checks GRPO's batch arithmetic with it)."""
+    from unittest import mock
+
+    from transformers import TrainingArguments
+
+    with mock.patch.object(
+        TrainingArguments, "world_size", new_callable=mock.PropertyMock, return_value=num_processes
+    ):
+        yield
+
+
+def _parse(kind: str, config: dict, num_processes: int) -> tuple[tuple | None, str | None]:
+    """The parsed dataclasses with this project's checks deferred, or the parser's complaint (a wrong type, or a rule
+    of TRL/transformers)."""
     import torch
 
-    extra = []
-    if not torch.cuda.is_available():
-        extra += [f"--{key}" for key in ("bf16", "fp16") if config.get(key)]
-        extra = [item for key in extra for item in (key, "false")]
+    from .configs import deferred_checks
+
+    if not torch.cuda.is_available():  # TrainingArguments refuses bf16/fp16 (TRL's default bf16 too) without a GPU
+        config = {**config, "bf16": False, "fp16": False}
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as handle:
-        handle.write(rendered)
+        yaml.safe_dump(config, handle)
         handle.flush()
         stderr = io.StringIO()
         try:
-            with contextlib.redirect_stderr(stderr):
-                return recipe_parser(kind).parse_args_and_config(["--config", handle.name, *extra]), None
+            with contextlib.redirect_stderr(stderr), deferred_checks(), _world_size(num_processes):
+                return recipe_parser(kind).parse_args_and_config(["--config", handle.name]), None
         except SystemExit:  # argparse: a value of the wrong type
             line = stderr.getvalue().strip().splitlines()[-1]
             return None, re.sub(r"^.*?error: argument ", "", line)
         except (ValueError, TypeError, KeyError) as error:
-            message = str(error)
-            unknown = re.search(r"Unknown arguments from config file: \[(.*?)\]", message)
-            if unknown:
-                keys = [k.strip("'\" -") for k in unknown.group(1).split(",") if k.strip().startswith("'--")]
-                return None, "unknown key(s): " + ", ".join(keys)
-            return None, message
+            hint = (
+                f" (judged at {num_processes} process(es): pass --num-processes)" if "divisible" in str(error) else ""
+            )
+            return None, f"{error}{hint}"
+
+
+def _check_benchmarks(benchmarks: list[str]) -> None:
+    from .eval.run import TASK_GROUPS
+    from .eval.tasks import TASKS
+
+    unknown = [b for b in benchmarks if b not in TASKS and b not in TASK_GROUPS and b != "all"]
+    if unknown:
+        raise ValueError(f"`benchmarks`: unknown {unknown}; choose from {list(TASKS)}, {list(TASK_GROUPS)} or all.")
+
+
+def _check_groups(kind: str, script_args, training_args, model_args) -> list:
+    """Every rule group of the configs and the entry point, each to run alone."""
+    from .callbacks import check_callbacks
+    from .configs import check_grpo_arguments, check_training_values
+    from .utils.model_utils import check_model_args
+
+    groups = [*script_args.checks(), lambda: check_training_values(training_args), *training_args.continual_checks()]
+    groups += [lambda: check_model_args(model_args), lambda: check_callbacks(training_args.callbacks)]
+    groups.append(lambda: _check_benchmarks(training_args.benchmarks))
+    if kind == "grpo":
+        from .rewards import get_reward_funcs
+
+        groups += [lambda: check_grpo_arguments(script_args, training_args), lambda: get_reward_funcs(script_args)]
+    return groups
+
+
+# (recipe key, value test, module, what to install): packages a recipe needs that the base install lacks.
+PACKAGES = (
+    ("use_liger_kernel", lambda v: v is True, "liger_kernel", "liger-kernel (pip install -e '.[liger]', GPU only)"),
+    (
+        "attn_implementation",
+        lambda v: str(v).startswith("flash_attention"),
+        "flash_attn",
+        "flash-attn (.[flash], GPU only)",
+    ),
+    ("optim", lambda v: "8bit" in str(v) or "bnb" in str(v), "bitsandbytes", "bitsandbytes (pip install -e '.[bnb]')"),
+    ("use_vllm", lambda v: v is True, "vllm", "vllm (pip install -e '.[vllm]', CUDA only)"),
+)
+
+
+def _missing_packages(config: dict) -> list[str]:
+    import importlib.util
+
+    return [
+        f"{key}: needs {name}, which is not importable here"
+        for key, test, module, name in PACKAGES
+        if key in config and test(config[key]) and importlib.util.find_spec(module) is None
+    ]
 
 
 def _accelerate_sharding(accelerate_config: Path | None) -> str | None:
@@ -91,49 +184,62 @@ def _accelerate_sharding(accelerate_config: Path | None) -> str | None:
     return None
 
 
+def _num_processes(accelerate_config: Path | None) -> int | None:
+    if accelerate_config is None:
+        return None
+    return int(yaml.safe_load(accelerate_config.read_text()).get("num_processes", 1))
+
+
 def check_recipe(
-    path: Path, version: str | None = None, accelerate_config: Path | None = None, allow_missing: tuple[str, ...] = ()
+    path: Path,
+    version: str | None = None,
+    accelerate_config: Path | None = None,
+    allow_missing: tuple[str, ...] = (),
+    num_processes: int | None = None,
+    allow_missing_packages: bool = False,
 ) -> list[str]:
-    """Problems of one recipe, each as 'file: key: problem' (empty when it is fine)."""
+    """Problems of one recipe, each as 'file: key: problem' (empty when it is fine): all of them, not the first."""
+    from .continual import enabled_methods
     from .utils.data import looks_like_local_path
 
     raw = path.read_text()
     match = VERSION_IN_NAME.search(path.name)
     version = version or (match.group(1) if match else "v00.00")
+    problems = [
+        f"{path}: ${{{name}}}: a sweep script's placeholder; render it first (e.g. `{name}=... envsubst`)"
+        for name in sorted(set(re.findall(r"\$\{(\w+)\}", raw)) - {"VERSION"})
+    ]
     try:
-        config = yaml.safe_load(render(raw, version))
+        # Placeholders were reported above; a stand-in value lets every other rule be checked.
+        config = yaml.safe_load(re.sub(r"\$\{\w+\}", "1", render(raw, version)))
     except yaml.YAMLError as error:
         return [f"{path}: not valid YAML ({error})"]
     if not isinstance(config, dict):
         return [f"{path}: not a YAML mapping"]
-    problems = []
     if match:
         raw_config = yaml.safe_load(raw) or {}
         for key in ("output_dir", "run_name"):
             if key in raw_config and "VERSION" not in str(raw_config[key]):
                 problems.append(f"{path}: {key}: a versioned recipe must put ${{VERSION}} in it")
 
-    parsed, complaint = _parse(entry_point(path, config), render(raw, version), config)
+    kind = entry_point(path, config)
+    fields = _fields(kind)
+    problems += [f"{path}: {key}: {_unknown_key_problem(key, fields)}" for key in config if key not in fields]
+    known = {k: v for k, v in config.items() if k in fields}
+    if not allow_missing_packages:
+        problems += [f"{path}: {problem}" for problem in _missing_packages(known)]
+    processes = num_processes or _num_processes(accelerate_config) or 1
+    parsed, complaint = _parse(kind, known, processes)
     if complaint is not None:
         return problems + [f"{path}: {complaint}"]
     script_args, training_args, model_args = parsed
-    from .utils.model_utils import check_model_args
-
-    try:
-        check_model_args(model_args)
-    except ValueError as error:
-        problems.append(f"{path}: {error}")
-    if entry_point(path, config) == "grpo":
-        from .configs import check_grpo_arguments
-
+    for check in _check_groups(kind, script_args, training_args, model_args):
         try:
-            check_grpo_arguments(script_args, training_args)
-        except ValueError as error:
+            check()
+        except (ValueError, TypeError, KeyError) as error:
             problems.append(f"{path}: {error}")
 
     sharding = _accelerate_sharding(accelerate_config)
-    from .continual import enabled_methods
-
     for method in enabled_methods(training_args):
         if sharding in method.unsupported_sharding:
             problems.append(
@@ -145,7 +251,7 @@ def check_recipe(
     mixture = config.get("dataset_mixture") or {}
     paths += [
         (f"dataset_mixture.datasets[{i}].id", d.get("id"))
-        for i, d in enumerate(mixture.get("datasets", []))
+        for i, d in enumerate(mixture.get("datasets", []) if isinstance(mixture, dict) else [])
         if isinstance(d, dict) and isinstance(d.get("id"), str)
     ]
     for key, value in paths:
@@ -181,21 +287,66 @@ def main(argv=None) -> int:
     check.add_argument("--version", help="Value of ${VERSION} (default: from the file name, else v00.00).")
     check.add_argument("--accelerate-config", type=Path, help="Also check the methods against this config.")
     check.add_argument(
+        "--num-processes",
+        type=int,
+        help="Processes of the job, for batch arithmetic (default: the accelerate config's).",
+    )
+    check.add_argument(
         "--allow-missing",
         action="append",
         default=[],
         help="Path prefix whose missing paths are outputs of other commands (repeatable).",
     )
+    check.add_argument(
+        "--allow-missing-packages",
+        action="store_true",
+        help="Do not report packages (liger-kernel, flash-attn, vllm, bitsandbytes) missing on this machine, e.g. on a "
+        "login node without a GPU.",
+    )
+    migrate = commands.add_parser("migrate", help="Rewrite fork and Open R1 recipes to this project's keys.")
+    migrate.add_argument("paths", nargs="+", help="Recipe files or directories.")
+    where = migrate.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="Write the migrated recipes under this directory.")
+    where.add_argument("--in-place", action="store_true", help="Rewrite the files themselves.")
     args = parser.parse_args(argv)
 
+    if args.command == "migrate":
+        return _migrate(args)
     files = recipe_files(args.paths)
     problems = [
-        p for f in files for p in check_recipe(f, args.version, args.accelerate_config, tuple(args.allow_missing))
+        p
+        for f in files
+        for p in check_recipe(
+            f,
+            args.version,
+            args.accelerate_config,
+            tuple(args.allow_missing),
+            args.num_processes,
+            args.allow_missing_packages,
+        )
     ]
     for problem in problems:
         print(problem)
     print(f"{len(files)} recipes checked, {len(problems)} problems")
     return 1 if problems else 0
+
+
+def _migrate(args) -> int:
+    from .recipe_migration import migrate_file
+
+    for item in args.paths:
+        root = Path(item)
+        files = sorted(root.rglob("*.yaml")) if root.is_dir() else [root]
+        for source in files:
+            relative = source.relative_to(root) if root.is_dir() else Path(source.name)
+            target = source if args.in_place else args.out / relative
+            changed, unmapped = migrate_file(source, target)
+            print(f"{source} -> {target}")
+            for line in changed:
+                print(f"  changed: {line}")
+            for line in unmapped:
+                print(f"  not mapped: {line}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -15,13 +15,13 @@ import logging
 from transformers import set_seed
 from trl import ModelConfig, TrlParser, get_peft_config
 
+from open_r1.callbacks import check_callbacks, get_callbacks
 from open_r1.configs import ScriptArguments, SFTConfig
 from open_r1.continual import needs_retain_data
 from open_r1.continual.retain_data import get_retain_dataset
 from open_r1.trainers import ContinualSFTTrainer
 from open_r1.utils import get_dataset, get_model, get_tokenizer
-from open_r1.utils.callbacks import check_callbacks, get_callbacks
-from open_r1.utils.data import add_system_prompt, check_sft_rows, get_split, split_name
+from open_r1.utils.data import add_system_prompt, check_sft_rows, eval_dataset_of, eval_splits, get_split, split_name
 from open_r1.utils.model_utils import check_model_source
 from open_r1.utils.run_utils import setup_logging, train_and_save
 from open_r1.utils.wandb_logging import init_wandb_training
@@ -45,13 +45,12 @@ def main(script_args, training_args, model_args):
 
     # The data, checked before the model loads: splits with rows, chats that end with a reply, the retain set.
     dataset = get_dataset(script_args)
-    splits = {"dataset_train_split": script_args.dataset_train_split}
-    if training_args.eval_strategy != "no":
-        splits["dataset_test_split"] = script_args.dataset_test_split
+    evaluated = eval_splits(script_args, training_args)
+    splits = {"dataset_train_split": script_args.dataset_train_split, **evaluated}
     for key, split in splits.items():
         check_sft_rows(get_split(dataset, script_args, split, key), split_name(script_args, split))
     dataset = add_system_prompt(dataset, training_args.system_prompt)
-    eval_dataset = dataset[script_args.dataset_test_split] if "dataset_test_split" in splits else None
+    eval_dataset = eval_dataset_of(dataset, evaluated)
     retain = get_retain_dataset(training_args) if needs_retain_data(training_args) else None
 
     tokenizer = get_tokenizer(model_args, training_args)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..utils.callbacks import CHECKPOINT_EMA_DIR
+from ..callbacks import CHECKPOINT_EMA_DIR
 from .base import ContinualMethod, state_file
 from .sharding import is_sharded, local_tensor, trainable_named_parameters
 

@@ -182,7 +182,7 @@ class EWCConfig:
             raise ValueError("EWC (`use_ewc` / `custom_optim: fisher`) needs `retain_dataset_id` for its Fisher.")
         if self.ewc_lambda < 0:
             raise ValueError(f"`ewc_lambda` must be >= 0, got {self.ewc_lambda}.")
-        if not 0 < self.recompute_fisher_intervals < 1:
+        if self.recompute_fisher_mode == "intervals" and not 0 < self.recompute_fisher_intervals < 1:
             raise ValueError(f"`recompute_fisher_intervals` must be in (0, 1), got {self.recompute_fisher_intervals}.")
         for key in ("fisher_num_samples", "fisher_batch_size", "fisher_drift_check_steps"):
             if getattr(self, key) < 1:

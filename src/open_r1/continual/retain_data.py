@@ -29,6 +29,9 @@ class RetainDataConfig:
     )
     retain_dataset_config: str | None = field(default=None, metadata={"help": "Config name of the retain set."})
     retain_dataset_split: str = field(default="train", metadata={"help": "Split of the retain data set."})
+    retain_dataset_column: str = field(
+        default="messages", metadata={"help": "The retain set's column of chats (read as `messages`)."}
+    )
 
 
 def get_retain_dataset(args):
@@ -41,7 +44,10 @@ def get_retain_dataset(args):
     )
     what = f"`retain_dataset_id` '{args.retain_dataset_id}' split '{args.retain_dataset_split}'"
     check_rows(retain, what)
-    check_columns(retain, what, ["messages"], "replay and the Fisher read chats")
+    column = args.retain_dataset_column
+    check_columns(retain, what, [column], "`retain_dataset_column`: replay and the Fisher read chats")
+    if column != "messages":
+        retain = retain.select_columns([column]).rename_column(column, "messages")
     check_chats(retain, what)
     return add_system_prompt(retain, args.system_prompt)
 

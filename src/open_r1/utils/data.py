@@ -118,6 +118,24 @@ def get_split(dataset: DatasetDict, args, split: str, key: str):
     return dataset[split]
 
 
+def eval_splits(args, training_args) -> dict[str, str]:
+    """The splits to evaluate on, by the recipe key that names each: none without evaluation, `dataset_eval_splits`
+    when set, else `dataset_test_split`."""
+    if training_args.eval_strategy == "no":
+        return {}
+    if args.dataset_eval_splits:
+        return {f"dataset_eval_splits[{i}]": split for i, split in enumerate(args.dataset_eval_splits)}
+    return {"dataset_test_split": args.dataset_test_split}
+
+
+def eval_dataset_of(dataset: DatasetDict, splits: dict[str, str]):
+    """What the trainer evaluates: one split, several by name (`dataset_eval_splits`), or None."""
+    names = list(splits.values())
+    if not names:
+        return None
+    return dataset[names[0]] if list(splits) == ["dataset_test_split"] else {name: dataset[name] for name in names}
+
+
 def check_sft_rows(data, what: str) -> None:
     """SFT data in one of TRL's formats: `messages` chats ending with an assistant reply, prompt/completion, text."""
     if "messages" in data.column_names:

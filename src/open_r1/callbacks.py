@@ -40,7 +40,7 @@ class PushToHubRevisionCallback(TrainerCallback):
         )
         logger.info("Pushed %s to %s@%s", checkpoint, args.hub_model_id, revision)
         if args.benchmarks and shutil.which("sbatch"):  # as Open R1: evaluate each pushed checkpoint on Slurm
-            from .evaluation import submit_evaluation_jobs
+            from .eval.run import submit_evaluation_jobs
 
             submit_evaluation_jobs(args.hub_model_id, args.benchmarks, revision)
 
