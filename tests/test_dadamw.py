@@ -93,18 +93,22 @@ def test_foreach_and_single_tensor_paths_agree(gamma):
         torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-7)
 
 
-def test_state_dict_round_trip_continues_bit_identically():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_state_dict_round_trip_continues_bit_identically(dtype):
+    """A resumed optimizer continues exactly, bf16 parameters included: torch's `load_state_dict` casts state to the
+    parameter's dtype, which turned the fp32 moments of bf16 weights into bf16 (and the next step failed)."""
     kwargs = dict(lr=1e-3, eps=1e-6, weight_decay=0.1, preconditioner_power=0.9)
-    straight, _ = _run(DAdamW, steps=30, **kwargs)
+    straight, _ = _run(DAdamW, steps=30, params=_params(dtype=dtype), **kwargs)
 
-    params, optimizer = _run(DAdamW, steps=15, **kwargs)
+    params, optimizer = _run(DAdamW, steps=15, params=_params(dtype=dtype), **kwargs)
     saved_params, saved_state = copy.deepcopy([p.detach() for p in params]), copy.deepcopy(optimizer.state_dict())
     resumed = [torch.nn.Parameter(p.clone()) for p in saved_params]
     optimizer = DAdamW(resumed, **kwargs)
     optimizer.load_state_dict(saved_state)
+    assert all(optimizer.state[p]["exp_avg"].dtype == torch.float32 for p in resumed)
     for step in range(15, 30):
         for p, g in zip(resumed, _grads(resumed, step)):
-            p.grad = g
+            p.grad = g.to(dtype)
         optimizer.step()
     for a, b in zip(straight, resumed):
         assert torch.equal(a, b)

@@ -418,3 +418,27 @@ def test_grpo_fisher_data_without_generation_markers_masks_the_last_reply(world)
         expected, derived = assistant_labels(row, marked), assistant_labels(row, plain)
         assert derived["input_ids"] == expected["input_ids"]
         assert derived["labels"] == expected["labels"][: -len(newline)] + newline
+
+
+def test_sft_fisher_of_a_retain_set_with_its_own_prompt_column(world, tmp_path):
+    """wildguardmix-style retain rows carry `prompt` and `response` columns beside `messages`; the Fisher reads the
+    chats (TRL took such rows for prompt-completion data and failed with KeyError: 'completion', found by the smoke
+    run of the EWC recipes)."""
+    from open_r1.continual.retain_data import labelled_batches
+
+    rows = load_from_disk(str(world.retain))["train"].select(range(8))
+    rows = rows.map(lambda r: {"prompt": r["messages"][0]["content"], "response": r["messages"][1]["content"]})
+    rows.save_to_disk(str(tmp_path / "retain"))
+    args = cpu_sft_args(
+        tmp_path / "out",
+        max_steps=1,
+        learning_rate=0.0,
+        use_ewc=True,
+        retain_dataset_id=str(tmp_path / "retain"),
+        fisher_num_samples=8,
+        fisher_batch_size=4,
+    )
+    trainer = tiny_trainer(world, args, attn_implementation="eager")
+    trainer.train()
+    batches = labelled_batches(rows.shuffle(seed=args.seed), trainer.processing_class, batch_size=4)
+    _assert_relative(trainer.continual_methods[0].fisher, compute_fisher(_model(world), batches), 1e-4)

@@ -4,6 +4,7 @@
     python -m open_r1.recipes check [PATHS ...] [--version v00.24] [--accelerate-config recipes/accelerate_configs/zero3.yaml]
                                     [--num-processes N] [--allow-missing data/] [--allow-missing-packages]
     python -m open_r1.recipes migrate SRC... (--out DIR | --in-place)
+    python -m open_r1.recipes smoke RECIPE... [--accelerate-config CFG] [--steps 2] [--processes 2]
 
 PATHS are recipe files or directories (default: `recipes/`, every `config_*.yaml` below it). Each recipe is rendered
 (`${VERSION}` from `--version`, else from the file name `..._vXX.YY.yaml`, else v00.00), then parsed by `TrlParser`
@@ -308,10 +309,18 @@ def main(argv=None) -> int:
     where = migrate.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, help="Write the migrated recipes under this directory.")
     where.add_argument("--in-place", action="store_true", help="Rewrite the files themselves.")
+    smoke = commands.add_parser("smoke", help="Run recipes for real on CPU stand-ins: train, save, resume, train.")
+    smoke.add_argument("paths", nargs="+", help="Recipe files or directories.")
+    smoke.add_argument("--accelerate-config", type=Path, help="Default: the one the recipe's header launches with.")
+    smoke.add_argument("--steps", type=int, default=2, help="Steps before the checkpoint (one more after resuming).")
+    smoke.add_argument("--processes", type=int, default=2, help="CPU processes (gloo); 1 runs without a backend.")
+    smoke.add_argument("--workdir", type=Path, default=Path("data/smoke"), help="Where stand-ins and runs go.")
     args = parser.parse_args(argv)
 
     if args.command == "migrate":
         return _migrate(args)
+    if args.command == "smoke":
+        return _smoke(args)
     files = recipe_files(args.paths)
     problems = [
         p
@@ -329,6 +338,26 @@ def main(argv=None) -> int:
         print(problem)
     print(f"{len(files)} recipes checked, {len(problems)} problems")
     return 1 if problems else 0
+
+
+def _smoke(args) -> int:
+    import shutil
+    import time
+
+    from .recipe_smoke import smoke
+
+    failures = 0
+    for recipe in recipe_files(args.paths):
+        workdir = args.workdir / recipe.stem
+        shutil.rmtree(workdir, ignore_errors=True)
+        start = time.perf_counter()
+        try:
+            smoke(recipe, workdir, args.accelerate_config, args.steps, args.processes)
+            print(f"ok      {recipe} ({time.perf_counter() - start:.0f} s)", flush=True)
+        except (RuntimeError, ValueError) as error:
+            failures += 1
+            print(f"FAILED  {recipe}: {error}", flush=True)
+    return 1 if failures else 0
 
 
 def _migrate(args) -> int:

@@ -108,7 +108,8 @@ def labelled_retain_rows(retain, trainer, num_samples: int, seed: int):
     """`num_samples` seeded rows of the retain split as (`input_ids`, `labels`), labelled as `trainer` trains: by TRL's
     SFT pipeline (it folds the assistant/completion masks into `labels`, -100 where SFT does not train), or, under
     GRPO, which has no such pipeline, by the chat template's assistant tokens."""
-    data = retain.shuffle(seed=seed)
+    # The chats alone: TRL would read a retain set's own `prompt` column (wildguardmix has one) as prompt-completion data.
+    data = retain.select_columns(["messages"]).shuffle(seed=seed)
     data = data.select(range(min(num_samples, len(data))))
     if hasattr(trainer, "_prepare_dataset"):
         data = trainer._prepare_dataset(

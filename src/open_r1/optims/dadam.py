@@ -26,6 +26,10 @@ import torch
 from torch.optim import Optimizer
 
 
+# Optimizer state kept in fp32 whatever the parameter dtype.
+MOMENTS = ("exp_avg", "exp_avg_sq")
+
+
 class DAdam(Optimizer):
     """Adam with preconditioner power `preconditioner_power` and L2 (coupled) weight decay, as `torch.optim.Adam`.
 
@@ -73,6 +77,20 @@ class DAdam(Optimizer):
             merged["lr"], merged["betas"], merged["eps"], merged["weight_decay"], merged["preconditioner_power"]
         )
         super().add_param_group(param_group)
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """torch's `load_state_dict` casts floating-point state to each parameter's dtype; the moments stay fp32 here
+        (a bf16 parameter's would otherwise become bf16, and the next step would fail on the mixed dtypes)."""
+        moments = {
+            param_id: {key: value for key, value in state.items() if key in MOMENTS}
+            for param_id, state in state_dict["state"].items()
+        }
+        super().load_state_dict(state_dict)
+        saved_ids = [param_id for group in state_dict["param_groups"] for param_id in group["params"]]
+        params = [param for group in self.param_groups for param in group["params"]]
+        for param_id, param in zip(saved_ids, params):
+            for key, value in moments.get(param_id, {}).items():
+                self.state[param][key] = value.to(device=param.device, dtype=torch.float32)
 
     @torch.no_grad()
     def step(self, closure=None):
