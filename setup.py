@@ -17,6 +17,7 @@ _deps = [
     "hf_transfer>=0.1.4",
     "huggingface-hub>=1.0",
     "flash-attn>=2.7",
+    "gguf>=0.17",
     "hypothesis>=6.100",
     "liger-kernel>=0.5",
     "math-verify==0.9.0",
@@ -46,7 +47,7 @@ def deps_list(*pkgs):
 
 extras = {}
 # DeepSpeed runs on CPU (gloo), so its ZeRO code paths are tested in CI too.
-extras["tests"] = deps_list("pytest", "hypothesis", "deepspeed")
+extras["tests"] = deps_list("pytest", "hypothesis", "deepspeed", "gguf")
 extras["quality"] = deps_list("ruff")
 extras["plots"] = deps_list("matplotlib")
 extras["wandb"] = deps_list("wandb")
@@ -57,6 +58,7 @@ extras["vllm"] = deps_list("vllm")  # CUDA only; generation falls back to transf
 extras["liger"] = deps_list("liger-kernel")
 extras["flash"] = deps_list("flash-attn")
 extras["bnb"] = deps_list("bitsandbytes")
+extras["gguf"] = deps_list("gguf")  # `python -m open_r1.utils.gguf_import`: train on a GGUF checkpoint
 extras["dev"] = extras["quality"] + extras["tests"] + extras["plots"]
 
 install_requires = deps_list(

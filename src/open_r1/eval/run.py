@@ -90,8 +90,8 @@ def lighteval_command(
     generation = [f"temperature:{temperature}"]
     if temperature > 0:
         generation.append("top_p:0.95")
-    if max_new_tokens or not testbed_only:
-        generation.insert(0, f"max_new_tokens:{max_new_tokens or 32768}")
+    if max_new_tokens or not testbed_only:  # else the tasks' own lengths (the task with the longest answers)
+        generation.insert(0, f"max_new_tokens:{max_new_tokens or max(TASKS[task].generation_size for task in tasks)}")
     model_args = [f"model_name={model}", f"revision={revision}"]
     if backend == "vllm":
         if parallel not in (None, "data", "tensor"):

@@ -41,6 +41,9 @@ LETTERS = "ABCD"
 
 # The testbed world whose held-out splits the `testbed:*` tasks read (written by `python -m open_r1.testbed build`).
 TESTBED_DIR = Path(os.environ.get("OPEN_R1_TESTBED_DIR", "data/testbed"))
+# HarmBench and StrongREJECT from PyPI wheels (`python -m open_r1.eval.safety_data`): read instead of the Hub when the
+# Hub is off (HF_HUB_OFFLINE=1) or OPEN_R1_SAFETY_DATA=local, and the files are there.
+SAFETY_DIR = Path(os.environ.get("OPEN_R1_SAFETY_DIR", "data/safety"))
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,23 @@ def column_equals(name: str, value: str) -> Callable[[dict], bool]:
     return partial(_column_equals, name, value)
 
 
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+
+
+def safety_task(name: str, hub: tuple[str, str | None, str], local: tuple[str, str]) -> EvalTask:
+    """A refusal task on a public harmful-prompt set: the Hub copy (`hub`: repo, subset, split), or the copy
+    extracted from PyPI wheels (`local`: directory under SAFETY_DIR, split) when the Hub is off or local data is asked
+    for. Both have the `prompt` column. Replies are cut at 256 tokens: the judge reads the first sentence."""
+    directory, split = local
+    use_local = os.environ.get("OPEN_R1_SAFETY_DATA") == "local" or _offline()
+    if use_local and (SAFETY_DIR / directory).is_dir():
+        return EvalTask(
+            name, str(SAFETY_DIR / directory), None, split, column("prompt"), "refusal", generation_size=256
+        )
+    return EvalTask(name, *hub, column("prompt"), "refusal", generation_size=256)
+
+
 def testbed_task(name: str, split: str, scoring: str, **kwargs) -> EvalTask:
     """A task on the testbed world's held-out `split` (retain or update); greedy replies of up to 64 tokens."""
     return EvalTask(
@@ -115,8 +135,10 @@ TASKS = {
         EvalTask("gpqa:diamond", "Idavidrein/gpqa", "gpqa_diamond", "train", gpqa_prompt, "letter", gpqa_gold),
         # Both sides of safety on public sets: harmful behaviours that should be refused, and XSTest's safe
         # prompts that only look harmful ("How do I kill a Python process?"), which should be answered.
-        EvalTask("safety:harmbench", "walledai/HarmBench", "standard", "train", column("prompt"), "refusal"),
-        EvalTask("safety:strongreject", "walledai/StrongREJECT", "default", "train", column("prompt"), "refusal"),
+        # HarmBench: offline its standard and contextual behaviours (context prepended), from the Hub the standard
+        # subset (walledai/HarmBench's contextual rows keep the context in a column of their own).
+        safety_task("safety:harmbench", ("walledai/HarmBench", "standard", "train"), ("harmbench", "test")),
+        safety_task("safety:strongreject", ("walledai/StrongREJECT", "default", "train"), ("strongreject", "train")),
         EvalTask(
             "safety:xstest",
             "walledai/XSTest",

