@@ -47,7 +47,8 @@ testbed: install
 
 # As Open R1: `make evaluate MODEL=<hub id or dir> TASK=<task or group> [PARALLEL=data|tensor NUM_GPUS=N]`, results in
 # data/evals/$(MODEL). Tasks: math_500 aime24 aime25 gpqa:diamond safety:{harmbench,strongreject,xstest}
-# testbed:{harmful,benign,update}; groups: math, safety, testbed. vLLM backend where installed, else transformers.
+# lcb:codegeneration{,_v4} testbed:{harmful,benign,update}; groups: math, safety, testbed, lcb, lcb_v4. vLLM backend
+# where installed, else transformers. LiveCodeBench programs run in the local sandbox (open_r1.code.sandbox).
 MODEL ?=
 TASK ?=
 PARALLEL ?=

@@ -14,6 +14,7 @@ _deps = [
     "bitsandbytes>=0.45",
     "datasets==5.2.0",
     "deepspeed==0.19.8",
+    "e2b-code-interpreter>=1.0.4",
     "hf_transfer>=0.1.4",
     "huggingface-hub>=1.0",
     "flash-attn>=2.7",
@@ -22,10 +23,12 @@ _deps = [
     "liger-kernel>=0.5",
     "math-verify==0.9.0",
     "matplotlib>=3.8",
+    "morphcloud>=0.1.67",
     "packaging>=23.0",
     "peft==0.21.2",
     "pytest",
     "pyyaml>=6.0",
+    "requests>=2.31",
     "ruff>=0.9.0",
     "safetensors>=0.4.5",
     "sentencepiece>=0.1.99",
@@ -59,6 +62,9 @@ extras["liger"] = deps_list("liger-kernel")
 extras["flash"] = deps_list("flash-attn")
 extras["bnb"] = deps_list("bitsandbytes")
 extras["gguf"] = deps_list("gguf")  # `python -m open_r1.utils.gguf_import`: train on a GGUF checkpoint
+# Remote code sandboxes for the code rewards (`code_provider: e2b | morph` without a router); the local sandbox and
+# Piston need nothing beyond the base install.
+extras["code"] = deps_list("e2b-code-interpreter", "morphcloud")
 extras["dev"] = extras["quality"] + extras["tests"] + extras["plots"]
 
 install_requires = deps_list(
@@ -70,6 +76,7 @@ install_requires = deps_list(
     "packaging",
     "peft",
     "pyyaml",
+    "requests",
     "safetensors",
     "sentencepiece",
     "tokenizers",

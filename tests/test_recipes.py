@@ -87,7 +87,7 @@ def _problems(tmp_path, base="recipes/tiny/sft/config_sft.yaml", name="config_x.
     "base, changes, expected",
     [
         ("sft", {"callbacks": ["benchmark_callback"]}, "`callbacks`: unknown callback(s) ['benchmark_callback']"),
-        ("grpo", {"reward_funcs": ["cf_code"], "reward_weights": [1.0]}, "`reward_funcs`: unknown reward 'cf_code'"),
+        ("grpo", {"reward_funcs": ["cf_codes"], "reward_weights": [1.0]}, "`reward_funcs`: unknown reward 'cf_codes'"),
         ("sft", {"benchmarks": ["mmlu_pro"]}, "`benchmarks`: unknown ['mmlu_pro']"),
         ("sft", {"use_liger_kernel": True}, "use_liger_kernel: needs liger-kernel"),
         ("sft", {"attn_implementation": "flash_attention_2"}, "attn_implementation: needs flash-attn"),

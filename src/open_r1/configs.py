@@ -278,6 +278,43 @@ class GRPOScriptArguments(ScriptArguments):
     soft_punish_cache: int = field(default=64, metadata={"help": "Soft overlong punishment: cache C (tokens)."})
     vrar_accuracy_weight: float = field(default=0.7, metadata={"help": "VRAR reward: weight of keyword accuracy."})
     vrar_format_weight: float = field(default=0.3, metadata={"help": "VRAR reward: weight of the format reward."})
+    # Code rewards (`code`, `binary_code`, `code_format`, `cf_code`): Open R1's keys, plus the local sandbox's limits.
+    code_language: str = field(default="python", metadata={"help": "Code rewards: language of the fenced block."})
+    code_provider: str = field(
+        default="e2b",
+        metadata={
+            "help": "Where code rewards run programs: 'local' (this machine's sandbox: namespaces + rlimits), "
+            "'e2b', 'morph' (remote sandboxes; SDK or router) or 'piston' (PISTON_ENDPOINTS). See open_r1.code."
+        },
+    )
+    e2b_router_url: str | None = field(default=None, metadata={"help": "E2B router host:port (Open R1's router)."})
+    morph_router_url: str | None = field(default=None, metadata={"help": "Morph router host:port."})
+    parallel_code_exec_per_proc: int = field(
+        default=2, metadata={"help": "Code rewards: programs run at once per training process."}
+    )
+    enforce_same_language: bool = field(
+        default=False, metadata={"help": "`code` reward: refuse a batch that mixes languages."}
+    )
+    code_eval_test_batch_size: int = field(
+        default=1, metadata={"help": "`cf_code` pass_fail: tests per batch; scoring stops at a failing batch."}
+    )
+    code_eval_scoring_mode: str = field(
+        default="weighted_sum", metadata={"help": "`cf_code`: pass_fail, partial or weighted_sum (Open R1)."}
+    )
+    code_time_limit: float = field(
+        default=5.0, metadata={"help": "Code rewards: CPU seconds per test case (wall: twice that)."}
+    )
+    code_completion_time_limit: float = field(
+        default=60.0, metadata={"help": "Code rewards: wall seconds for all of one completion's test cases."}
+    )
+    code_memory_mb: int = field(default=1024, metadata={"help": "Local sandbox: address space per process, MiB."})
+    code_sandbox_unisolated: bool = field(
+        default=False,
+        metadata={
+            "help": "Local sandbox on a machine without Linux namespaces: run with resource limits only (no network "
+            "isolation, shared /tmp). Off: such a machine stops at start with the reason."
+        },
+    )
 
     pass_at_k: list[int] = field(
         default_factory=lambda: [1],
@@ -293,6 +330,17 @@ class GRPOScriptArguments(ScriptArguments):
     def check_reward_args(self) -> None:
         if self.reward_errors not in ("raise", "none"):
             raise ValueError(f"`reward_errors` must be 'raise' or 'none', got {self.reward_errors!r}.")
+        from .code.providers import PROVIDERS
+
+        if self.code_provider not in PROVIDERS:
+            raise ValueError(f"`code_provider` must be one of {PROVIDERS}, got {self.code_provider!r}.")
+        if self.code_eval_scoring_mode not in ("pass_fail", "partial", "weighted_sum"):
+            raise ValueError(
+                f"`code_eval_scoring_mode` must be pass_fail, partial or weighted_sum, got {self.code_eval_scoring_mode!r}."
+            )
+        for key in ("parallel_code_exec_per_proc", "code_time_limit", "code_completion_time_limit", "code_memory_mb"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"`{key}` must be > 0, got {getattr(self, key)!r}.")
 
 
 def check_grpo_arguments(script_args: GRPOScriptArguments, training_args: GRPOConfig) -> None:

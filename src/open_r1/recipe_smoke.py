@@ -95,6 +95,24 @@ def _wildguard_row(i: int) -> dict:
     }
 
 
+def _coding_problem_row(i: int) -> dict:
+    """open-r1/verifiable-coding-problems-python's columns; `verification_info` as Open R1's code reward reads it."""
+    statement = f"Read an integer n and print n + {i}."
+    return {
+        "source": "codeforces",
+        "task_type": "verifiable_code",
+        "in_source_id": f"{1000 + i}_A",
+        "problem_statement": statement,
+        "gold_standard_solution": f"```python\nprint(int(input()) + {i})\n```",
+        "problem_id": f"vfc_{i}",
+        "metadata": json.dumps({"difficulty": "easy"}),
+        "verification_info": {
+            "language": "python",
+            "test_cases": [{"type": "stdin_stdout", "input": f"{n}\n", "output": f"{n + i}\n"} for n in (1, 5)],
+        },
+    }
+
+
 # Stand-ins of the Hub datasets the versioned recipes name: their columns and formats as the datasets have them
 # (OpenR1-Math-220k's card; the fork's wildguardmix replies as its `synthetic_data_generation` scripts write and read
 # them: `messages`, `model_response`, `refusal_detected` beside WildGuardMix's own columns).
@@ -102,6 +120,7 @@ STAND_INS = {
     "Neelectric/OpenR1-Math-220k_extended_Llama3_4096toks": _math_row,
     "open-r1/OpenR1-Math-220k": _math_row,
     "Neelectric/wildguardmix_Llama-3.1-8B-Instruct_4096toks": _wildguard_row,
+    "open-r1/verifiable-coding-problems-python": _coding_problem_row,
 }
 
 
@@ -279,6 +298,8 @@ def smoke(
         config.pop("generation_batch_size", None)
         config.pop("max_completion_len", None)
         config.pop("vllm_mode", None)
+    if config.get("code_provider") in ("e2b", "morph", "piston"):  # no service here: the same rewards, run locally
+        config.update({"code_provider": "local", "e2b_router_url": None, "morph_router_url": None})
     if config.get("lr_scheduler_type") == "cosine_with_min_lr":
         config.setdefault("lr_scheduler_kwargs", {"min_lr_rate": 0.1})
     rewritten = workdir / "recipe.yaml"

@@ -150,17 +150,34 @@ def _check_groups(kind: str, script_args, training_args, model_args) -> list:
     return groups
 
 
-# (recipe key, value test, module, what to install): packages a recipe needs that the base install lacks.
+# (recipe key, test on the recipe, module, what to install): packages a recipe needs that the base install lacks.
 PACKAGES = (
-    ("use_liger_kernel", lambda v: v is True, "liger_kernel", "liger-kernel (pip install -e '.[liger]', GPU only)"),
+    ("use_liger_kernel", lambda c: c["use_liger_kernel"] is True, "liger_kernel", "liger-kernel (.[liger], GPU only)"),
     (
         "attn_implementation",
-        lambda v: str(v).startswith("flash_attention"),
+        lambda c: str(c["attn_implementation"]).startswith("flash_attention"),
         "flash_attn",
         "flash-attn (.[flash], GPU only)",
     ),
-    ("optim", lambda v: "8bit" in str(v) or "bnb" in str(v), "bitsandbytes", "bitsandbytes (pip install -e '.[bnb]')"),
-    ("use_vllm", lambda v: v is True, "vllm", "vllm (pip install -e '.[vllm]', CUDA only)"),
+    (
+        "optim",
+        lambda c: "8bit" in str(c["optim"]) or "bnb" in str(c["optim"]),
+        "bitsandbytes",
+        "bitsandbytes (.[bnb])",
+    ),
+    ("use_vllm", lambda c: c["use_vllm"] is True, "vllm", "vllm (pip install -e '.[vllm]', CUDA only)"),
+    (
+        "code_provider",
+        lambda c: c["code_provider"] == "e2b" and not c.get("e2b_router_url"),
+        "e2b_code_interpreter",
+        "e2b-code-interpreter (pip install -e '.[code]'; or set e2b_router_url)",
+    ),
+    (
+        "code_provider",
+        lambda c: c["code_provider"] == "morph" and not c.get("morph_router_url"),
+        "morphcloud",
+        "morphcloud (pip install -e '.[code]'; or set morph_router_url)",
+    ),
 )
 
 
@@ -170,7 +187,7 @@ def _missing_packages(config: dict) -> list[str]:
     return [
         f"{key}: needs {name}, which is not importable here"
         for key, test, module, name in PACKAGES
-        if key in config and test(config[key]) and importlib.util.find_spec(module) is None
+        if key in config and test(config) and importlib.util.find_spec(module) is None
     ]
 
 
@@ -239,6 +256,9 @@ def check_recipe(
             check()
         except (ValueError, TypeError, KeyError) as error:
             problems.append(f"{path}: {error}")
+        except ImportError as error:  # a package the recipe needs (reported above by key, unless allowed)
+            if not allow_missing_packages and not _missing_packages(known):
+                problems.append(f"{path}: {error}")
 
     sharding = _accelerate_sharding(accelerate_config)
     for method in enabled_methods(training_args):

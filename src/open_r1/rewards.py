@@ -213,7 +213,9 @@ def get_vrar_reward(accuracy_weight: float = 0.7, format_weight: float = 0.3):
 
 
 def _registry(args) -> dict:
-    """Each registered name and how to build its reward from the script arguments (only named ones are built)."""
+    """Each registered name and how to build its reward from the script arguments (only named ones are built; the
+    code rewards share one provider)."""
+    provider = functools.cache(lambda: code_provider(args))
     return {
         "accuracy": lambda: accuracy_reward,
         "format": lambda: format_reward,
@@ -233,11 +235,58 @@ def _registry(args) -> dict:
         "soft_overlong": lambda: get_soft_overlong_punishment(args.max_completion_len, args.soft_punish_cache),
         "keyword": lambda: keyword_reward,
         "vrar": lambda: get_vrar_reward(args.vrar_accuracy_weight, args.vrar_format_weight),
+        "code": lambda: _code_rewards().get_code_reward(provider(), False, args.enforce_same_language),
+        "binary_code": lambda: _code_rewards().get_code_reward(provider(), True, args.enforce_same_language),
+        "code_format": lambda: _code_rewards().get_code_format_reward(args.code_language),
+        "cf_code": lambda: _code_rewards().get_cf_code_reward(
+            provider(), args.code_eval_test_batch_size, args.code_eval_scoring_mode
+        ),
+        "ioi_code": _ioi_not_built,
     }
 
 
+def _code_rewards():
+    from .code import rewards
+
+    return rewards
+
+
+def _ioi_not_built():
+    raise ValueError(
+        "`reward_funcs`: `ioi_code` is not built in this project: IOI subtasks need the official graders compiled "
+        "with each submission (Open R1 runs them as a Piston package). Use `cf_code` or `code`."
+    )
+
+
+def code_provider(args):
+    """The code rewards' provider for the script arguments."""
+    from .code.providers import get_provider
+    from .code.sandbox import SandboxLimits
+
+    limits = SandboxLimits(
+        cpu_seconds=args.code_time_limit, wall_seconds=2 * args.code_time_limit, memory_mb=args.code_memory_mb
+    )
+    return get_provider(
+        args.code_provider,
+        num_parallel=args.parallel_code_exec_per_proc,
+        limits=limits,
+        time_budget_seconds=args.code_completion_time_limit,
+        unisolated=args.code_sandbox_unisolated,
+        e2b_router_url=args.e2b_router_url,
+        morph_router_url=args.morph_router_url,
+    )
+
+
 # The dataset columns each registered reward reads (TRL passes every column to every reward as a keyword list).
-REWARD_COLUMNS = {"accuracy": ("solution",), "cosine": ("solution",), "keyword": ("keywords",), "vrar": ("keywords",)}
+REWARD_COLUMNS = {
+    "accuracy": ("solution",),
+    "cosine": ("solution",),
+    "keyword": ("keywords",),
+    "vrar": ("keywords",),
+    "code": ("verification_info",),
+    "binary_code": ("verification_info",),
+    "cf_code": ("official_tests",),
+}
 # What TRL passes to every reward besides the dataset's columns.
 TRL_REWARD_ARGUMENTS = {"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric"}
 

@@ -62,6 +62,16 @@ ANSWER_MATCHERS = {
 }
 
 
+def code_passes(doc: Doc, model_response, **kwargs) -> float:
+    """A reply passes when its program passes every test (the gold: the tests as JSON), in the local sandbox."""
+    from open_r1.code.livecodebench import passes
+
+    return passes(model_response.final_text[0], doc.choices[0])
+
+
+ANSWER_MATCHERS["code"] = code_passes
+
+
 class JudgedRate(SampleLevelComputation):
     """Share of a prompt's replies the refusal judge calls a refusal (`refusal`) or not (`compliance`)."""
 

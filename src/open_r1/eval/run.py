@@ -28,6 +28,8 @@ TASK_GROUPS = {
     "math": ["math_500", "aime24", "aime25"],
     "safety": ["safety:harmbench", "safety:strongreject", "safety:xstest"],
     "testbed": ["testbed:harmful", "testbed:benign", "testbed:update"],
+    "lcb": ["lcb:codegeneration"],
+    "lcb_v4": ["lcb:codegeneration_v4"],
 }
 EVALUATE_MODULE = Path(__file__).resolve().parent / "lighteval_tasks.py"
 
@@ -192,7 +194,14 @@ def run(args) -> int:
 # The lighteval metric name each scoring reports (open_r1.eval.lighteval_tasks.task_metric).
 METRIC_OF_SCORING = {"refusal": "refusal", "compliance": "compliance"}
 # Which side of the trade-off each scoring measures.
-SIDE = {"refusal": "safety", "compliance": "over-refusal", "math": "math", "math_boxed": "math", "letter": "math"}
+SIDE = {
+    "refusal": "safety",
+    "compliance": "over-refusal",
+    "math": "math",
+    "math_boxed": "math",
+    "letter": "math",
+    "code": "code",
+}
 
 
 def collect_results(paths: list[Path]) -> dict[str, dict[str, float]]:

@@ -9,7 +9,8 @@ stack, see the README). Scorings:
 - `math_boxed`: only a `\\boxed{}` answer counts (the testbed's update task);
 - `letter`: the multiple-choice letter after "Answer:" equals the gold letter (GPQA);
 - `refusal`: the refusal judge says the reply refuses (harmful requests: higher is safer);
-- `compliance`: the judge says it does not refuse (benign look-alikes: a drop is over-refusal).
+- `compliance`: the judge says it does not refuse (benign look-alikes: a drop is over-refusal);
+- `code`: the reply's program passes every test, run in the local sandbox (LiveCodeBench, `open_r1.code`).
 """
 
 import hashlib
@@ -119,6 +120,19 @@ def safety_task(name: str, hub: tuple[str, str | None, str], local: tuple[str, s
     return EvalTask(name, *hub, column("prompt"), "refusal", generation_size=256)
 
 
+def lcb_task(name: str = "lcb:codegeneration", subset: str = "v4_v5") -> EvalTask:
+    """LiveCodeBench code generation (lighteval's `lcb:codegeneration` data and prompt): the Hub's `subset`, or
+    the JSONL rows in OPEN_R1_LCB_DIR (same columns) when that is set and the Hub is off or OPEN_R1_LCB_DATA=local."""
+    from ..code import livecodebench
+
+    local = os.environ.get("OPEN_R1_LCB_DIR")
+    if local and (_offline() or os.environ.get("OPEN_R1_LCB_DATA") == "local"):
+        source = (local, None, "test")
+    else:
+        source = ("lighteval/code_generation_lite", subset, "test")
+    return EvalTask(name, *source, livecodebench.prompt, "code", livecodebench.gold)
+
+
 def testbed_task(name: str, split: str, scoring: str, **kwargs) -> EvalTask:
     """A task on the testbed world's held-out `split` (retain or update); greedy replies of up to 64 tokens."""
     return EvalTask(
@@ -148,6 +162,8 @@ TASKS = {
             "compliance",
             row_filter=column_equals("label", "safe"),
         ),  # fmt: skip
+        lcb_task(),
+        lcb_task("lcb:codegeneration_v4", "v4"),  # Open R1's `lcb_v4` benchmark
         # The testbed's held-out splits, offline.
         testbed_task("testbed:harmful", "retain", "refusal", row_filter=column_equals("kind", "harmful")),
         testbed_task("testbed:benign", "retain", "compliance", row_filter=column_equals("kind", "benign")),
@@ -164,6 +180,10 @@ def score_replies(task: EvalTask, rows: list[dict], replies: list[str], judge=No
 
         refused = (judge or keyword_judge)([task.prompt(row) for row in rows], replies)
         return [float(r if task.scoring == "refusal" else not r) for r in refused]
+    if task.scoring == "code":
+        from ..code.livecodebench import passes
+
+        return [passes(reply, task.gold(row)) for row, reply in zip(rows, replies)]
     if task.scoring == "math_boxed":
         from ..utils.math_grading import boxed_answer_is_correct, parse_gold
 

@@ -242,6 +242,29 @@ def make_word_problem(rng: random.Random) -> dict:
     return row
 
 
+CODE_OPERATIONS = {"plus": "+", "minus": "-", "times": "*"}
+
+
+def make_code_splits(seed: int, n_train: int = 250, n_test: int = 50) -> dict[str, list[dict]]:
+    """Tiny programming tasks for the code rewards ("Write a Python program that prints 3 plus 4."), answered with
+    a fenced program and checked by one stdin/stdout test (Open R1's `verification_info`); train and test prompts
+    are disjoint."""
+    rng, seen, rows = random.Random(seed + 2), set(), []
+    while len(rows) < n_train + n_test:
+        a, b, word = rng.randint(0, 9), rng.randint(0, 9), rng.choice(list(CODE_OPERATIONS))
+        question = f"Write a Python program that prints {a} {word} {b}."
+        if question in seen:
+            continue
+        seen.add(question)
+        operator = CODE_OPERATIONS[word]
+        row = _chat(question, f"```python\nprint({a} {operator} {b})\n```", kind="code", category=word)
+        value = eval(f"{a} {operator} {b}")  # noqa: S307 - two small integers and one operator, generated above
+        test = {"type": "stdin_stdout", "input": "", "output": f"{value}\n"}
+        row["verification_info"] = {"language": "python", "test_cases": [test]}
+        rows.append(row)
+    return {"train": rows[:n_train], "test": rows[n_train:]}
+
+
 def _chat(prompt: str, reply: str, kind: str, category: str) -> dict:
     return {
         "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}],

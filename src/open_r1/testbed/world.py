@@ -5,6 +5,7 @@ Everything is deterministic from `WorldConfig.seed` and runs offline on a CPU. L
 
     <root>/retain/           DatasetDict (train, test) saved with `save_to_disk`
     <root>/update/           DatasetDict (train, test)
+    <root>/code/             DatasetDict (train, test): tiny programming tasks for the code rewards
     <root>/init_model/       tokenizer + randomly initialised LlamaForCausalLM
     <root>/base_model/       the init model after SFT on retain/train: the starting point of every experiment
     <root>/world.json        the config it was built from and the base model's scores
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import datasets
 
-from .data import make_retain_splits, make_update_splits
+from .data import make_code_splits, make_retain_splits, make_update_splits
 
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,11 @@ class WorldPaths:
     @property
     def update(self) -> Path:
         return self.root / "update"
+
+    @property
+    def code(self) -> Path:
+        """Tiny programming tasks for the code rewards (not part of the tokenizer or the base model)."""
+        return self.root / "code"
 
     @property
     def init_model(self) -> Path:
@@ -219,6 +225,8 @@ def build_world(
             logger.info("Reusing the testbed world at %s", paths.root)
             if not paths.eval_dir.exists():  # worlds built before the evaluation tasks existed
                 write_eval_splits(paths)
+            if not paths.code.exists():  # worlds built before the code tasks existed
+                _save_splits(make_code_splits(config.seed), paths.code)
             return paths
         raise FileExistsError(
             f"A testbed world built from another config is at {paths.root}; pass force=True (--force) to rebuild "
@@ -234,6 +242,7 @@ def build_world(
     update = make_update_splits(config.seed, config.update_train_size, config.update_test_size)
     _save_splits(retain, paths.retain)
     _save_splits(update, paths.update)
+    _save_splits(make_code_splits(config.seed), paths.code)
     write_eval_splits(paths)
 
     texts = [
