@@ -6,6 +6,7 @@ server on 127.0.0.1 (good replies, 5xx, malformed replies, timeouts: None and a 
 import ast
 import json
 import logging
+import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -120,6 +121,7 @@ CF_PROBLEM = {
 
 
 @needs_sandbox
+@pytest.mark.skipif(shutil.which("g++") is None, reason="C++ submissions need g++")
 @pytest.mark.parametrize(
     "mode, expected",
     [
