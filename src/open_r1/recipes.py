@@ -298,6 +298,26 @@ def recipe_files(paths: list[str]) -> list[Path]:
     return files
 
 
+def _memory(args) -> int:
+    from .recipe_memory import parse_size, plan_recipe
+    from .recipe_smoke import accelerate_config_of
+
+    status = 0
+    for path in recipe_files(args.paths):
+        text = path.read_text()
+        accelerate_config = args.accelerate_config or accelerate_config_of(text)
+        header_processes = re.search(r"--num_processes[= ](\d+)", text)
+        processes = args.num_processes or (int(header_processes.group(1)) if header_processes else None)
+        try:
+            memory_plan = plan_recipe(path, accelerate_config, processes, parse_size(args.gpu_memory))
+        except ValueError as error:
+            print(f"{path}: {error}")
+            status = 1
+            continue
+        print(f"\n{path} under {accelerate_config or 'one process'}:\n{memory_plan.table()}")
+    return status
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m open_r1.recipes", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -335,8 +355,15 @@ def main(argv=None) -> int:
     smoke.add_argument("--steps", type=int, default=2, help="Steps before the checkpoint (one more after resuming).")
     smoke.add_argument("--processes", type=int, default=2, help="CPU processes (gloo); 1 runs without a backend.")
     smoke.add_argument("--workdir", type=Path, default=Path("data/smoke"), help="Where stand-ins and runs go.")
+    memory = commands.add_parser("memory", help="Per-GPU memory of recipes under an accelerate config, and a verdict.")
+    memory.add_argument("paths", nargs="+", help="Recipe files or directories.")
+    memory.add_argument("--accelerate-config", type=Path, help="Default: the one the recipe's header launches with.")
+    memory.add_argument("--num-processes", type=int, help="Processes (default: the accelerate config's).")
+    memory.add_argument("--gpu-memory", default="80GB", help="Memory of one GPU (default: %(default)s).")
     args = parser.parse_args(argv)
 
+    if args.command == "memory":
+        return _memory(args)
     if args.command == "migrate":
         return _migrate(args)
     if args.command == "smoke":
