@@ -62,3 +62,16 @@ def test_make_evaluate_runs_the_safety_tasks_offline(world, safety_dir, tmp_path
 
     details = pd.read_parquet(next(output.rglob("details_safety:harmbench|0_*.parquet")))
     assert len(details) == written["harmbench/test.jsonl"]
+
+
+def test_the_smollm2_world_trains_on_validation_prompts_and_holds_out_harmbench_test(safety_dir):
+    """The SmolLM2 world's harmful training prompts (HarmBench validation + StrongREJECT) never include a held-out
+    HarmBench test behaviour, and every refusal it writes is one the keyword judge recognises."""
+    from open_r1.eval.judges import is_refusal
+    from open_r1.testbed.smollm2 import HARMS, REFUSALS, harmful_prompts
+
+    out, _ = safety_dir
+    train, held_out = harmful_prompts(out)
+    assert len(train) == 60 + 313 and len(held_out) == 240
+    assert not {row["prompt"] for row in train} & {row["prompt"] for row in held_out}
+    assert all(is_refusal(template.format(why=why)) for template in REFUSALS for why in HARMS.values())

@@ -1,9 +1,12 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """Command line of the testbed.
 
-python -m open_r1.testbed build [--root DIR] [--preset default|small] [--seed N] [--force]
+python -m open_r1.testbed build [--world tiny|smollm2] [--root DIR] [--preset default|small] [--seed N] [--force]
 python -m open_r1.testbed score --root DIR --model NAME=PATH [--model NAME=PATH ...] [--json FILE]
 python -m open_r1.testbed compare [--root DIR] [--methods M ...] [--seeds N ...] [--max-steps N] [--quick]
+
+`--world smollm2` builds the SmolLM2 world (`open_r1.testbed.smollm2`, in data/smollm2): a real pretrained chat model
+and real harmful prompts, offline; `compare --root data/smollm2` runs its own methods and recipes.
 """
 
 import argparse
@@ -13,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from .compare import METHODS, QUICK_METHODS, check_methods, run_comparison, write_report
+from .compare import WORLDS, check_methods, run_comparison, world_name, write_report
 from .scoring import format_table, score_model
 from .world import DEFAULT_ROOT, WorldConfig, WorldPaths, build_world
 
@@ -46,8 +49,9 @@ def main(argv=None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     build = commands.add_parser("build", help="Build (or reuse) the testbed world.")
-    build.add_argument("--root", default=str(DEFAULT_ROOT), help="Directory of the world (default: %(default)s).")
-    build.add_argument("--preset", default="default", help="default or small (faster, for tests).")
+    build.add_argument("--world", default="tiny", choices=["tiny", "smollm2"], help="Which world (default: tiny).")
+    build.add_argument("--root", help="Directory of the world (default: data/testbed, or data/smollm2).")
+    build.add_argument("--preset", default="default", help="tiny world: default or small (faster, for tests).")
     build.add_argument("--seed", type=int, default=42)
     build.add_argument("--force", action="store_true", help="Rebuild even if a world is already there.")
     score = commands.add_parser("score", help="Score models on the world's held-out splits.")
@@ -64,28 +68,38 @@ def main(argv=None) -> int:
     compare = commands.add_parser("compare", help="Train and score every continual-learning method, several seeds.")
     compare.add_argument("--root", default=str(DEFAULT_ROOT), help="Directory of the world (default: %(default)s).")
     compare.add_argument("--output", help="Output directory (default: ROOT/compare, or ROOT/compare-quick).")
-    compare.add_argument("--recipes", default="recipes/tiny", help="The tiny recipes (default: %(default)s).")
-    compare.add_argument("--methods", nargs="+", choices=list(METHODS), help="Methods to run (default: all).")
+    compare.add_argument("--recipes", help="The world's recipes (default: recipes/tiny, or recipes/smollm2).")
+    compare.add_argument("--methods", nargs="+", help="Methods to run (default: all of the world's).")
     compare.add_argument("--seeds", nargs="+", type=seed, help="Training seeds (default: 0 1 2; --quick: 0).")
     compare.add_argument("--max-steps", type=positive, help="Cap every run at this many optimizer steps.")
     compare.add_argument(
         "--quick",
         action="store_true",
-        help=f"CI smoke run: {', '.join(QUICK_METHODS)}, one seed, 20 steps (each option still overrides).",
+        help="A short run: the world's quick methods, one seed (tiny world: 20 steps). Each option still overrides.",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     if args.command == "build":
         start = time.perf_counter()
-        paths = build_world(args.root, WorldConfig.preset(args.preset, seed=args.seed), force=args.force)
+        if args.world == "smollm2":
+            from .smollm2 import DEFAULT_ROOT as SMOLLM2_ROOT
+            from .smollm2 import SmolWorldConfig, build_smollm2_world
+
+            config = SmolWorldConfig(seed=args.seed)
+            paths = build_smollm2_world(args.root or SMOLLM2_ROOT, config, force=args.force)
+        else:
+            config = WorldConfig.preset(args.preset, seed=args.seed)
+            paths = build_world(args.root or DEFAULT_ROOT, config, force=args.force)
         manifest = json.loads(paths.manifest.read_text())
         print(f"Testbed world at {paths.root} ({time.perf_counter() - start:.0f} s)")
-        if "base_scores" in manifest:
+        if "scores" in manifest:
+            print(format_table(manifest["scores"]))
+        elif "base_scores" in manifest:
             print(format_table({"base": manifest["base_scores"]}))
         return 0
 
-    world = WorldPaths(Path(args.root))
+    world = WorldPaths(Path(args.root or DEFAULT_ROOT))
     if not world.manifest.exists():
         parser.error(f"--root {args.root}: no testbed world there; run `python -m open_r1.testbed build` first")
     if args.command == "compare":
@@ -107,15 +121,18 @@ def compare_methods(args, world: WorldPaths) -> int:
     # One progress line per run; each run's own output goes to its train.log.
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
-    methods = check_methods(args.methods or list(QUICK_METHODS if args.quick else METHODS), Path(args.recipes))
+    name = world_name(world)
+    all_methods, quick_methods, recipes = WORLDS[name]
+    recipes = Path(args.recipes or recipes)
+    methods = check_methods(args.methods or list(quick_methods if args.quick else all_methods), recipes, all_methods)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
-    max_steps = args.max_steps or (20 if args.quick else None)
+    max_steps = args.max_steps or (20 if args.quick and name == "tiny" else None)
     output = Path(args.output or world.root / ("compare-quick" if args.quick else "compare"))
     output.mkdir(parents=True, exist_ok=True)
     print(f"Comparing {len(methods)} methods x {len(seeds)} seeds on {world.root}; results in {output}", flush=True)
     start = time.perf_counter()
     results = run_comparison(
-        world, output, methods, seeds, Path(args.recipes), max_steps, progress=lambda line: print(line, flush=True)
+        world, output, methods, seeds, recipes, max_steps, progress=lambda line: print(line, flush=True)
     )
     files = write_report(results, output)
     print(files["table"].read_text())

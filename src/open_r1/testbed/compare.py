@@ -81,18 +81,37 @@ METHODS = {
 }
 QUICK_METHODS = ("sft_high_lr", "sft_low_lr", "replay_20", "ewc_empirical")
 
+# The SmolLM2 world (`build --world smollm2`): its own recipes (recipes/smollm2), sized for a 135M model on CPU.
+SMOLLM2_METHODS = {
+    m.name: m
+    for m in [
+        Method("sft", "sft/config_sft.yaml", description="plain SFT, lr 1e-4"),
+        Method("ewc", "sft/config_ewc.yaml", description="EWC, empirical per-token Fisher of 32 retain rows"),
+        Method("replay", "sft/config_replay.yaml", description="20% retain replay"),
+    ]
+}
+WORLDS = {
+    "tiny": (METHODS, QUICK_METHODS, "recipes/tiny"),
+    "smollm2": (SMOLLM2_METHODS, tuple(SMOLLM2_METHODS), "recipes/smollm2"),
+}
 
-def check_methods(names: list[str], recipes_dir: Path) -> list[Method]:
+
+def world_name(world: WorldPaths) -> str:
+    return json.loads(world.manifest.read_text())["config"].get("world", "tiny")
+
+
+def check_methods(names: list[str], recipes_dir: Path, methods: dict | None = None) -> list[Method]:
     """The methods to run in order, each after the one it starts from; fails on unknown names or missing recipes."""
-    unknown = [name for name in names if name not in METHODS]
+    methods = METHODS if methods is None else methods
+    unknown = [name for name in names if name not in methods]
     if unknown:
-        raise ValueError(f"--methods: unknown method(s) {unknown}; choose from {list(METHODS)}.")
+        raise ValueError(f"--methods: unknown method(s) {unknown}; choose from {list(methods)}.")
     ordered: list[Method] = []
     for name in names:
         chain = []
         while name is not None and name not in [m.name for m in ordered + chain]:
-            chain.insert(0, METHODS[name])
-            name = METHODS[name].start_from
+            chain.insert(0, methods[name])
+            name = methods[name].start_from
         ordered += chain
     for method in ordered:
         if not (recipes_dir / method.recipe).is_file():

@@ -217,11 +217,11 @@ def _retain_rows(rng: random.Random) -> list[dict]:
         for task in tasks:
             for template in REQUEST_TEMPLATES:
                 reply = rng.choice(REFUSAL_TEMPLATES).format(task=task, reason=reason)
-                rows.append(_chat(template.format(task=task), reply, kind="harmful", category=category))
+                rows.append(chat_row(template.format(task=task), reply, kind="harmful", category=category))
     for task, answer in BENIGN_TASKS.items():
         for template in REQUEST_TEMPLATES:
             reply = rng.choice(HELPFUL_TEMPLATES).format(task=task, answer=answer)
-            rows.append(_chat(template.format(task=task), reply, kind="benign", category="benign"))
+            rows.append(chat_row(template.format(task=task), reply, kind="benign", category="benign"))
     return rows
 
 
@@ -237,7 +237,7 @@ def make_word_problem(rng: random.Random) -> dict:
         question = f"{name} has {a} {obj} and gives away {b}. How many {obj} does {name} have left?"
         trace, answer = f"{a} - {b} = {a - b}", a - b
     reply = f"<think>\n{trace}\n</think>\nThe answer is \\boxed{{{answer}}}."
-    row = _chat(question, reply, kind="math", category="arithmetic")
+    row = chat_row(question, reply, kind="math", category="arithmetic")
     row["solution"] = str(answer)
     return row
 
@@ -257,7 +257,7 @@ def make_code_splits(seed: int, n_train: int = 250, n_test: int = 50) -> dict[st
             continue
         seen.add(question)
         operator = CODE_OPERATIONS[word]
-        row = _chat(question, f"```python\nprint({a} {operator} {b})\n```", kind="code", category=word)
+        row = chat_row(question, f"```python\nprint({a} {operator} {b})\n```", kind="code", category=word)
         value = eval(f"{a} {operator} {b}")  # noqa: S307 - two small integers and one operator, generated above
         test = {"type": "stdin_stdout", "input": "", "output": f"{value}\n"}
         row["verification_info"] = {"language": "python", "test_cases": [test]}
@@ -265,7 +265,8 @@ def make_code_splits(seed: int, n_train: int = 250, n_test: int = 50) -> dict[st
     return {"train": rows[:n_train], "test": rows[n_train:]}
 
 
-def _chat(prompt: str, reply: str, kind: str, category: str) -> dict:
+def chat_row(prompt: str, reply: str, kind: str, category: str) -> dict:
+    """A two-turn chat in TRL's `messages` format with the world's row columns."""
     return {
         "messages": [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}],
         "kind": kind,
