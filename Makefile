@@ -1,4 +1,4 @@
-.PHONY: install install-eval demo testbed evaluate evals-summary test quality style clean
+.PHONY: install install-eval demo testbed evaluate evals-summary bench bench-quick test quality style clean
 
 # Everything runs in a project virtualenv; override VENV to use another one.
 VENV ?= .venv
@@ -58,6 +58,15 @@ evaluate: install-eval
 	@test -n "$(MODEL)" -a -n "$(TASK)" || { echo "usage: make evaluate MODEL=... TASK=... [PARALLEL=data|tensor NUM_GPUS=N]"; exit 2; }
 	OPEN_R1_TESTBED_DIR=$(TESTBED_DIR) $(EVAL_PYTHON) -m open_r1.eval.run run --model $(MODEL) --task $(TASK) \
 		$(if $(PARALLEL),--parallel $(PARALLEL)) --num-gpus $(NUM_GPUS) $(if $(OUTPUT_DIR),--output-dir $(OUTPUT_DIR))
+
+# Every benchmark in one run: data/bench/bench.md and bench.json (the README's performance section is made from it
+# with BENCH_ARGS=--update-readme). `make bench-quick` takes under 5 minutes on 2 CPU cores.
+BENCH_ARGS ?=
+bench: install
+	HF_HUB_OFFLINE=1 $(PYTHON) scripts/benchmarks/bench.py $(BENCH_ARGS)
+
+bench-quick: install
+	HF_HUB_OFFLINE=1 $(PYTHON) scripts/benchmarks/bench.py --quick $(BENCH_ARGS)
 
 # One table and a learning-vs-forgetting plot over every model evaluated under data/evals.
 evals-summary: install

@@ -1,0 +1,170 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""Training throughput and peak memory of plain TRL `SFTTrainer` against this project's trainer, with no method and
+with each method alone, on the testbed's tiny model. One run per process (peak memory is per process); the driver
+alternates the configurations and repeats them, so each sees the same machine:
+
+    python scripts/benchmarks/bench_trainer.py [--world data/testbed] [--steps 40] [--repeats 3] [--configs ...]
+    python scripts/benchmarks/bench_trainer.py --one ewc --world data/testbed --steps 40   # one run, JSON out
+
+Throughput is the mean input tokens of a step (padding included; the same batches for every configuration) over the
+median step time after the first 5 steps (warm-up; EWC's Fisher is computed before step 1 and is not in it). Peak memory: the process's resident high-water mark grown since just before the trainer was built.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+WARMUP_STEPS = 5
+# Each configuration: the recipe keys it adds to the plain run.
+CONFIGS = {
+    "trl": {},
+    "none": {},
+    "ewc": {"use_ewc": True, "ewc_lambda": 5e4, "fisher_num_samples": 32},
+    "ema": {"use_ema": True},
+    "ewc+ema": {"use_ewc": True, "ewc_lambda": 5e4, "fisher_num_samples": 32, "use_ema": True},
+    "replay": {"replay_ratio": 0.2},
+    "trust_region": {"use_trust_region": True},
+    "dft": {"loss_type": "dft"},
+    "dadamw": {"custom_optim": "dadamw"},
+}
+QUICK_CONFIGS = ["trl", "none", "ewc", "ema", "ewc+ema"]
+
+
+def rss_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def run_one(name: str, world: Path, steps: int, batch: int) -> dict:
+    import torch
+    from datasets import load_from_disk
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+
+    from open_r1.configs import SFTConfig
+
+    torch.set_num_threads(2)
+    extra = dict(CONFIGS[name])
+    needs_retain = any(k in extra for k in ("use_ewc", "replay_ratio"))
+    args = SFTConfig(
+        output_dir=f"/tmp/open_r1_bench_{name}",
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        assistant_only_loss=True,
+        max_length=256,
+        per_device_train_batch_size=batch,
+        learning_rate=1e-3,
+        max_steps=steps,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        logging_steps=10**6,
+        include_num_input_tokens_seen=True,
+        seed=0,
+        retain_dataset_id=str(world / "retain") if needs_retain else None,
+        **extra,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(world / "base_model")
+    train = load_from_disk(str(world / "update"))["train"]
+    model = AutoModelForCausalLM.from_pretrained(world / "base_model")
+    durations, tokens = [], []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.started, self.seen = time.perf_counter(), state.num_input_tokens_seen
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step > WARMUP_STEPS:
+                durations.append(time.perf_counter() - self.started)
+                tokens.append(state.num_input_tokens_seen - self.seen)
+
+    before = rss_kib("VmRSS")
+    if name == "trl":
+        from trl import SFTTrainer as Trainer
+    else:
+        from open_r1.trainers import ContinualSFTTrainer as Trainer
+    trainer = Trainer(model=model, args=args, train_dataset=train, processing_class=tokenizer, callbacks=[Clock()])
+    trainer.train()
+    # The median step (robust to a hiccup of the machine); every configuration sees the same batches in order.
+    step = statistics.median(durations)
+    return {
+        "config": name,
+        "tokens_per_second": statistics.mean(tokens) / step,
+        "seconds_per_step": step,
+        "step_seconds": durations,
+        "peak_mib": (rss_kib("VmHWM") - before) / 1024,
+    }
+
+
+def compare(world: Path, steps: int, batch: int, repeats: int, configs: list[str], progress=print) -> dict:
+    """Alternate the configurations `repeats` times (one process each); medians, spreads and ratios to TRL."""
+    runs = {name: [] for name in configs}
+    total, done = repeats * len(configs), 0
+    for repeat in range(repeats):
+        for name in configs:
+            command = [sys.executable, __file__, "--one", name, "--world", str(world), "--steps", str(steps)]
+            command += ["--batch-size", str(batch)]
+            result = subprocess.run(command, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise RuntimeError(f"{name}: {result.stderr[-2000:]}")
+            runs[name].append(json.loads(result.stdout.strip().splitlines()[-1]))
+            done += 1
+            progress(
+                f"[{done}/{total}] trainer {name} (repeat {repeat + 1}): {runs[name][-1]['tokens_per_second']:.0f} tok/s"
+            )
+    reference = statistics.median(r["tokens_per_second"] for r in runs["trl"]) if "trl" in runs else None
+    summary = {}
+    for name, results in runs.items():
+        speeds = [r["tokens_per_second"] for r in results]
+        peaks = [r["peak_mib"] for r in results]
+        summary[name] = {
+            "tokens_per_second": statistics.median(speeds),
+            "tokens_per_second_range": [min(speeds), max(speeds)],
+            "seconds_per_step": statistics.median(r["seconds_per_step"] for r in results),
+            "peak_mib": statistics.median(peaks),
+            "throughput_vs_trl": statistics.median(speeds) / reference if reference else None,
+            "runs": results,
+        }
+    return summary
+
+
+def table(summary: dict) -> str:
+    lines = [
+        "| configuration | tokens/s (median, range) | s/step | vs TRL SFTTrainer | peak MiB |",
+        "|---|---|---|---|---|",
+    ]
+    for name, s in summary.items():
+        low, high = s["tokens_per_second_range"]
+        ratio = f"{s['throughput_vs_trl']:.3f}x" if s["throughput_vs_trl"] else "-"
+        lines.append(
+            f"| {name} | {s['tokens_per_second']:.0f} ({low:.0f}-{high:.0f}) | {s['seconds_per_step']:.3f} | {ratio} "
+            f"| {s['peak_mib']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--world", type=Path, default=Path("data/testbed"))
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--one", choices=list(CONFIGS), help="Run this configuration once and print its JSON.")
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_one(args.one, args.world, args.steps, args.batch_size)))
+        return
+    summary = compare(args.world, args.steps, args.batch_size, args.repeats, args.configs)
+    print(table(summary))
+
+
+if __name__ == "__main__":
+    main()
