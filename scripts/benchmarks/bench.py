@@ -9,7 +9,7 @@
 3. DAdamW against `torch.optim.AdamW` (`bench_dadamw.py`);
 4. the local code sandbox (`bench_sandbox.py`).
 
-`--quick` (under 5 minutes on 2 CPU cores): five trainer configurations x 2 repeats of 45 steps, and smaller Fisher,
+`--quick` (under 5 minutes on 2 CPU cores): five trainer configurations x 3 rounds of 45 steps, and smaller Fisher,
 optimizer and sandbox runs. `--update-readme` replaces the README's performance section with the tables. The machine
 (CPU model, cores, GPU if any, torch) is written beside every table.
 """
@@ -71,7 +71,7 @@ def main() -> int:
         progress(f"building the testbed world at {args.world}")
         subprocess.run([sys.executable, "-m", "open_r1.testbed", "build", "--root", str(args.world)], check=True)
     if args.quick:
-        trainer = compare(args.world, steps=45, batch=16, repeats=2, configs=QUICK_CONFIGS, progress=progress)
+        trainer = compare(args.world, steps=45, batch=16, repeats=3, configs=QUICK_CONFIGS, progress=progress)
         fisher = run_script("bench_fisher.py", ["--world", str(args.world), "--rows", "32", "--steps", "30"], progress)
         dadamw = run_script("bench_dadamw.py", ["--hidden", "256", "--layers", "4", "--repeats", "3"], progress)
         sandbox = run_script("bench_sandbox.py", ["--runs", "10", "--repeats", "1"], progress)
@@ -87,7 +87,8 @@ def main() -> int:
     mode = "quick" if args.quick else "full"
     report = f"""Measured by `make bench{"-quick" if args.quick else ""}` ({mode}, {seconds:.0f} s) on {where}.
 
-Trainers on the testbed's tiny model (batch 16; each configuration in its own process, alternating):
+Trainers on the testbed's tiny model (batch 16; throughput: the configurations in turn in one process, ratios
+to TRL within each round; peak memory: one process each):
 
 {table(trainer)}
 

@@ -1,7 +1,8 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """Training throughput and peak memory of plain TRL `SFTTrainer` against this project's trainer, with no method and
-with each method alone, on the testbed's tiny model. One run per process (peak memory is per process); the driver
-alternates the configurations and repeats them, so each sees the same machine:
+with each method alone, on the testbed's tiny model. Throughput: all configurations in turn in one process, several
+rounds, ratios to TRL within each round (between processes the same run varies by up to 20% here); peak memory: one
+process per configuration:
 
     python scripts/benchmarks/bench_trainer.py [--world data/testbed] [--steps 40] [--repeats 3] [--configs ...]
     python scripts/benchmarks/bench_trainer.py --one ewc --world data/testbed --steps 40   # one run, JSON out
@@ -20,6 +21,7 @@ from pathlib import Path
 
 
 WARMUP_STEPS = 5
+RESULT = "bench_trainer result: "
 # Each configuration: the recipe keys it adds to the plain run.
 CONFIGS = {
     "trl": {},
@@ -103,46 +105,65 @@ def run_one(name: str, world: Path, steps: int, batch: int) -> dict:
     }
 
 
+def _command(*args) -> list[str]:
+    return [sys.executable, __file__, *map(str, args)]
+
+
 def compare(world: Path, steps: int, batch: int, repeats: int, configs: list[str], progress=print) -> dict:
-    """Alternate the configurations `repeats` times (one process each); medians, spreads and ratios to TRL."""
+    """Throughput: every configuration in turn in *one* process, `repeats` rounds (process-to-process variance is
+    larger than the differences measured); the ratio to TRL is taken within each round, then the median. Peak memory:
+    one process per configuration."""
+    common = ["--world", world, "--steps", steps, "--batch-size", batch]
+    timing = subprocess.Popen(
+        _command("--rounds", repeats, "--configs", *configs, *common), stdout=subprocess.PIPE, text=True
+    )
     runs = {name: [] for name in configs}
-    total, done = repeats * len(configs), 0
-    for repeat in range(repeats):
-        for name in configs:
-            command = [sys.executable, __file__, "--one", name, "--world", str(world), "--steps", str(steps)]
-            command += ["--batch-size", str(batch)]
-            result = subprocess.run(command, capture_output=True, text=True, check=False)
-            if result.returncode != 0:
-                raise RuntimeError(f"{name}: {result.stderr[-2000:]}")
-            runs[name].append(json.loads(result.stdout.strip().splitlines()[-1]))
-            done += 1
-            progress(
-                f"[{done}/{total}] trainer {name} (repeat {repeat + 1}): {runs[name][-1]['tokens_per_second']:.0f} tok/s"
-            )
-    reference = statistics.median(r["tokens_per_second"] for r in runs["trl"]) if "trl" in runs else None
+    lines = (line for line in timing.stdout if line.startswith(RESULT))  # the trainers print their own logs too
+    for done, line in enumerate(lines, 1):
+        result = json.loads(line[len(RESULT) :])
+        runs[result["config"]].append(result)
+        progress(
+            f"[{done}/{repeats * len(configs)}] trainer {result['config']}: {result['tokens_per_second']:.0f} tok/s"
+        )
+    if timing.wait() != 0:
+        raise RuntimeError("the timing process failed")
+    peaks = {}
+    for index, name in enumerate(configs, 1):
+        result = subprocess.run(_command("--one", name, *common), capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"{name}: {result.stderr[-2000:]}")
+        peaks[name] = json.loads(result.stdout.strip().splitlines()[-1])["peak_mib"]
+        progress(f"[{index}/{len(configs)}] peak memory of {name}: {peaks[name]:.0f} MiB")
     summary = {}
     for name, results in runs.items():
         speeds = [r["tokens_per_second"] for r in results]
-        peaks = [r["peak_mib"] for r in results]
+        ratios = [
+            r["seconds_per_step"] and t["seconds_per_step"] / r["seconds_per_step"]
+            for r, t in zip(results, runs.get("trl", []))
+        ]
         summary[name] = {
             "tokens_per_second": statistics.median(speeds),
             "tokens_per_second_range": [min(speeds), max(speeds)],
             "seconds_per_step": statistics.median(r["seconds_per_step"] for r in results),
-            "peak_mib": statistics.median(peaks),
-            "throughput_vs_trl": statistics.median(speeds) / reference if reference else None,
-            "runs": results,
+            "peak_mib": peaks[name],
+            "throughput_vs_trl": statistics.median(ratios) if ratios else None,
+            "throughput_vs_trl_range": [min(ratios), max(ratios)] if ratios else None,
+            "runs": [{k: v for k, v in r.items() if k != "step_seconds"} for r in results],
         }
     return summary
 
 
 def table(summary: dict) -> str:
     lines = [
-        "| configuration | tokens/s (median, range) | s/step | vs TRL SFTTrainer | peak MiB |",
+        "| configuration | tokens/s (median, range) | s/step | throughput vs TRL SFTTrainer (median, range of rounds) | peak MiB |",
         "|---|---|---|---|---|",
     ]
     for name, s in summary.items():
         low, high = s["tokens_per_second_range"]
-        ratio = f"{s['throughput_vs_trl']:.3f}x" if s["throughput_vs_trl"] else "-"
+        ratio = "-"
+        if s["throughput_vs_trl"]:
+            low_ratio, high_ratio = s["throughput_vs_trl_range"]
+            ratio = f"{s['throughput_vs_trl']:.3f}x ({low_ratio:.2f}-{high_ratio:.2f})"
         lines.append(
             f"| {name} | {s['tokens_per_second']:.0f} ({low:.0f}-{high:.0f}) | {s['seconds_per_step']:.3f} | {ratio} "
             f"| {s['peak_mib']:.0f} |"
@@ -158,9 +179,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--one", choices=list(CONFIGS), help="Run this configuration once and print its JSON.")
+    parser.add_argument("--rounds", type=int, help="Run --configs in turn this many times here; one JSON line each.")
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_one(args.one, args.world, args.steps, args.batch_size)))
+        return
+    if args.rounds:
+        for _ in range(args.rounds):
+            for name in args.configs:
+                result = run_one(name, args.world, args.steps, args.batch_size)
+                print(RESULT + json.dumps({k: v for k, v in result.items() if k != "peak_mib"}), flush=True)
         return
     summary = compare(args.world, args.steps, args.batch_size, args.repeats, args.configs)
     print(table(summary))
