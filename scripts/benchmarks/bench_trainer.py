@@ -37,19 +37,13 @@ CONFIGS = {
 QUICK_CONFIGS = ["trl", "none", "ewc", "ema", "ewc+ema"]
 
 
-def rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 def run_one(name: str, world: Path, steps: int, batch: int) -> dict:
     import torch
     from datasets import load_from_disk
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
     from open_r1.configs import SFTConfig
+    from open_r1.recipe_memory import resident_kib
 
     torch.set_num_threads(2)
     extra = dict(CONFIGS[name])
@@ -87,7 +81,7 @@ def run_one(name: str, world: Path, steps: int, batch: int) -> dict:
                 durations.append(time.perf_counter() - self.started)
                 tokens.append(state.num_input_tokens_seen - self.seen)
 
-    before = rss_kib("VmRSS")
+    before = resident_kib("VmRSS")
     if name == "trl":
         from trl import SFTTrainer as Trainer
     else:
@@ -101,7 +95,7 @@ def run_one(name: str, world: Path, steps: int, batch: int) -> dict:
         "tokens_per_second": statistics.mean(tokens) / step,
         "seconds_per_step": step,
         "step_seconds": durations,
-        "peak_mib": (rss_kib("VmHWM") - before) / 1024,
+        "peak_mib": (resident_kib("VmHWM") - before) / 1024,
     }
 
 

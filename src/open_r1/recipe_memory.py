@@ -347,6 +347,15 @@ def plan_recipe(path: Path, accelerate_config: Path | None, processes: int | Non
     return plan(recipe, launch, gpu_bytes)
 
 
+def resident_kib(field: str = "VmRSS") -> int:
+    """This process's resident memory from /proc/self/status (Linux), KiB: `VmRSS` now, `VmHWM` its peak. How the
+    planner is checked against real runs (tests/helpers/measure_train_memory.py) and the benchmarks' peaks."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
 def parse_size(text: str) -> float:
     """'80GB', '80GiB', '141 GB' -> bytes (GB read as GiB, as GPU memory is quoted)."""
     number = float("".join(c for c in text if c.isdigit() or c == "."))

@@ -13,13 +13,6 @@ import sys
 from pathlib import Path
 
 
-def rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("world")
@@ -37,7 +30,7 @@ def main() -> None:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from open_r1.configs import SFTConfig
-    from open_r1.recipe_memory import Launch, plan
+    from open_r1.recipe_memory import Launch, plan, resident_kib
     from open_r1.trainers import ContinualSFTTrainer
 
     torch.set_num_threads(2)
@@ -93,13 +86,13 @@ def main() -> None:
         "use_ema": args.ema,
         "fisher_batch_size": 2,
     }
-    before = rss_kib("VmRSS")
+    before = resident_kib("VmRSS")
     model = LlamaForCausalLM(config)
     trainer = ContinualSFTTrainer(
         model=model, args=training, train_dataset=train, processing_class=tokenizer, retain_dataset=retain["train"]
     )
     trainer.train()
-    peak = rss_kib("VmHWM")
+    peak = resident_kib("VmHWM")
     predicted = plan(recipe, Launch(), config_override=config)
     result = {
         "parameters": sum(p.numel() for p in model.parameters()),

