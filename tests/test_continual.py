@@ -70,28 +70,40 @@ def test_dft_loss_is_the_probability_weighted_nll(world, tmp_path):
     assert loss.item() == pytest.approx(by_hand.item(), rel=1e-5)
 
 
-def test_ema_follows_its_formula_on_a_toy_model():
-    model = torch.nn.Linear(3, 2)
+@pytest.mark.parametrize("bias_dtype", [torch.float32, torch.bfloat16])
+def test_ema_follows_its_formula_on_a_toy_model(bias_dtype):
+    """The shadow follows eta * shadow + (1 - eta) * theta: fp32 parameters through the multi-tensor path, a bf16
+    one (when there is one) one parameter at a time beside them; the logged distance is |theta - shadow|."""
+
+    class Toy(torch.nn.Linear):
+        def forward(self, x):
+            return torch.nn.functional.linear(x, self.weight, self.bias.float())
+
+    model = Toy(3, 2)
+    model.bias.data = model.bias.data.to(bias_dtype)
     trainer = SimpleNamespace(model=model, args=SimpleNamespace(load_best_model_at_end=False))
     ema = EMA(eta=0.6)
     ema.setup(trainer)
-    expected = {n: p.detach().clone() for n, p in model.named_parameters()}
+    expected = {n: p.detach().to(torch.float32, copy=True) for n, p in model.named_parameters()}
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
     for step in range(5):
         model(torch.full((4, 3), 0.1 * (step + 1))).pow(2).sum().backward()
         optimizer.step()
         optimizer.zero_grad()
+        ema.metrics()  # the distance of this step alone below
         ema.on_step_end(trainer)
         for n, p in model.named_parameters():
-            expected[n] = 0.6 * expected[n] + 0.4 * p.detach()
+            expected[n] = 0.6 * expected[n] + 0.4 * p.detach().float()
     for n in expected:
         torch.testing.assert_close(ema.shadow[n], expected[n], rtol=1e-6, atol=1e-7)
+    distance = sum((p.detach().float() - ema.shadow[n]).pow(2).sum() for n, p in model.named_parameters()).sqrt()
+    assert ema.metrics()["distance"] == pytest.approx(distance.item(), rel=1e-5)
     restored = EMA(eta=0.6)
     restored.setup(trainer)
     restored.load_state_dict(copy.deepcopy(ema.state_dict()))
     ema.on_train_end(trainer)
     for n, p in model.named_parameters():
-        torch.testing.assert_close(p.detach(), expected[n], rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(p.detach(), expected[n].to(p.dtype), rtol=1e-6, atol=1e-7)
         assert torch.equal(restored.shadow[n], ema.shadow[n])
 
 

@@ -220,6 +220,52 @@ def test_ewc_penalty_value_and_gradient_by_hand():
     torch.testing.assert_close(model.bias.grad, 4 * expected["bias"])
 
 
+def _grads_after_add_ewc_gradient(model, fisher, anchors, seed):
+    generator = torch.Generator().manual_seed(seed)
+    for param in model.parameters():
+        param.grad = torch.randn(param.shape, generator=generator).to(param.dtype)
+    model[1].bias.grad = None  # not reached by this step's loss
+    add_ewc_gradient(list(model.named_parameters()), fisher, anchors, ewc_lambda=3.0, grad_scale=2.0)
+    return {name: param.grad.clone() for name, param in model.named_parameters()}
+
+
+@pytest.mark.parametrize("group_numel", [1, 7, 1 << 24])
+def test_add_ewc_gradient_multi_tensor_path_is_the_per_parameter_path_bit_for_bit(monkeypatch, group_numel):
+    """Whole fp32 parameters go through `torch._foreach_*` kernels in groups of bounded size; the result is the one
+    parameter at a time path's, bit for bit, whatever the grouping, and a parameter that is not fp32 (here bf16)
+    still takes the per-parameter path beside the others."""
+    from open_r1.continual import ewc, sharding
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    fisher = {n: torch.rand_like(p) for n, p in model.named_parameters()}
+    anchors = {n: p.detach() + 0.1 * torch.randn_like(p) for n, p in model.named_parameters()}
+    monkeypatch.setattr(sharding, "FOREACH_GROUP_NUMEL", group_numel)
+    grouped = _grads_after_add_ewc_gradient(model, fisher, anchors, seed=1)
+    monkeypatch.setattr(ewc, "is_plain_fp32", lambda *tensors: False)  # every parameter one at a time
+    one_at_a_time = _grads_after_add_ewc_gradient(model, fisher, anchors, seed=1)
+    for name in grouped:
+        assert torch.equal(grouped[name], one_at_a_time[name]), name
+    monkeypatch.undo()
+
+    model[0].weight.data = model[0].weight.data.bfloat16()
+    mixed = _grads_after_add_ewc_gradient(model, fisher, anchors, seed=1)
+    weight = model[0].weight.detach().float()
+    start = torch.randn(model[0].weight.shape, generator=torch.Generator().manual_seed(1)).bfloat16()  # drawn first
+    expected = (start.float() + 6.0 * fisher["0.weight"] * (weight - anchors["0.weight"])).bfloat16()
+    assert mixed["0.weight"].dtype == torch.bfloat16
+    torch.testing.assert_close(mixed["0.weight"], expected, rtol=1e-2, atol=1e-2)
+    assert torch.equal(mixed["1.weight"], one_at_a_time["1.weight"])
+
+
+def test_foreach_groups_bound_the_elements_of_each_group():
+    from open_r1.continual.sharding import foreach_groups
+
+    rows = [(torch.zeros(n), n) for n in (3, 4, 10, 1, 1, 2)]
+    groups = [sizes for _, sizes in foreach_groups(rows, max_numel=5)]
+    assert groups == [(3,), (4,), (10,), (1, 1, 2)]  # 3+4 > 5; 10 alone; 1+1+2 <= 5
+
+
 def test_ewc_penalty_graph_keeps_only_the_parameters():
     """Plain autograd would keep theta - theta* (and F copied to the device when offloaded) for every parameter from
     the forward to the backward; the penalty's graph saves nothing but the parameters, and its gradient is exact."""

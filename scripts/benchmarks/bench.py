@@ -1,7 +1,7 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """`make bench` / `make bench-quick`: every benchmark in one run, written to data/bench/bench.md and bench.json.
 
-    python scripts/benchmarks/bench.py [--quick] [--out data/bench] [--update-readme]
+    python scripts/benchmarks/bench.py [--quick] [--device cpu|cuda] [--out data/bench] [--update-readme]
 
 1. the trainers (`bench_trainer.py`): plain TRL `SFTTrainer`, this project's trainer with no method, and with each
    method alone: tokens/s and peak memory, alternating runs, medians and ranges, ratios to TRL;
@@ -10,8 +10,10 @@
 4. the local code sandbox (`bench_sandbox.py`).
 
 `--quick` (under 5 minutes on 2 CPU cores): five trainer configurations x 3 rounds of 45 steps, and smaller Fisher,
-optimizer and sandbox runs. `--update-readme` replaces the README's performance section with the tables. The machine
-(CPU model, cores, GPU if any, torch) is written beside every table.
+optimizer and sandbox runs. `--device cuda` runs the trainers, the Fisher paths and the optimizers on the first GPU
+(the sandbox is CPU work either way). `--update-readme` replaces the README's performance section for that device
+with the tables. The machine (CPU model, cores, GPU if any, torch) is written beside every table. A part that fails
+is reported in its place and the run exits 1 after writing the rest.
 """
 
 import argparse
@@ -29,7 +31,11 @@ from bench_trainer import QUICK_CONFIGS, compare, table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+# The README holds one performance section per device, each between its own markers.
+README_MARKERS = {
+    "cpu": ("<!-- bench:start -->", "<!-- bench:end -->"),
+    "cuda": ("<!-- bench-cuda:start -->", "<!-- bench-cuda:end -->"),
+}
 
 
 def machine() -> str:
@@ -45,12 +51,14 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
 
 
-def run_script(name: str, args: list[str], progress) -> str:
+def run_script(name: str, args: list[str], progress, failures: list[str]) -> str:
     progress(f"running {name} {' '.join(args)}")
     started = time.perf_counter()
     done = subprocess.run([sys.executable, str(HERE / name), *args], capture_output=True, text=True, cwd=REPO)
     if done.returncode != 0:
-        raise RuntimeError(f"{name} failed: {done.stderr[-2000:]}")
+        failures.append(name)
+        progress(f"{name} FAILED (exit {done.returncode})")
+        return f"FAILED (exit {done.returncode}):\n{done.stderr[-2000:]}"
     progress(f"{name}: {time.perf_counter() - started:.0f} s")
     return "\n".join(line for line in done.stdout.strip().splitlines() if "[WARNING]" not in line)
 
@@ -58,11 +66,14 @@ def run_script(name: str, args: list[str], progress) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the first GPU.")
     parser.add_argument("--world", type=Path, default=REPO / "data/testbed")
     parser.add_argument("--out", type=Path, default=REPO / "data/bench")
     parser.add_argument("--update-readme", action="store_true", help="Write the tables into README.md.")
     args = parser.parse_args()
     started = time.perf_counter()
+    failures: list[str] = []
+    device = ["--device", args.device]
 
     def progress(line: str) -> None:
         print(f"[{time.perf_counter() - started:5.0f} s] {line}", flush=True)
@@ -71,23 +82,29 @@ def main() -> int:
         progress(f"building the testbed world at {args.world}")
         subprocess.run([sys.executable, "-m", "open_r1.testbed", "build", "--root", str(args.world)], check=True)
     if args.quick:
-        trainer = compare(args.world, steps=45, batch=16, repeats=3, configs=QUICK_CONFIGS, progress=progress)
-        fisher = run_script("bench_fisher.py", ["--world", str(args.world), "--rows", "32", "--steps", "30"], progress)
-        dadamw = run_script("bench_dadamw.py", ["--hidden", "256", "--layers", "4", "--repeats", "3"], progress)
-        sandbox = run_script("bench_sandbox.py", ["--runs", "10", "--repeats", "1"], progress)
+        trainer = compare(
+            args.world, steps=45, batch=16, repeats=3, configs=QUICK_CONFIGS, progress=progress, device=args.device
+        )
+        fisher_args = ["--world", str(args.world), "--rows", "32", "--steps", "30", *device]
+        fisher = run_script("bench_fisher.py", fisher_args, progress, failures)
+        dadamw_args = ["--hidden", "256", "--layers", "4", "--repeats", "3", *device]
+        dadamw = run_script("bench_dadamw.py", dadamw_args, progress, failures)
+        sandbox = run_script("bench_sandbox.py", ["--runs", "10", "--repeats", "1"], progress, failures)
     else:
         from bench_trainer import CONFIGS
 
-        trainer = compare(args.world, steps=80, batch=16, repeats=3, configs=list(CONFIGS), progress=progress)
-        fisher = run_script("bench_fisher.py", ["--world", str(args.world)], progress)
-        dadamw = run_script("bench_dadamw.py", [], progress)
-        sandbox = run_script("bench_sandbox.py", [], progress)
+        trainer = compare(
+            args.world, steps=80, batch=16, repeats=3, configs=list(CONFIGS), progress=progress, device=args.device
+        )
+        fisher = run_script("bench_fisher.py", ["--world", str(args.world), *device], progress, failures)
+        dadamw = run_script("bench_dadamw.py", device, progress, failures)
+        sandbox = run_script("bench_sandbox.py", [], progress, failures)
     seconds = time.perf_counter() - started
     where = machine()
     mode = "quick" if args.quick else "full"
     report = f"""Measured by `make bench{"-quick" if args.quick else ""}` ({mode}, {seconds:.0f} s) on {where}.
 
-Trainers on the testbed's tiny model (batch 16; throughput: the configurations in turn in one process, ratios
+Trainers on the testbed's tiny model ({args.device}, batch 16; throughput: the configurations in turn in one process, ratios
 to TRL within each round; peak memory: one process each):
 
 {table(trainer)}
@@ -111,17 +128,23 @@ Local code sandbox (`bench_sandbox.py`):
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.md").write_text(report)
     (args.out / "bench.json").write_text(
-        json.dumps({"machine": where, "mode": mode, "seconds": seconds, "trainer": trainer}, indent=2) + "\n"
+        json.dumps(
+            {"machine": where, "device": args.device, "mode": mode, "seconds": seconds, "trainer": trainer}, indent=2
+        )
+        + "\n"
     )
     progress(f"wrote {args.out / 'bench.md'} and bench.json ({seconds:.0f} s)")
     if args.update_readme:
         readme = REPO / "README.md"
         text = readme.read_text()
-        head, rest = text.split(README_START, 1)
-        _, tail = rest.split(README_END, 1)
-        readme.write_text(f"{head}{README_START}\n{report}\n{README_END}{tail}")
-        progress("README.md performance section updated")
-    return 0
+        start, end = README_MARKERS[args.device]
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        readme.write_text(f"{head}{start}\n{report}\n{end}{tail}")
+        progress(f"README.md performance section ({args.device}) updated")
+    if failures:
+        progress(f"failed: {', '.join(failures)}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ process per configuration:
     python scripts/benchmarks/bench_trainer.py --one ewc --world data/testbed --steps 40   # one run, JSON out
 
 Throughput is the mean input tokens of a step (padding included; the same batches for every configuration) over the
-median step time after the first 5 steps (warm-up; EWC's Fisher is computed before step 1 and is not in it). Peak memory: the process's resident high-water mark grown since just before the trainer was built.
+median step time after the first 5 steps (warm-up; EWC's Fisher is computed before step 1 and is not in it). Peak
+memory: on the CPU, the process's resident high-water mark grown since just before the trainer was built; on a GPU
+(`--device cuda`), `torch.cuda.max_memory_allocated` over the same span.
 """
 
 import argparse
@@ -37,7 +39,7 @@ CONFIGS = {
 QUICK_CONFIGS = ["trl", "none", "ewc", "ema", "ewc+ema"]
 
 
-def run_one(name: str, world: Path, steps: int, batch: int) -> dict:
+def run_one(name: str, world: Path, steps: int, batch: int, device: str = "cpu") -> dict:
     import torch
     from datasets import load_from_disk
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -50,7 +52,7 @@ def run_one(name: str, world: Path, steps: int, batch: int) -> dict:
     needs_retain = any(k in extra for k in ("use_ewc", "replay_ratio"))
     args = SFTConfig(
         output_dir=f"/tmp/open_r1_bench_{name}",
-        use_cpu=True,
+        use_cpu=device == "cpu",
         bf16=False,
         gradient_checkpointing=False,
         assistant_only_loss=True,
@@ -81,7 +83,13 @@ def run_one(name: str, world: Path, steps: int, batch: int) -> dict:
                 durations.append(time.perf_counter() - self.started)
                 tokens.append(state.num_input_tokens_seen - self.seen)
 
-    before = resident_kib("VmRSS")
+    on_gpu = device == "cuda"
+    if on_gpu:
+        model.to("cuda")
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated() / 1024
+    else:
+        before = resident_kib("VmRSS")
     if name == "trl":
         from trl import SFTTrainer as Trainer
     else:
@@ -95,7 +103,7 @@ def run_one(name: str, world: Path, steps: int, batch: int) -> dict:
         "tokens_per_second": statistics.mean(tokens) / step,
         "seconds_per_step": step,
         "step_seconds": durations,
-        "peak_mib": (resident_kib("VmHWM") - before) / 1024,
+        "peak_mib": ((torch.cuda.max_memory_allocated() / 1024 if on_gpu else resident_kib("VmHWM")) - before) / 1024,
     }
 
 
@@ -103,11 +111,13 @@ def _command(*args) -> list[str]:
     return [sys.executable, __file__, *map(str, args)]
 
 
-def compare(world: Path, steps: int, batch: int, repeats: int, configs: list[str], progress=print) -> dict:
+def compare(
+    world: Path, steps: int, batch: int, repeats: int, configs: list[str], progress=print, device: str = "cpu"
+) -> dict:
     """Throughput: every configuration in turn in *one* process, `repeats` rounds (process-to-process variance is
     larger than the differences measured); the ratio to TRL is taken within each round, then the median. Peak memory:
     one process per configuration."""
-    common = ["--world", world, "--steps", steps, "--batch-size", batch]
+    common = ["--world", world, "--steps", steps, "--batch-size", batch, "--device", device]
     timing = subprocess.Popen(
         _command("--rounds", repeats, "--configs", *configs, *common), stdout=subprocess.PIPE, text=True
     )
@@ -172,19 +182,20 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the first GPU.")
     parser.add_argument("--one", choices=list(CONFIGS), help="Run this configuration once and print its JSON.")
     parser.add_argument("--rounds", type=int, help="Run --configs in turn this many times here; one JSON line each.")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_one(args.one, args.world, args.steps, args.batch_size)))
+        print(json.dumps(run_one(args.one, args.world, args.steps, args.batch_size, args.device)))
         return
     if args.rounds:
         for _ in range(args.rounds):
             for name in args.configs:
-                result = run_one(name, args.world, args.steps, args.batch_size)
+                result = run_one(name, args.world, args.steps, args.batch_size, args.device)
                 print(RESULT + json.dumps({k: v for k, v in result.items() if k != "peak_mib"}), flush=True)
         return
-    summary = compare(args.world, args.steps, args.batch_size, args.repeats, args.configs)
+    summary = compare(args.world, args.steps, args.batch_size, args.repeats, args.configs, device=args.device)
     print(table(summary))
 
 

@@ -28,7 +28,7 @@ import torch
 
 from ..callbacks import CHECKPOINT_EMA_DIR
 from .base import ContinualMethod, state_file
-from .sharding import is_sharded, local_tensor, trainable_named_parameters
+from .sharding import foreach_groups, is_plain_fp32, is_sharded, local_tensor, trainable_named_parameters
 
 
 logger = logging.getLogger(__name__)
@@ -95,13 +95,25 @@ class EMA(ContinualMethod):
 
     @torch.no_grad()
     def on_step_end(self, trainer) -> None:
+        """shadow <- eta * shadow + (1 - eta) * theta, and the distance |theta - shadow| logged: multi-tensor kernels
+        over groups of fp32 parameters with their shadow on the same device (a GPU step of a small model is bound by
+        kernel launches), one parameter at a time otherwise (partitions, other dtypes, an offloaded shadow)."""
+        rows = [(local, self.shadow[name]) for name, local in self._local_params(trainer)]
+        plain = [row for row in rows if is_plain_fp32(*row)]
         squared_distances = []
-        for name, local in self._local_params(trainer):
-            shadow = self.shadow[name]
-            current = local.detach().to(device=shadow.device, dtype=torch.float32)
-            shadow.lerp_(current, 1.0 - self.eta)  # eta * shadow + (1 - eta) * current
-            squared_distances.append((current - shadow).pow(2).sum())
-        self.logged.add("distance", torch.stack(squared_distances).sum().sqrt())
+        for currents, shadows in foreach_groups(plain):
+            currents = [current.detach() for current in currents]
+            torch._foreach_lerp_(shadows, currents, 1.0 - self.eta)  # eta * shadow + (1 - eta) * current
+            norms = torch._foreach_norm(torch._foreach_sub(currents, shadows))
+            squared_distances.append(torch.stack(norms).pow(2).sum())
+        plain_ids = {id(local) for local, _ in plain}
+        for local, shadow in rows:
+            if id(local) not in plain_ids:
+                current = local.detach().to(device=shadow.device, dtype=torch.float32)
+                shadow.lerp_(current, 1.0 - self.eta)
+                squared_distances.append((current - shadow).pow(2).sum())
+        device = squared_distances[0].device
+        self.logged.add("distance", torch.stack([d.to(device) for d in squared_distances]).sum().sqrt())
 
     @torch.no_grad()
     def _copy_into_model(self, trainer, shadow: dict) -> None:

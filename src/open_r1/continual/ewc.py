@@ -10,8 +10,9 @@ Logged: `ewc/penalty` (its value at the weights when the log is written), `ewc/f
 `ewc/recomputes` and, in the `dynamically` mode, `ewc/retain_nll`.
 
 Where the penalty acts: its gradient, lambda * F * (theta - theta*), is added to the gradients after the backward
-(and its data-parallel reduction), one parameter at a time: a few elementwise kernels per parameter, no graph and
-no backward pass through it (about half the cost of the loss term on the tiny model). Under ZeRO-3 and FSDP this
+(and its data-parallel reduction): three multi-tensor kernels per group of whole fp32 parameters (a few
+elementwise kernels per parameter otherwise), no graph and no backward pass through it (about half the cost of the
+loss term on the tiny model; a GPU step of a small model is bound by kernel launches). Under ZeRO-3 and FSDP this
 acts on each rank's gradient partition. Only under DeepSpeed ZeRO-1/2 is the penalty a loss term: there gradients
 are reduced into DeepSpeed's flat partitions, whose only per-parameter accessors gather the whole gradient. Its
 graph keeps only the parameters (`_FisherWeightedDistance`), where a plain autograd expression would keep
@@ -50,6 +51,8 @@ from .fisher import (
 from .retain_data import collate_right_padded, labelled_retain_rows
 from .sharding import (
     add_to_local_grad,
+    foreach_groups,
+    is_plain_fp32,
     is_sharded,
     is_zero3,
     local_fp32_param,
@@ -237,9 +240,22 @@ def _weighted_differences(named_params, fisher: dict, anchors: dict):
 def add_ewc_gradient(named_params, fisher: dict, anchors: dict, ewc_lambda: float, grad_scale: float = 1.0) -> None:
     """grad += grad_scale * ewc_lambda * F * (theta - theta*), the gradient of `ewc_penalty`, on this rank's part of
     each gradient (the whole gradient when parameters are not partitioned). `grad_scale` is the fp16 loss scale the
-    gradients still carry."""
-    for param, _, weighted_diff in _weighted_differences(named_params, fisher, anchors):
-        add_to_local_grad(param, weighted_diff, alpha=grad_scale * ewc_lambda)
+    gradients still carry. Whole fp32 parameters with their state beside them take the multi-tensor path (the same
+    three operations, bit for bit); partitions, other dtypes and offloaded state go one parameter at a time."""
+    alpha = grad_scale * ewc_lambda
+    rows = [(param, fisher[name], anchors[name]) for name, param in named_params]
+    plain = [row for row in rows if is_plain_fp32(*row)]
+    for params, fishers, anchor_group in foreach_groups(plain):
+        for param in params:
+            if param.grad is None:  # a parameter this step's loss did not reach still gets the added term
+                param.grad = torch.zeros_like(param)
+        weighted_diffs = torch._foreach_sub([p.detach().view(-1) for p in params], [a.view(-1) for a in anchor_group])
+        torch._foreach_mul_(weighted_diffs, [f.view(-1) for f in fishers])
+        torch._foreach_add_([p.grad.view(-1) for p in params], weighted_diffs, alpha=alpha)
+    plain_ids = {id(row[0]) for row in plain}
+    others = [(name, param) for name, param in named_params if id(param) not in plain_ids]
+    for param, _, weighted_diff in _weighted_differences(others, fisher, anchors):
+        add_to_local_grad(param, weighted_diff, alpha=alpha)
 
 
 @torch.no_grad()

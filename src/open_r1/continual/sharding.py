@@ -83,6 +83,40 @@ def _grad_shard(param: torch.Tensor) -> torch.Tensor:
     return param.grad.to_local() if hasattr(param.grad, "to_local") else param.grad
 
 
+# The most elements one group of `foreach_groups` spans: its temporaries (one fp32 tensor per member) stay under
+# 64 MiB beside the parameters, where one multi-tensor kernel over every parameter would need a whole fp32 copy.
+FOREACH_GROUP_NUMEL = 1 << 24
+
+
+def is_plain_fp32(param: torch.Tensor, *state: torch.Tensor) -> bool:
+    """Whether `param` is a whole contiguous fp32 tensor on this rank (not a ZeRO-3 or FSDP2 partition) whose
+    gradient, if any, is fp32 too, and `state` (per-parameter tensors: Fisher, anchors, EMA shadow) are fp32 on the
+    same device with as many elements: what the multi-tensor (`torch._foreach_*`) paths need."""
+    if hasattr(param, "ds_id") or hasattr(param, "device_mesh") or param.dtype != torch.float32:
+        return False
+    if not param.is_contiguous() or (param.grad is not None and param.grad.dtype != torch.float32):
+        return False
+    return all(
+        t.dtype == torch.float32 and t.device == param.device and t.numel() == param.numel() and t.is_contiguous()
+        for t in state
+    )
+
+
+def foreach_groups(rows: list[tuple], max_numel: int | None = None):
+    """`rows` (tuples whose first member is a tensor) cut into consecutive groups of at most `max_numel` elements of
+    that first member (a row larger than that is a group alone), each group as a tuple of columns."""
+    max_numel = max_numel or FOREACH_GROUP_NUMEL
+    group, numel = [], 0
+    for row in rows:
+        if group and numel + row[0].numel() > max_numel:
+            yield tuple(zip(*group))
+            group, numel = [], 0
+        group.append(row)
+        numel += row[0].numel()
+    if group:
+        yield tuple(zip(*group))
+
+
 def is_zero3(trainer) -> bool:
     return trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3
 
