@@ -1,3 +1,6 @@
+import math
+from types import SimpleNamespace
+
 import pytest
 import torch
 from datasets import load_from_disk
@@ -9,6 +12,7 @@ from open_r1.continual.ewc import add_ewc_gradient, ewc_penalty, penalty_value, 
 from open_r1.continual.fisher import (
     compute_fisher,
     compute_fisher_partitioned,
+    per_sample_parameter_grads,
     sample_model_labels,
     supports_layerwise,
 )
@@ -311,6 +315,73 @@ def test_partitioned_fisher_of_a_whole_model_equals_compute_fisher(world, build,
     partitioned = compute_fisher_partitioned(model, batches, chunk_size=2, backward=backward, zero_grad=zero_grad)
     expected = {name: f.flatten() for name, f in compute_fisher(model, batches).items()}
     _assert_relative(partitioned, expected, 1e-4)
+
+
+def _zero3_param(shape, world_size, rank, monkeypatch):
+    """A stand-in for a ZeRO-3 partitioned parameter: what `sharding` reads of one (rank `rank` of `world_size`)."""
+    numel = math.prod(shape)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: rank)
+    return SimpleNamespace(
+        ds_id=0, ds_shape=shape, ds_process_group=None, ds_tensor=SimpleNamespace(ds_numel=-(-numel // world_size))
+    )
+
+
+def _fsdp2_param(shape, world_size, rank):
+    mesh = SimpleNamespace(size=lambda: world_size, get_local_rank=lambda: rank)
+    return SimpleNamespace(device_mesh=mesh, shape=torch.Size(shape))
+
+
+@pytest.mark.parametrize("sharding", ["zero3", "fsdp2"])
+@pytest.mark.parametrize("shape, world_size", [((7, 5), 2), ((7, 5), 3), ((2, 3), 3), ((10,), 4), ((1, 9), 2)])
+def test_local_part_from_the_rows_a_rank_touches_equals_it_from_the_whole(monkeypatch, sharding, shape, world_size):
+    """Each rank's part of per-row tensors, cut from only the dim-0 rows its partition touches
+    (`local_row_range`), equals the part cut from the whole tensors, and is the rank's slice of the flat parameter
+    (ZeRO-3: a contiguous range, zero-padded at the end, which may begin and end inside a row; FSDP2: torch.chunk
+    on dim 0); a rank holding only padding gets an empty range."""
+    from open_r1.continual.sharding import local_part_of_rows, local_row_range
+
+    rows = torch.randn(3, *shape)
+    parts = []
+    for rank in range(world_size):
+        if sharding == "zero3":
+            param = _zero3_param(shape, world_size, rank, monkeypatch)
+        else:
+            param = _fsdp2_param(shape, world_size, rank)
+        first, end = local_row_range(param)
+        whole = local_part_of_rows(param, rows)
+        assert torch.equal(local_part_of_rows(param, rows[:, first:end], first), whole)
+        parts.append(whole)
+    flat = rows.reshape(3, -1)
+    if sharding == "zero3":
+        assert torch.equal(torch.cat(parts, 1)[:, : flat.shape[1]], flat)
+        assert torch.all(torch.cat(parts, 1)[:, flat.shape[1] :] == 0)
+    else:
+        expected = [chunk.reshape(3, -1) for chunk in torch.chunk(rows, world_size, dim=1)]
+        expected += [flat[:, :0]] * (world_size - len(expected))
+        assert all(torch.equal(part, e) for part, e in zip(parts, expected))
+
+
+@pytest.mark.parametrize("first, end", [(0, 6), (2, 5), (4, 4), (5, 6)])
+def test_per_sample_grads_of_some_rows_are_those_rows_of_the_whole(first, end):
+    """Asked for dim-0 rows first .. end, a Linear (weight, bias), an Embedding (padding row inside or outside the
+    range, tokens outside it) and a generic module (vmapped vjp) give exactly those rows of their whole per-sample
+    gradients."""
+    torch.manual_seed(0)
+    linear, embedding, norm = torch.nn.Linear(4, 6), torch.nn.Embedding(6, 3, padding_idx=4), torch.nn.LayerNorm(6)
+    x, g = torch.randn(2, 5, 4), torch.randn(2, 5, 6)
+    ids, g_embedding = torch.randint(0, 6, (2, 5)), torch.randn(2, 5, 3)
+    weights = {name: p.detach().clone() for name, p in norm.named_parameters()}
+    for module, inputs, grad_output, recorded in (
+        (linear, x, g, None),
+        (embedding, ids, g_embedding, None),
+        (norm, g, torch.randn(2, 5, 6), weights),
+    ):
+        whole = per_sample_parameter_grads(module, inputs, grad_output, recorded)
+        ranges = {name: (first, end) for name in whole}
+        some = per_sample_parameter_grads(module, inputs, grad_output, recorded, ranges)
+        for name in whole:
+            torch.testing.assert_close(some[name], whole[name][:, first:end], rtol=1e-6, atol=1e-7)
+            assert some[name].shape[1] == end - first
 
 
 def test_two_process_fisher_equals_one_process(world, tmp_path):

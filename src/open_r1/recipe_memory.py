@@ -14,7 +14,7 @@ component is then counted per GPU, P parameters, W processes:
   without either, torch's AdamW keeps its moments in the parameters' dtype; 8-bit optimizers 2 bytes; DAdamW fp32;
 - methods: EWC's Fisher and anchors (`fisher_storage_dtype`, per rank's shard under ZeRO-3/FSDP, 0 with
   `fisher_offload`), the per-sample gradients of the Fisher estimation (`fisher_chunk_size` x the largest parameter,
-  fp32, before training), the EMA shadow (fp32, 0 with `ema_offload`), the trust-region reference (a copy in dtype),
+  1/W of it under ZeRO-3/FSDP, fp32, before training), the EMA shadow (fp32, 0 with `ema_offload`), the trust-region reference (a copy in dtype),
   GRPO's reference model when `beta` > 0, vLLM colocated (`vllm_gpu_memory_utilization` of the GPU);
 - activations: with gradient checkpointing each layer's input (B x S x h) plus one layer's recomputation
   (34 B S h values: `ACTIVATION_VALUES_PER_LAYER`), else 34 B S h per layer. S is `max_length` (SFT; null: 4096)
@@ -269,11 +269,14 @@ def _plan(recipe: dict, launch: Launch, gpu_bytes: float, config) -> MemoryPlan:
             )
         )
         chunk = int(recipe.get("fisher_chunk_size") or recipe.get("fisher_batch_size", 8))
+        # Partitioned, a rank forms only the rows of each parameter its partition touches: ~1/W of the largest.
+        rows_held = largest / W if sharded else largest
+        held = "the rows of the largest parameter this rank holds" if sharded else "largest parameter"
         p.rows.append(
             (
                 "Fisher estimation (transient, before training)",
                 0.0,
-                f"{chunk} x largest parameter fp32: {chunk * 4 * largest / GIB:.2f} GiB, not at once with training",
+                f"{chunk} x {held} fp32: {chunk * 4 * rows_held / GIB:.2f} GiB, not at once with training",
             )
         )
     if recipe.get("use_ema"):

@@ -47,7 +47,13 @@ import torch.distributed as dist
 from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
-from .sharding import local_fp32_param, local_grad, local_part_of_rows, trainable_named_parameters
+from .sharding import (
+    local_fp32_param,
+    local_grad,
+    local_part_of_rows,
+    local_row_range,
+    trainable_named_parameters,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -186,23 +192,35 @@ class _WithoutHooks(nn.Module):
         return self.module.forward(inputs)
 
 
-def per_sample_parameter_grads(module: nn.Module, inputs, grad_output, weights) -> dict[str, torch.Tensor]:
-    """{local parameter name: (rows, *full shape)}: each row's gradient of `module`'s own parameters, from that row's
-    `inputs` and `grad_output` (the gradient with respect to the module output); `weights` as `ParameterCalls`."""
+def per_sample_parameter_grads(
+    module: nn.Module, inputs, grad_output, weights, row_ranges: dict | None = None
+) -> dict[str, torch.Tensor]:
+    """{local parameter name: (rows, k, *full shape[1:])}: each row's gradient of `module`'s own parameters, from that
+    row's `inputs` and `grad_output` (the gradient with respect to the module output); `weights` as `ParameterCalls`.
+    `row_ranges[name] = (first, end)` asks for the parameter's dim-0 rows first .. end only (k = end - first; all
+    rows, k = dim 0, for a name not in it): a Linear's and an Embedding's are formed for those rows alone, so a rank
+    that keeps 1/W of a parameter does 1/W of its products."""
+    row_ranges = row_ranges or {}
     if type(module) is nn.Linear:
         x, g = inputs.flatten(1, -2), grad_output.flatten(1, -2)
-        grads = {"weight": torch.einsum("bto,bti->boi", g, x)}
+        first, end = row_ranges.get("weight", (0, module.out_features))
+        grads = {"weight": torch.einsum("bto,bti->boi", g[..., first:end], x)}
         if module.bias is not None:
-            grads["bias"] = g.sum(1)
+            first, end = row_ranges.get("bias", (0, module.out_features))
+            grads["bias"] = g[..., first:end].sum(1)
         return grads
     if type(module) is nn.Embedding and module.max_norm is None and not module.scale_grad_by_freq:
-        rows, vocab, width = inputs.shape[0], module.num_embeddings, module.embedding_dim
-        flat = grad_output.new_zeros(rows * vocab, width)
-        offsets = torch.arange(rows, device=inputs.device).view(-1, *([1] * (inputs.dim() - 1))) * vocab
-        flat.index_add_(0, (inputs + offsets).flatten(), grad_output.reshape(-1, width))
-        weight = flat.view(rows, vocab, width)
-        if module.padding_idx is not None:  # autograd leaves the padding row's gradient at zero
-            weight[:, module.padding_idx] = 0
+        rows, width = inputs.shape[0], module.embedding_dim
+        first, end = row_ranges.get("weight", (0, module.num_embeddings))
+        kept = end - first
+        local_ids = inputs - first
+        looked_up = (local_ids >= 0) & (local_ids < kept)  # tokens whose embedding row is among those asked for
+        offsets = torch.arange(rows, device=inputs.device).view(-1, *([1] * (inputs.dim() - 1))) * kept
+        flat = grad_output.new_zeros(rows * kept, width)
+        flat.index_add_(0, (local_ids + offsets)[looked_up], grad_output[looked_up])
+        weight = flat.view(rows, kept, width)
+        if module.padding_idx is not None and first <= module.padding_idx < end:  # nn.Embedding made it >= 0
+            weight[:, module.padding_idx - first] = 0  # autograd leaves the padding row's gradient at zero
         return {"weight": weight}
     if weights is None:
         raise ValueError(f"{type(module).__name__} needs its weights recorded (see ParameterCalls).")
@@ -214,23 +232,35 @@ def per_sample_parameter_grads(module: nn.Module, inputs, grad_output, weights) 
 
         return vjp(output, weights)[1](g.unsqueeze(0))[0]
 
-    return vmap(one_row)(inputs, grad_output)
+    grads = vmap(one_row)(inputs, grad_output)  # small parameters (norms): whole, then the rows asked for
+    for name, (first, end) in row_ranges.items():
+        if grads[name].dim() > 1:
+            grads[name] = grads[name][:, first:end]
+    return grads
 
 
-def add_per_sample_squares(sums: dict, calls, owners: dict, chunk_size=None, grad_scale=1.0, local_part=None):
+def add_per_sample_squares(
+    sums: dict, calls, owners: dict, chunk_size=None, grad_scale=1.0, local_part=None, local_rows=None
+):
     """sums[name] += sum over rows of (that row's gradient of parameter `name`) ** 2, for the parameters of the
     recorded `calls` (`owners[module]`: [(local name, name)]), `chunk_size` rows at a time (None: all at once).
-    Output gradients are divided by `grad_scale` first; `local_part(name, per_row)` keeps this rank's part of each
-    row's full gradient (flat, under ZeRO-3 and FSDP2)."""
+    Output gradients are divided by `grad_scale` first. Under ZeRO-3 and FSDP2, `local_rows(name)` gives the dim-0
+    rows (first, end) of the full parameter this rank holds part of (None: all), only those rows of each gradient
+    are formed, and `local_part(name, rows, first)` keeps this rank's part of them (flat)."""
     uses = {}
     for module, *_ in calls:
         for _, name in owners[module]:
             uses[name] = uses.get(name, 0) + 1
     rows = calls[0][1].shape[0]
     chunk_size = chunk_size or rows
+    ranges = {}
+    if local_rows is not None:
+        ranges = {name: local_rows(name) for name in sums}
+        ranges = {name: rows_of_name for name, rows_of_name in ranges.items() if rows_of_name is not None}
 
     def add_squares(name, per_row):
-        sums[name].add_((local_part(name, per_row) if local_part else per_row).pow(2).sum(0))
+        first = ranges[name][0] if name in ranges else 0
+        sums[name].add_((local_part(name, per_row, first) if local_part else per_row).pow(2).sum(0))
 
     for start in range(0, rows, chunk_size):
         rows_slice = slice(start, start + chunk_size)
@@ -239,7 +269,8 @@ def add_per_sample_squares(sums: dict, calls, owners: dict, chunk_size=None, gra
             if grad_output is None or not any(name in sums for _, name in owners[module]):
                 continue  # an output the loss does not depend on, or a module with frozen parameters only
             grad_output = grad_output[rows_slice] / grad_scale if grad_scale != 1 else grad_output[rows_slice]
-            grads = per_sample_parameter_grads(module, inputs[rows_slice], grad_output, weights)
+            wanted = {local: ranges[name] for local, name in owners[module] if name in ranges}
+            grads = per_sample_parameter_grads(module, inputs[rows_slice], grad_output, weights, wanted)
             for local_name, name in owners[module]:
                 if name not in sums:  # frozen
                     continue
@@ -292,7 +323,7 @@ class _Fp32Copies:
     def gradients(self, input_ids, labels, batch_mean: bool) -> dict[str, torch.Tensor]:
         return grad(self._log_likelihood)(self.params, input_ids, labels, batch_mean)
 
-    local_part = None  # whole parameters
+    local_part = local_rows = None  # whole parameters
 
 
 class _ShardedBackward:
@@ -328,8 +359,11 @@ class _ShardedBackward:
         self._zero_grad()
         return grads
 
-    def local_part(self, name, rows):
-        return local_part_of_rows(self.params[name], rows).to(self.device)
+    def local_rows(self, name) -> tuple[int, int] | None:
+        return local_row_range(self.params[name])
+
+    def local_part(self, name, rows, first_row: int = 0):
+        return local_part_of_rows(self.params[name], rows, first_row).to(self.device)
 
 
 def _squared_gradient_sums(model, batches, strategy, kind, estimator, generator, chunk_size):
@@ -364,7 +398,9 @@ def _squared_gradient_sums_in_eval(model, batches, strategy, kind, estimator, ge
             if layerwise:
                 with ParameterCalls(owners) as recorded:
                     grad_scale = strategy.backward_recorded(ids, lab)
-                add_per_sample_squares(sums, recorded.calls, owners, chunk_size, grad_scale, strategy.local_part)
+                add_per_sample_squares(
+                    sums, recorded.calls, owners, chunk_size, grad_scale, strategy.local_part, strategy.local_rows
+                )
             else:
                 for name, gradient in strategy.gradients(ids, lab, batch_mean=estimator == "batched").items():
                     sums[name].add_(gradient.to(sums[name].device).pow(2))
@@ -421,7 +457,8 @@ def compute_fisher_partitioned(
     Every rank runs the *same* sequences (`batches` must be identical on all ranks), so that it can square its own
     part of each sequence's gradient with no communication. `per_sample`, layer by layer as `compute_fisher` (module
     inputs and output gradients are not partitioned): one sharded backward per batch, then each rank forms each
-    row's gradient of each module's parameters and keeps its part. A model with a module owning both parameters and
+    row's gradient of the rows of each parameter its partition touches (1/W of each Linear and Embedding weight's
+    products and memory on W ranks) and keeps its part. A model with a module owning both parameters and
     submodules, and `batched`, read the gradient partitions the backward's reduce-scatter leaves each rank instead,
     one backward per sequence or per batch. `backward(loss)` runs the sharded backward (`engine.backward` under
     DeepSpeed, `loss.backward()` under FSDP2) and returns the factor the gradients then carry (DeepSpeed's fp16 loss

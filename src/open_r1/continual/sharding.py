@@ -6,6 +6,8 @@ nothing is ever gathered: a full replica under DDP and ZeRO-1/2, the rank's part
 (`param.ds_tensor`) and FSDP2 (the local shard of a `DTensor`).
 """
 
+import math
+
 import torch
 
 
@@ -36,22 +38,42 @@ def local_fp32_param(param: torch.Tensor) -> torch.Tensor:
     return local_tensor(param).float().flatten()
 
 
-def local_part_of_rows(param: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """(rows, local numel): the part of each row of `rows` (shaped (rows, *full shape of `param`)) that this rank
-    holds of `param`, flat, laid out as `local_fp32_param(param)`."""
-    count = rows.shape[0]
+def local_row_range(param: torch.Tensor) -> tuple[int, int] | None:
+    """[first, end): the rows (dim 0) of the full `param` that this rank's part holds any element of, or None when the
+    rank holds it whole. Per-sample gradients need only these rows (1/W of each parameter on W ranks)."""
     if hasattr(param, "ds_id"):  # ZeRO-3: a contiguous range of the flattened parameter, zero-padded at the end
         import torch.distributed as dist
 
+        shape = tuple(param.ds_shape)
+        if not shape:
+            return None
+        row = math.prod(shape[1:])
         size = param.ds_tensor.ds_numel
         start = size * dist.get_rank(group=param.ds_process_group)
-        part = rows.reshape(count, -1)[:, start : start + size]
-        return torch.nn.functional.pad(part, (0, size - part.shape[1]))
+        return min(start // row, shape[0]), min(-(-(start + size) // row), shape[0])
     if hasattr(param, "device_mesh"):  # FSDP2 DTensor, sharded on dim 0 as torch.chunk cuts it
-        mesh = param.device_mesh
-        chunks = torch.chunk(rows, mesh.size(), dim=1)
-        rank = mesh.get_local_rank()
-        return (chunks[rank] if rank < len(chunks) else rows[:, :0]).reshape(count, -1)
+        mesh, rows = param.device_mesh, param.shape[0]
+        per_rank = -(-rows // mesh.size())
+        first = min(mesh.get_local_rank() * per_rank, rows)
+        return first, min(first + per_rank, rows)
+    return None
+
+
+def local_part_of_rows(param: torch.Tensor, rows: torch.Tensor, first_row: int = 0) -> torch.Tensor:
+    """(count, local numel): the part of each of `count` tensors that this rank holds of `param`, flat, laid out as
+    `local_fp32_param(param)`. `rows` is shaped (count, k, *full shape[1:]) and holds rows first_row .. first_row + k
+    of each full tensor: all of them, or at least `local_row_range(param)`."""
+    count = rows.shape[0]
+    if hasattr(param, "ds_id"):
+        import torch.distributed as dist
+
+        size = param.ds_tensor.ds_numel
+        offset = size * dist.get_rank(group=param.ds_process_group) - first_row * math.prod(rows.shape[2:])
+        part = rows.reshape(count, -1)[:, offset : offset + size]
+        return torch.nn.functional.pad(part, (0, size - part.shape[1]))
+    if hasattr(param, "device_mesh"):
+        first, end = local_row_range(param)
+        return rows[:, first - first_row : end - first_row].reshape(count, -1)
     return rows.reshape(count, -1)
 
 
