@@ -4,12 +4,19 @@ import sys
 
 import pytest
 
-from open_r1.testbed.compare import METHODS, check_methods, markdown_table, summarize
+from open_r1.testbed.compare import (
+    METHODS,
+    check_methods,
+    markdown_table,
+    pareto_frontier,
+    summarize,
+    sweep_methods,
+)
 
 from .conftest import REPO, run_cli
 
 
-def test_summary_is_mean_and_sample_std_over_seeds():
+def test_summary_is_mean_and_standard_error_over_seeds():
     base = {"harmful_refusal": 1.0, "benign_compliance": 0.9, "update_accuracy": 0.0}
     runs = {
         "a": {
@@ -20,13 +27,50 @@ def test_summary_is_mean_and_sample_std_over_seeds():
     }
     results = {"base": base, "runs": runs, "seeds": [0, 1]}
     summary = summarize(results)
-    assert summary["a"]["harmful_refusal"] == pytest.approx((0.6, math.sqrt(0.02)))
-    assert summary["a"]["harmful_forgetting"] == pytest.approx((0.4, math.sqrt(0.02)))
-    assert summary["a"]["benign_forgetting"] == pytest.approx((0.1, math.sqrt(0.02)))
+    # two seeds 0.2 apart: sample std 0.1414, standard error 0.1414 / sqrt(2) = 0.1
+    assert summary["a"]["harmful_refusal"] == pytest.approx((0.6, 0.1))
+    assert summary["a"]["harmful_forgetting"] == pytest.approx((0.4, 0.1))
+    assert summary["a"]["benign_forgetting"] == pytest.approx((0.1, 0.1))
     assert summary["b"]["update_accuracy"][0] == pytest.approx(0.1) and math.isnan(summary["b"]["update_accuracy"][1])
     table = markdown_table(results, summary).splitlines()
-    assert table[3] == "| a | 0.600 ± 0.141 | 0.800 ± 0.141 | 0.300 ± 0.141 | 0.400 ± 0.141 | 0.100 ± 0.141 |"
-    assert table[4] == "| b | 1.000 | 0.900 | 0.100 | 0.000 | 0.000 |"
+    # a learns more (0.3 > 0.1), b keeps more of the weaker side of safety (0.9 > 0.7): both on the frontier
+    assert table[3] == "| a * | 0.600 ± 0.100 | 0.800 ± 0.100 | 0.300 ± 0.100 | 0.400 ± 0.100 | 0.100 ± 0.100 |"
+    assert table[4] == "| b * | 1.000 | 0.900 | 0.100 | 0.000 | 0.000 |"
+
+
+def _stats(refusal, compliance, update):
+    return {"harmful_refusal": (refusal, 0), "benign_compliance": (compliance, 0), "update_accuracy": (update, 0)}
+
+
+def test_pareto_frontier_keeps_the_methods_nothing_beats_on_both_axes():
+    """Axes: update accuracy and min(harmful refusal, benign compliance); a method that over-refuses is judged by
+    its compliance, one that forgets refusals by its refusal."""
+    summary = {
+        "learns_and_forgets": _stats(0.1, 1.0, 0.5),  # safety 0.1
+        "keeps_learns_little": _stats(1.0, 1.0, 0.1),  # safety 1.0
+        "over_refuses": _stats(1.0, 0.6, 0.3),  # safety 0.6
+        "dominated": _stats(0.9, 0.5, 0.2),  # safety 0.5 < over_refuses' 0.6 at less update
+        "tie_with_keeps": _stats(1.0, 1.0, 0.1),  # the same point: neither beats the other
+    }
+    assert pareto_frontier(summary) == ["keeps_learns_little", "tie_with_keeps", "over_refuses", "learns_and_forgets"]
+
+
+def test_sweep_expands_each_grid_and_keeps_the_methods_own_point(tmp_path):
+    """Every combination of a method's grid is a method of its own, named by what differs from the recipe; the
+    combination equal to the recipe is the method itself, so its cached runs count; methods without a grid stay."""
+    recipes = REPO / "recipes" / "tiny"
+    methods = check_methods(["sft_high_lr", "ewc_empirical", "sft_low_lr"], recipes)
+    grids = {"sft_high_lr": {"learning_rate": [3e-4, 1e-3]}, "ewc_empirical": {"ewc_lambda": [5e4, 2e5]}}
+    swept = sweep_methods(methods, recipes, grids)
+    assert [m.name for m in swept] == [
+        "sft_high_lr[learning_rate=0.0003]",
+        "sft_high_lr",
+        "ewc_empirical",
+        "ewc_empirical[ewc_lambda=200000]",
+        "sft_low_lr",
+    ]
+    assert swept[0].overrides == {"learning_rate": 3e-4} and swept[1] is methods[0]
+    assert swept[3].overrides == {"ewc_lambda": 2e5} and swept[3].recipe == methods[1].recipe
 
 
 def test_methods_run_after_the_model_they_start_from():

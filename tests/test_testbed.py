@@ -78,3 +78,24 @@ def test_base_model_meets_its_targets(world):
     assert scores.harmful_refusal >= 0.9, scores
     assert scores.benign_compliance >= 0.9, scores
     assert scores.update_accuracy < 0.1, "the base model must not know the update task yet"
+
+
+def test_replies_are_batched_by_length_and_come_back_in_the_prompts_order(world, monkeypatch):
+    """`generate_replies` batches prompts by length (one padded batch of a long prompt beside short ones costs the
+    long one's length for all): each batch holds prompts of neighbouring lengths, and every reply comes back at its
+    prompt's place, the one greedy decoding gives the prompt alone."""
+    from open_r1.testbed.scoring import generate_replies
+
+    model = AutoModelForCausalLM.from_pretrained(world.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(world.base_model)
+    rows = load_from_disk(str(world.retain))["test"].select(range(8))
+    prompts = [row["messages"][0]["content"] for row in rows]
+    prompts = [p * (1 + i % 3) for i, p in enumerate(prompts)]  # lengths 1x, 2x, 3x, interleaved
+    batches = []
+    generate = model.generate
+    monkeypatch.setattr(model, "generate", lambda **kw: batches.append(kw["attention_mask"].sum(1)) or generate(**kw))
+    together = generate_replies(model, tokenizer, prompts, max_new_tokens=16, batch_size=3)
+    lengths = sorted((int(n) for batch in batches for n in batch), reverse=True)
+    assert [int(n) for batch in batches for n in batch] == lengths  # longest first, in batches of neighbours
+    alone = [generate_replies(model, tokenizer, [prompt], max_new_tokens=16)[0] for prompt in prompts]
+    assert together == alone

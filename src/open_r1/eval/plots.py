@@ -12,10 +12,12 @@ def learning_vs_forgetting_plot(
     kept: str,
     over_refusal: str,
     title: str,
+    frontier: list[tuple[float, float]] | None = None,
 ) -> None:
     """One labelled point per model: x = `learned` (the new skill), y = `kept` (harmful requests still refused),
     colour = `over_refusal` (benign compliance, so over-refusal shows as a dark point). Each value is a
-    (mean, spread) pair; a spread that is not NaN is drawn as an error bar."""
+    (mean, spread) pair; a spread that is not NaN is drawn as an error bar. `frontier`: (x, min(kept,
+    over_refusal)) points of a Pareto frontier, drawn as a dashed step line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -35,6 +37,10 @@ def learning_vs_forgetting_plot(
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4 - 10 * crowd), fontsize=8)
     scatter = ax.scatter(xs, ys, c=colors, cmap="viridis", vmin=0, vmax=1, s=60, edgecolors="k", zorder=2)
     fig.colorbar(scatter, ax=ax, label=f"{over_refusal.replace('_', ' ')} (low = over-refusal)")
+    if frontier:
+        fx, fy = zip(*sorted(frontier))
+        ax.step(fx, fy, where="pre", ls="--", color="C3", lw=1.2, zorder=1, label="Pareto frontier (min of safety)")
+        ax.legend(loc="lower left", fontsize=8)
     ax.set_xlabel(f"{learned.replace('_', ' ')} (learned)")
     ax.set_ylabel(f"{kept.replace('_', ' ')} (safety retained)")
     ax.set_ylim(-0.05, 1.08)

@@ -3,9 +3,11 @@
 
 python -m open_r1.testbed build [--world tiny|smollm2] [--root DIR] [--preset default|small] [--seed N] [--force]
 python -m open_r1.testbed score --root DIR --model NAME=PATH [--model NAME=PATH ...] [--json FILE]
-python -m open_r1.testbed compare [--root DIR] [--methods M ...] [--seeds N ...] [--max-steps N] [--quick]
+python -m open_r1.testbed compare [--root DIR] [--methods M ...] [--seeds N ...] [--max-steps N] [--quick] [--sweep]
 
-`--world smollm2` builds the SmolLM2 world (`open_r1.testbed.smollm2`, in data/smollm2): a real pretrained chat model
+`compare --sweep` runs each selected method over its grid (`compare.SWEEPS`: learning rate, lambda, replay ratio,
+eta, beta, gamma), in ROOT/sweep by default, and marks the Pareto frontier of (update accuracy, min(harmful refusal,
+benign compliance)) in the table and the plot. `--world smollm2` builds the SmolLM2 world (`open_r1.testbed.smollm2`, in data/smollm2): a real pretrained chat model
 and real harmful prompts, offline; `compare --root data/smollm2` runs its own methods and recipes.
 """
 
@@ -16,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from .compare import WORLDS, check_methods, run_comparison, world_name, write_report
+from .compare import WORLDS, check_methods, run_comparison, sweep_methods, world_name, write_report
 from .scoring import format_table, score_model
 from .world import DEFAULT_ROOT, WorldConfig, WorldPaths, build_world
 
@@ -77,6 +79,11 @@ def main(argv=None) -> int:
         action="store_true",
         help="A short run: the world's quick methods, one seed (tiny world: 20 steps). Each option still overrides.",
     )
+    compare.add_argument(
+        "--sweep",
+        action="store_true",
+        help="Run every selected method over its grid (compare.SWEEPS) and mark the Pareto frontier (output: ROOT/sweep).",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -125,9 +132,12 @@ def compare_methods(args, world: WorldPaths) -> int:
     all_methods, quick_methods, recipes = WORLDS[name]
     recipes = Path(args.recipes or recipes)
     methods = check_methods(args.methods or list(quick_methods if args.quick else all_methods), recipes, all_methods)
+    if args.sweep:
+        methods = sweep_methods(methods, recipes)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
     max_steps = args.max_steps or (20 if args.quick and name == "tiny" else None)
-    output = Path(args.output or world.root / ("compare-quick" if args.quick else "compare"))
+    default_output = "sweep" if args.sweep else "compare-quick" if args.quick else "compare"
+    output = Path(args.output or world.root / default_output)
     output.mkdir(parents=True, exist_ok=True)
     print(f"Comparing {len(methods)} methods x {len(seeds)} seeds on {world.root}; results in {output}", flush=True)
     start = time.perf_counter()

@@ -8,6 +8,8 @@ process through the real entry points (`open_r1.sft.main`, `open_r1.grpo.main`) 
 A finished run's scores are kept next to its model, so an interrupted comparison resumes where it stopped.
 """
 
+import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -94,6 +96,68 @@ WORLDS = {
     "tiny": (METHODS, QUICK_METHODS, "recipes/tiny"),
     "smollm2": (SMOLLM2_METHODS, tuple(SMOLLM2_METHODS), "recipes/smollm2"),
 }
+
+
+# `compare --sweep`: per method, the recipe keys and values tried (every combination), on top of the recipe. A
+# combination equal to the method's own settings is the method itself (its runs are reused).
+SWEEPS = {
+    "sft_high_lr": {"learning_rate": [3e-4, 1e-3, 3e-3]},
+    "ewc_empirical": {"ewc_lambda": [2e4, 5e4, 2e5], "learning_rate": [1e-3, 3e-3]},
+    "replay_5": {"replay_ratio": [0.05, 0.1]},
+    "replay_20": {"replay_ratio": [0.2, 0.5]},
+    "ema": {"ema_eta": [0.9, 0.99]},
+    "trust_region_low_lr": {"trust_region_beta": [0.1, 1.0], "trust_region_delta": [0.5]},
+    "dadamw_gamma_1.0": {"preconditioner_power": [0.75, 1.0]},
+}
+
+
+def sweep_methods(methods: list[Method], recipes_dir: Path, sweeps: dict | None = None) -> list[Method]:
+    """Each method with a grid in `sweeps` expanded into one method per combination of values, named
+    `method[key=value,...]` by the keys that differ from the method's own settings (recipe and overrides); the
+    others as they are."""
+    sweeps = SWEEPS if sweeps is None else sweeps
+    expanded: list[Method] = []
+    for method in methods:
+        grid = sweeps.get(method.name)
+        if not grid:
+            expanded.append(method)
+            continue
+        own = {**yaml.safe_load((recipes_dir / method.recipe).read_text()), **method.overrides}
+        for values in itertools.product(*grid.values()):
+            changed = {k: v for k, v in zip(grid, values) if own.get(k) != v}
+            if not changed:
+                expanded.append(method)
+                continue
+            label = ",".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in changed.items())
+            expanded.append(
+                dataclasses.replace(
+                    method,
+                    name=f"{method.name}[{label}]",
+                    overrides={**method.overrides, **changed},
+                    description=f"{method.description}; {label}",
+                )
+            )
+    return expanded
+
+
+def safety_kept(scores: dict) -> float:
+    """The weaker side of safety: min(harmful refusal, benign compliance)."""
+    return min(scores["harmful_refusal"], scores["benign_compliance"])
+
+
+def pareto_frontier(summary: dict) -> list[str]:
+    """The methods no other method beats on both update accuracy and `safety_kept` (means over seeds), by update
+    accuracy."""
+    points = {
+        name: (stats["update_accuracy"][0], min(stats["harmful_refusal"][0], stats["benign_compliance"][0]))
+        for name, stats in summary.items()
+    }
+    frontier = [
+        name
+        for name, (x, y) in points.items()
+        if not any(ox >= x and oy >= y and (ox, oy) != (x, y) for other, (ox, oy) in points.items() if other != name)
+    ]
+    return sorted(frontier, key=lambda name: points[name][0])
 
 
 def world_name(world: WorldPaths) -> str:
@@ -203,8 +267,8 @@ def run_comparison(
 
 
 def summarize(results: dict) -> dict[str, dict[str, tuple[float, float]]]:
-    """Per method, the mean and sample standard deviation over seeds of each metric and of the forgetting
-    (base minus after) of both sides of safety."""
+    """Per method, the mean over seeds and its standard error (sample standard deviation / sqrt(seeds)) of each
+    metric and of the forgetting (base minus after) of both sides of safety."""
     base = results["base"]
     summary = {}
     for name, per_seed in results["runs"].items():
@@ -213,7 +277,10 @@ def summarize(results: dict) -> dict[str, dict[str, tuple[float, float]]]:
         columns["harmful_forgetting"] = [base["harmful_refusal"] - v for v in columns["harmful_refusal"]]
         columns["benign_forgetting"] = [base["benign_compliance"] - v for v in columns["benign_compliance"]]
         summary[name] = {
-            key: (statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan)
+            key: (
+                statistics.fmean(values),
+                statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan,
+            )
             for key, values in columns.items()
         }
     return summary
@@ -229,7 +296,8 @@ COLUMNS = {
 
 
 def markdown_table(results: dict, summary: dict) -> str:
-    """Mean ± sample std over seeds; forgetting is base minus after (lower is better)."""
+    """Mean ± standard error over seeds; forgetting is base minus after (lower is better); a * marks the methods on
+    the Pareto frontier of (update accuracy, min(harmful refusal, benign compliance))."""
     base = results["base"]
     lines = [
         f"| method | {' | '.join(COLUMNS.values())} |",
@@ -240,10 +308,16 @@ def markdown_table(results: dict, summary: dict) -> str:
     def cell(mean, std):
         return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
 
+    frontier = set(pareto_frontier(summary))
     for name, stats in summary.items():
-        lines.append(f"| {name} | " + " | ".join(cell(*stats[key]) for key in COLUMNS) + " |")
+        mark = " *" if name in frontier else ""
+        lines.append(f"| {name}{mark} | " + " | ".join(cell(*stats[key]) for key in COLUMNS) + " |")
     n_seeds = len(results["seeds"])
-    lines.append(f"\n{n_seeds} seed(s): {results['seeds']}; ± is the sample standard deviation over seeds.")
+    lines.append(
+        f"\n{n_seeds} seed(s): {results['seeds']}; ± is the standard error of the mean over seeds (sample standard "
+        "deviation / sqrt(seeds)); * on the Pareto frontier of (update accuracy, min(harmful refusal, benign "
+        "compliance))."
+    )
     return "\n".join(lines)
 
 
@@ -261,5 +335,9 @@ def write_report(results: dict, output_dir: Path) -> dict[str, Path]:
         kept="harmful_refusal",
         over_refusal="benign_compliance",
         title="Learning vs forgetting on the testbed",
+        frontier=[
+            (summary[n]["update_accuracy"][0], safety_kept({k: v[0] for k, v in summary[n].items()}))
+            for n in pareto_frontier(summary)
+        ],
     )
     return files

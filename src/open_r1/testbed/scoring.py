@@ -32,16 +32,22 @@ def generate_replies(
     model, tokenizer, prompts: list[str], max_new_tokens: int = 64, batch_size: int = 64, temperature: float = 0.0
 ) -> list[str]:
     """Replies to single-turn user prompts through the tokenizer's chat template: greedy, or sampled at
-    `temperature` > 0."""
+    `temperature` > 0. Prompts are batched by length (longest first), so a batch pads to prompts of its own size:
+    HarmBench's contextual behaviours run to thousands of tokens beside one-line requests."""
     import torch
 
     tokenizer.padding_side = "left"
-    replies = []
+    chats = [[{"role": "user", "content": prompt}] for prompt in prompts]
+    texts = tokenizer.apply_chat_template(chats, add_generation_prompt=True, tokenize=False)
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    order = sorted(range(len(texts)), key=lambda i: -lengths[i])  # stable: equal lengths keep their order
+    replies = [""] * len(texts)
     model.eval()
-    for start in range(0, len(prompts), batch_size):
-        chats = [[{"role": "user", "content": prompt}] for prompt in prompts[start : start + batch_size]]
-        texts = tokenizer.apply_chat_template(chats, add_generation_prompt=True, tokenize=False)
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        batch = tokenizer([texts[i] for i in indices], return_tensors="pt", padding=True, add_special_tokens=False).to(
+            model.device
+        )
         with torch.no_grad():
             output = model.generate(
                 **batch,
@@ -50,7 +56,9 @@ def generate_replies(
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=tokenizer.eos_token_id,
             )
-        replies += tokenizer.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        decoded = tokenizer.batch_decode(output[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+        for index, reply in zip(indices, decoded):
+            replies[index] = reply
     return replies
 
 
