@@ -118,6 +118,8 @@ def test_bad_grpo_data_fails_before_the_model_loads(world, tmp_path, monkeypatch
         ({"report_to": None}, "`report_to` is empty"),
         ({"use_ewc": True, "retain_dataset_id": "x/y", "fisher_kind": "bogus"}, "`fisher_kind` must be one of"),
         ({"replay_mode": "bogus"}, "`replay_mode` must be one of"),
+        ({"wise_ft_alpha": 0.0}, "`wise_ft_alpha` must be in (0, 1], got 0.0"),
+        ({"wise_ft_alpha": 1.5}, "`wise_ft_alpha` must be in (0, 1], got 1.5"),
     ],
 )
 def test_bad_values_are_reported_by_the_checker_before_any_compute(tmp_path, changes, problem):

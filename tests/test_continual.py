@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 import yaml
-from datasets import Dataset
+from datasets import Dataset, load_from_disk
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import ModelConfig, TrlParser
@@ -34,7 +34,35 @@ def test_replay_ratio_is_exact_and_deterministic(mode, n_update, n_retain):
     assert rows != list(mix_replay(update, retain, 0.2, seed=4, mode=mode)["messages"])
 
 
+@pytest.mark.parametrize("fraction, n_harmful", [(0.5, 10), (0.25, 5), (1.0, 20), (0.0, 0)])
+def test_balanced_replay_draws_the_chosen_share_of_harmful_rows(fraction, n_harmful):
+    """20 replayed rows out of a retain set that is 2:1 harmful: exactly round(fraction x 20) harmful requests and
+    the rest benign, distinct, the same for the same seed."""
+    update = _toy(100, "u")
+    retain = Dataset.from_dict(
+        {
+            "messages": [f"h{i}" for i in range(200)] + [f"b{i}" for i in range(100)],
+            "kind": ["harmful"] * 200 + ["benign"] * 100,
+        }
+    )
+    mixed = list(mix_replay(update, retain, 0.2, seed=3, harmful_fraction=fraction)["messages"])
+    assert (
+        sum(r.startswith("h") for r in mixed) == n_harmful and sum(r.startswith("b") for r in mixed) == 20 - n_harmful
+    )
+    assert sum(r.startswith("u") for r in mixed) == 80 and len(set(mixed)) == 100
+    assert mixed == list(mix_replay(update, retain, 0.2, seed=3, harmful_fraction=fraction)["messages"])
+
+
 def test_replay_errors_name_the_problem(tmp_path):
+    retain = Dataset.from_dict({"messages": ["h0", "b0", "b1"], "kind": ["harmful", "benign", "benign"]})
+    with pytest.raises(ValueError, match="needs 2 harmful retain rows .* has 1"):
+        mix_replay(_toy(12, "u"), retain, 0.25, seed=0, harmful_fraction=0.7)
+    with pytest.raises(ValueError, match="`replay_harm_column` 'label'"):
+        mix_replay(_toy(12, "u"), retain, 0.25, seed=0, harmful_fraction=0.5, harm_column="label")
+    with pytest.raises(ValueError, match="`replay_harmful_fraction` must be in"):
+        _sft_args(tmp_path, replay_ratio=0.1, replay_harmful_fraction=1.5, retain_dataset_id="x/y")
+    with pytest.raises(ValueError, match="set `replay_ratio` > 0"):
+        _sft_args(tmp_path, replay_harmful_fraction=0.5)
     with pytest.raises(ValueError, match="needs 25 retain rows"):
         mix_replay(_toy(100, "u"), _toy(10, "r"), 0.2, seed=0, mode="add")
     with pytest.raises(ValueError, match="replay_mode"):
@@ -448,3 +476,78 @@ def test_ema_refuses_hub_pushes_of_raw_checkpoints(tmp_path):
     with pytest.raises(ValueError, match="hub_strategy"):
         _sft_args(tmp_path, use_ema=True, push_to_hub=True, hub_model_id="org/model")
     _sft_args(tmp_path, use_ema=True, push_to_hub=True, hub_model_id="org/model", hub_strategy="end")
+
+
+@pytest.mark.parametrize("with_ewc", [False, True])
+def test_wise_ft_saves_the_interpolation_of_the_start_and_the_trained_weights(world, tmp_path, with_ewc):
+    """With `wise_ft_alpha` the saved model is (1 - alpha) * start + alpha * the weights the same run reaches
+    without it (alone, and composed with EWC), and `interpolate_models` forms that model from the two checkpoints
+    with no training (how the comparison scores a grid of alphas)."""
+    from transformers import AutoModelForCausalLM
+
+    from open_r1.continual.wise_ft import interpolate_models
+
+    ewc = {"use_ewc": True, "ewc_lambda": 50.0, "retain_dataset_id": str(world.retain), "fisher_num_samples": 8}
+    runs = {}
+    for name, alpha in (("trained", None), ("wise", 0.25)):
+        args = cpu_sft_args(
+            tmp_path / name, max_steps=3, learning_rate=3e-3, wise_ft_alpha=alpha, **(ewc if with_ewc else {})
+        )
+        trainer = tiny_trainer(world, args)
+        trainer.train()
+        trainer.save_model()
+        runs[name] = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    start = dict(AutoModelForCausalLM.from_pretrained(world.base_model).named_parameters())
+    moved = max((runs["trained"][n] - start[n]).abs().max().item() for n in start)
+    assert moved > 1e-3  # training moved the weights, so the interpolation is not trivially the start
+    for name, trained in runs["trained"].items():
+        expected = 0.75 * start[name].detach() + 0.25 * trained
+        torch.testing.assert_close(runs["wise"][name], expected, rtol=1e-6, atol=1e-7)
+    offline = dict(interpolate_models(world.base_model, tmp_path / "trained", 0.25).named_parameters())
+    saved = dict(AutoModelForCausalLM.from_pretrained(tmp_path / "wise").named_parameters())
+    for name, value in saved.items():
+        torch.testing.assert_close(offline[name], value, rtol=0, atol=0)
+
+
+def test_lora_composes_with_ewc_and_ema(world, tmp_path):
+    """LoRA through TRL's `peft_config` (what `use_peft` in a recipe gives): EWC's Fisher and anchors and the EMA's
+    shadow cover exactly the trainable adapter weights, the penalty acts on them, and the saved adapter (the EMA of
+    the adapter weights) loads on the base as a model that differs from it."""
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    args = cpu_sft_args(
+        tmp_path,
+        max_steps=4,
+        learning_rate=3e-3,
+        use_ewc=True,
+        ewc_lambda=1e4,
+        retain_dataset_id=str(world.retain),
+        fisher_num_samples=8,
+        use_ema=True,
+        ema_eta=0.5,
+    )
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    train = load_from_disk(str(world.update))["train"].select(range(32)).select_columns(["messages"])
+    trainer = ContinualSFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(world.base_model),
+        args=args,
+        train_dataset=train,
+        processing_class=AutoTokenizer.from_pretrained(world.base_model),
+        peft_config=lora,
+    )
+    trainer.train()
+    trainer.save_model()
+    ewc, ema = trainer.continual_methods
+    trainable = {name for name, param in trainer.model.named_parameters() if param.requires_grad}
+    assert trainable and all("lora_" in name for name in trainable)
+    assert set(ewc.fisher) == set(ewc.anchors) == set(ema.shadow) == trainable
+    assert any(entry.get("ewc/penalty", 0) > 0 for entry in trainer.state.log_history)
+    for name, param in trainer.model.named_parameters():
+        if name in trainable:  # the EMA is what was saved
+            torch.testing.assert_close(param.detach(), ema.shadow[name], rtol=0, atol=0)
+    base = AutoModelForCausalLM.from_pretrained(world.base_model)
+    adapted = AutoModelForCausalLM.from_pretrained(tmp_path)
+    ids = torch.tensor([[1, 5, 9, 13, 17]])
+    with torch.no_grad():
+        assert (adapted(ids).logits - base(ids).logits).abs().max() > 1e-4

@@ -12,6 +12,7 @@ from .continual.ewc import EWCConfig
 from .continual.replay import ReplayConfig
 from .continual.retain_data import RetainDataConfig
 from .continual.trust_region import TrustRegionConfig
+from .continual.wise_ft import WiSEFTConfig
 from .optims import CustomOptimizerConfig
 
 
@@ -165,7 +166,7 @@ def check_training_values(args) -> None:
 
 @dataclass
 class ContinualLearningMixin(
-    CustomOptimizerConfig, EMAConfig, TrustRegionConfig, EWCConfig, ReplayConfig, RetainDataConfig
+    CustomOptimizerConfig, EMAConfig, TrustRegionConfig, EWCConfig, ReplayConfig, RetainDataConfig, WiSEFTConfig
 ):
     """The continual-learning fields shared by the SFT and GRPO configs (the recipe keys of the seed README): each
     method's own dataclass (in its file under `open_r1.continual`), validated by its own check."""
@@ -185,6 +186,7 @@ class ContinualLearningMixin(
             self.check_ewc_args,
             self.check_trust_region_args,
             self.check_ema_args,
+            self.check_wise_ft_args,
         ]
 
     def check_continual_args(self) -> None:

@@ -2,7 +2,8 @@
 """Continual-learning methods, one file each, sharing the protocol of `open_r1.continual.base`.
 
 `METHODS` is the registry: a recipe turns a method on with its own keys (`ContinualMethod.enabled`), and the trainers
-build every enabled one with `build_methods`, in this order (replay first: it changes the data the others see).
+build every enabled one with `build_methods`, in this order (replay first: it changes the data the others see; WiSE-FT
+last: it interpolates the final model, the EMA's when the EMA is on, with the start).
 """
 
 from .base import ContinualMethod, ContinualTrainerMixin
@@ -12,9 +13,10 @@ from .fisher import compute_fisher
 from .replay import Replay, mix_replay
 from .retain_data import get_retain_dataset
 from .trust_region import GRPOTrustRegion, TrustRegion
+from .wise_ft import WiSEFT
 
 
-METHODS: tuple[type[ContinualMethod], ...] = (Replay, EWC, TrustRegion, EMA)
+METHODS: tuple[type[ContinualMethod], ...] = (Replay, EWC, TrustRegion, EMA, WiSEFT)
 
 
 def enabled_methods(args) -> list[type[ContinualMethod]]:
@@ -42,6 +44,7 @@ __all__ = [
     "GRPOTrustRegion",
     "Replay",
     "TrustRegion",
+    "WiSEFT",
     "build_methods",
     "compute_fisher",
     "enabled_methods",

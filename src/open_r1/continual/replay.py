@@ -5,7 +5,11 @@
 - `replace` (default, as the fork did): a seeded random `replay_ratio` of the update rows are replaced by retain
   rows, so the data set size (and the number of steps per epoch) stays the same;
 - `add`: all update rows are kept and retain rows are added until they make up `replay_ratio` of the total.
-Retain rows are drawn without replacement, seeded by the training seed; the result is shuffled with it. Both sets
+Retain rows are drawn without replacement, seeded by the training seed; the result is shuffled with it.
+Balanced replay (`replay_harmful_fraction`): the replayed rows are that share of harmful requests (rows whose
+`replay_harm_column` is "harmful": the testbed's `kind`, wildguardmix's `prompt_harm_label`) and the rest benign ones,
+whatever the retain set's own mix (the testbed's is 2:1 harmful, and replaying refusals in that proportion teaches
+over-refusal: benign compliance fell with replay on the testbed and in the fork at 8B). Both sets
 are mixed on their `messages` column only (the mixed set has no other column); the retain rows arrive formatted as
 the update rows (the recipe's `system_prompt`, by `get_retain_dataset`). SFT only: GRPO prompts need verifiable
 answers.
@@ -39,7 +43,23 @@ class ReplayConfig:
         },
     )
 
+    replay_harmful_fraction: float | None = field(
+        default=None,
+        metadata={
+            "help": "Balanced replay: the share of harmful-request rows among the replayed ones, in [0, 1] (the rest "
+            "benign), whatever the retain set's own mix. Unset: drawn as they come."
+        },
+    )
+    replay_harm_column: str = field(
+        default="kind",
+        metadata={"help": "Retain column that marks a harmful request with the value 'harmful' (balanced replay)."},
+    )
+
     def check_replay_args(self) -> None:
+        if self.replay_harmful_fraction is not None and not 0.0 <= self.replay_harmful_fraction <= 1.0:
+            raise ValueError(f"`replay_harmful_fraction` must be in [0, 1], got {self.replay_harmful_fraction}.")
+        if self.replay_harmful_fraction is not None and self.replay_ratio == 0:
+            raise ValueError("`replay_harmful_fraction` balances replayed rows: set `replay_ratio` > 0 too.")
         if not 0.0 <= self.replay_ratio < 1.0:
             raise ValueError(f"`replay_ratio` must be in [0, 1), got {self.replay_ratio}.")
         if self.replay_mode not in REPLAY_MODES:
@@ -48,26 +68,58 @@ class ReplayConfig:
             raise ValueError("`replay_ratio` > 0 needs `retain_dataset_id`.")
 
 
-def mix_replay(update: Dataset, retain: Dataset, ratio: float, seed: int, mode: str = "replace") -> Dataset:
+def mix_replay(
+    update: Dataset,
+    retain: Dataset,
+    ratio: float,
+    seed: int,
+    mode: str = "replace",
+    harmful_fraction: float | None = None,
+    harm_column: str = "kind",
+) -> Dataset:
     # Mixed on the chats alone: the update and retain sets have other columns of their own (OpenR1-Math's problem and
     # solution, wildguardmix's labels), which SFT on `messages` does not read.
     for name, data in (("update", update), ("retain", retain)):
         if "messages" not in data.column_names:
             raise ValueError(f"Replay mixes `messages` chats: the {name} data set has none ({data.column_names}).")
-    update, retain = update.select_columns(["messages"]), retain.select_columns(["messages"])
     if mode == "replace":
         n_retain = round(ratio * len(update))
-        kept = update.shuffle(seed=seed).select(range(len(update) - n_retain))
+        kept = update.select_columns(["messages"]).shuffle(seed=seed).select(range(len(update) - n_retain))
     else:
         n_retain = round(ratio * len(update) / (1.0 - ratio))
-        kept = update
+        kept = update.select_columns(["messages"])
     if n_retain > len(retain):
         raise ValueError(
             f"`replay_ratio` {ratio} needs {n_retain} retain rows but the retain data set has {len(retain)}."
         )
-    replayed = retain.shuffle(seed=seed).select(range(n_retain))
+    if harmful_fraction is None:
+        replayed = retain.select_columns(["messages"]).shuffle(seed=seed).select(range(n_retain))
+    else:
+        replayed = _balanced(retain, n_retain, harmful_fraction, harm_column, seed)
     logger.info("Replay (%s): %d update rows + %d retain rows", mode, len(kept), n_retain)
     return concatenate_datasets([kept, replayed.cast(kept.features)]).shuffle(seed=seed)
+
+
+def _balanced(retain: Dataset, n_rows: int, harmful_fraction: float, harm_column: str, seed: int) -> Dataset:
+    """`n_rows` retain chats, round(harmful_fraction * n_rows) of them harmful requests, the rest benign."""
+    if harm_column not in retain.column_names:
+        raise ValueError(
+            f"`replay_harmful_fraction` needs the retain column `replay_harm_column` '{harm_column}' (which rows are "
+            f"harmful requests); the retain set has {retain.column_names}."
+        )
+    is_harmful = [value == "harmful" for value in retain[harm_column]]
+    n_harmful = round(harmful_fraction * n_rows)
+    parts = []
+    for harmful, wanted in ((True, n_harmful), (False, n_rows - n_harmful)):
+        rows = retain.select([i for i, flag in enumerate(is_harmful) if flag == harmful]).select_columns(["messages"])
+        if wanted > len(rows):
+            kind = "harmful" if harmful else "benign"
+            raise ValueError(
+                f"Balanced replay needs {wanted} {kind} retain rows (`replay_harmful_fraction` {harmful_fraction} of "
+                f"{n_rows}) but the retain set has {len(rows)}."
+            )
+        parts.append(rows.shuffle(seed=seed).select(range(wanted)))
+    return concatenate_datasets(parts)
 
 
 class Replay(ContinualMethod):
@@ -77,10 +129,28 @@ class Replay(ContinualMethod):
 
     @classmethod
     def from_args(cls, args, retain=None) -> "Replay":
-        return cls(retain, args.replay_ratio, args.seed, args.replay_mode)
+        return cls(
+            retain,
+            args.replay_ratio,
+            args.seed,
+            args.replay_mode,
+            args.replay_harmful_fraction,
+            args.replay_harm_column,
+        )
 
-    def __init__(self, retain: Dataset, ratio: float, seed: int, mode: str = "replace"):
+    def __init__(
+        self,
+        retain: Dataset,
+        ratio: float,
+        seed: int,
+        mode: str = "replace",
+        harmful_fraction: float | None = None,
+        harm_column: str = "kind",
+    ):
         self.retain, self.ratio, self.seed, self.mode = retain, ratio, seed, mode
+        self.harmful_fraction, self.harm_column = harmful_fraction, harm_column
 
     def prepare_train_dataset(self, dataset: Dataset) -> Dataset:
-        return mix_replay(dataset, self.retain, self.ratio, self.seed, self.mode)
+        return mix_replay(
+            dataset, self.retain, self.ratio, self.seed, self.mode, self.harmful_fraction, self.harm_column
+        )

@@ -39,6 +39,13 @@ class Method:
         default=None, metadata={"help": "Method whose trained model (same seed) this one starts from, else the base."}
     )
     description: str = ""
+    interpolates: bool = field(
+        default=False,
+        metadata={
+            "help": "No training: the `start_from` method's model (trained from the base) interpolated with the base "
+            "at the recipe's `wise_ft_alpha` (WiSE-FT), the model a run of this recipe would save."
+        },
+    )
 
 
 # Learning rates: 1e-3 is the high rate at which plain SFT forgets; methods that diverge there (DFT, the trust
@@ -50,6 +57,12 @@ METHODS = {
         Method("sft_low_lr", "sft/config_low_lr.yaml", description="plain SFT, lr 1e-4"),
         Method("replay_5", "sft/config_replay.yaml", {"replay_ratio": 0.05}, description="5% retain replay"),
         Method("replay_20", "sft/config_replay.yaml", {"replay_ratio": 0.2}, description="20% retain replay"),
+        Method(
+            "replay_balanced",
+            "sft/config_replay.yaml",
+            {"replay_ratio": 0.05, "replay_harmful_fraction": 0.5},
+            description="5% retain replay, half harmful and half benign rows",
+        ),
         Method("dft", "sft/config_dft.yaml", description="dynamic fine-tuning, lr 1e-3"),
         Method("dft_low_lr", "sft/config_dft.yaml", {"learning_rate": 1e-4}, description="DFT, lr 1e-4"),
         Method("ema", "sft/config_ema.yaml", description="EMA of weights, eta 0.9"),
@@ -71,6 +84,25 @@ METHODS = {
         ),
         Method("dadamw_gamma_1.0", "sft/config_dadamw.yaml", description="DAdamW gamma 1.0, lr 3e-6"),
         Method("combined", "sft/config_combined.yaml", description="EWC + replay 10% + EMA + trust region"),
+        Method(
+            "lora",
+            "sft/config_sft.yaml",
+            {
+                "use_peft": True,
+                "lora_r": 16,
+                "lora_alpha": 32,
+                "lora_target_modules": "all-linear",
+                "learning_rate": 3e-3,
+            },
+            description="LoRA r 16 on every linear layer, lr 3e-3",
+        ),
+        Method(
+            "wise_ft",
+            "sft/config_wise_ft.yaml",
+            start_from="sft_high_lr",
+            interpolates=True,
+            description="WiSE-FT: plain SFT lr 1e-3, alpha 0.5 with the base",
+        ),
         # At the recipe's lr 1e-4 GRPO from this weak start (pass@1 ~0.05) drifts to clipped, rambling replies.
         Method(
             "grpo",
@@ -105,9 +137,12 @@ SWEEPS = {
     "ewc_empirical": {"ewc_lambda": [2e4, 5e4, 2e5], "learning_rate": [1e-3, 3e-3]},
     "replay_5": {"replay_ratio": [0.05, 0.1]},
     "replay_20": {"replay_ratio": [0.2, 0.5]},
+    "replay_balanced": {"replay_ratio": [0.05, 0.1], "replay_harmful_fraction": [0.33, 0.5]},
     "ema": {"ema_eta": [0.9, 0.99]},
     "trust_region_low_lr": {"trust_region_beta": [0.1, 1.0], "trust_region_delta": [0.5]},
     "dadamw_gamma_1.0": {"preconditioner_power": [0.75, 1.0]},
+    "wise_ft": {"wise_ft_alpha": [0.2, 0.3, 0.4, 0.5, 0.6, 0.8]},
+    "lora": {"learning_rate": [1e-3, 3e-3, 1e-2], "lora_r": [4, 16]},
 }
 
 
@@ -178,6 +213,10 @@ def check_methods(names: list[str], recipes_dir: Path, methods: dict | None = No
             name = methods[name].start_from
         ordered += chain
     for method in ordered:
+        if method.interpolates and (method.start_from is None or methods[method.start_from].start_from is not None):
+            raise ValueError(
+                f"{method.name} interpolates with the base: its start_from must be trained from the base."
+            )
         if not (recipes_dir / method.recipe).is_file():
             raise FileNotFoundError(
                 f"--recipes: {recipes_dir / method.recipe} (recipe of {method.name}) not found; run from the "
@@ -221,6 +260,17 @@ def train_method(
     main(script_args, training_args, model_args)
 
 
+def interpolate_method(method: Method, recipes_dir: Path, world: WorldPaths, run_dir: Path, trained: Path) -> None:
+    """WiSE-FT without training: the trained model interpolated with the base at the recipe's `wise_ft_alpha`."""
+    from transformers import AutoTokenizer
+
+    from ..continual.wise_ft import interpolate_models
+
+    recipe = {**yaml.safe_load((recipes_dir / method.recipe).read_text()), **method.overrides}
+    interpolate_models(world.base_model, trained, float(recipe["wise_ft_alpha"])).save_pretrained(run_dir)
+    AutoTokenizer.from_pretrained(trained).save_pretrained(run_dir)
+
+
 def run_comparison(
     world: WorldPaths,
     output_dir: Path,
@@ -251,9 +301,12 @@ def run_comparison(
                 run_start = time.perf_counter()
                 start = output_dir / "runs" / method.start_from / f"seed{seed}" if method.start_from else None
                 run_dir.mkdir(parents=True)
-                # The trainers' own prints and warnings go to the run's log, so the progress lines stay readable.
-                with open(run_dir / "train.log", "w") as log, redirect_stdout(log), redirect_stderr(log):
-                    train_method(method, recipes_dir, world, run_dir, start or world.base_model, seed, max_steps)
+                if method.interpolates:
+                    interpolate_method(method, recipes_dir, world, run_dir, start)
+                else:
+                    # The trainers' own prints and warnings go to the run's log, so the progress lines stay readable.
+                    with open(run_dir / "train.log", "w") as log, redirect_stdout(log), redirect_stderr(log):
+                        train_method(method, recipes_dir, world, run_dir, start or world.base_model, seed, max_steps)
                 scores = score_model(run_dir, world).as_dict()
                 record.write_text(json.dumps({"spec": spec, "scores": scores}, indent=2) + "\n")
                 elapsed = time.perf_counter() - started

@@ -1,0 +1,92 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""WiSE-FT (Wortsman et al., 2022, "Robust fine-tuning of zero-shot models"): the trained weights interpolated with
+the weights training started from,
+
+    theta = (1 - alpha) * theta_start + alpha * theta_trained
+
+once, after the last step (after the EMA, when both are on, and after `load_best_model_at_end`), before the model is
+saved: alpha = 1 is the fine-tuned model, alpha = 0 the starting one. Checkpoints keep the trained weights (a resume
+continues training); the starting weights (this rank's part of each trainable parameter, in its dtype, on CPU) are in
+every checkpoint's continual state, so a resumed run interpolates with the same start.
+
+Choosing alpha needs no retraining: `interpolate_models` forms the interpolated model from the two checkpoints, and
+the testbed comparison scores a grid of alphas from one trained model (its `wise_ft` methods).
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .base import ContinualMethod
+from .sharding import local_tensor, trainable_named_parameters
+
+
+@dataclass
+class WiSEFTConfig:
+    wise_ft_alpha: float | None = field(
+        default=None,
+        metadata={
+            "help": "WiSE-FT: after training, the saved model is (1 - alpha) * the starting weights + alpha * the "
+            "trained ones, alpha in (0, 1] (1: the trained model). Unset: off."
+        },
+    )
+
+    def check_wise_ft_args(self) -> None:
+        if self.wise_ft_alpha is not None and not 0.0 < self.wise_ft_alpha <= 1.0:
+            raise ValueError(f"`wise_ft_alpha` must be in (0, 1], got {self.wise_ft_alpha}.")
+
+
+@torch.no_grad()
+def interpolate_(trained: torch.Tensor, start: torch.Tensor, alpha: float) -> None:
+    """trained <- (1 - alpha) * start + alpha * trained, in place, computed in fp32 whatever the dtype."""
+    mixed = trained.float().lerp_(start.to(device=trained.device, dtype=torch.float32), 1.0 - alpha)
+    trained.copy_(mixed)
+
+
+def interpolate_models(start_dir: str | Path, trained_dir: str | Path, alpha: float):
+    """The model of `trained_dir` with every parameter interpolated with `start_dir`'s (same architecture), for
+    scoring a grid of alphas from one trained model."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(trained_dir)
+    start = dict(AutoModelForCausalLM.from_pretrained(start_dir).named_parameters())
+    for name, param in model.named_parameters():  # tied weights once (a state dict lists them under each name)
+        if name not in start or start[name].shape != param.shape:
+            raise ValueError(f"{start_dir} and {trained_dir} differ in the parameter `{name}`.")
+        interpolate_(param.data, start[name].data, alpha)
+    return model
+
+
+class WiSEFT(ContinualMethod):
+    name = "wise_ft"
+    enable_key = "wise_ft_alpha"
+
+    @classmethod
+    def enabled(cls, args) -> bool:
+        return getattr(args, cls.enable_key) is not None
+
+    @classmethod
+    def from_args(cls, args, retain=None) -> "WiSEFT":
+        return cls(args.wise_ft_alpha)
+
+    def __init__(self, alpha: float):
+        self.alpha = alpha
+        self.start: dict[str, torch.Tensor] = {}
+
+    def _local_params(self, trainer):
+        return [(name, local_tensor(param)) for name, param in trainable_named_parameters(trainer.model)]
+
+    def setup(self, trainer) -> None:
+        self.start = {name: local.detach().to("cpu", copy=True) for name, local in self._local_params(trainer)}
+
+    def on_train_end(self, trainer) -> None:
+        for name, local in self._local_params(trainer):
+            interpolate_(local, self.start[name], self.alpha)
+
+    def state_dict(self) -> dict:
+        return {"start": self.start}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, tensor in state["start"].items():
+            self.start[name].copy_(tensor)
