@@ -551,3 +551,59 @@ def test_lora_composes_with_ewc_and_ema(world, tmp_path):
     ids = torch.tensor([[1, 5, 9, 13, 17]])
     with torch.no_grad():
         assert (adapted(ids).logits - base(ids).logits).abs().max() > 1e-4
+
+
+def test_agem_projection_by_hand():
+    """g . g_r = -1, |g_r|^2 = 2: g - (-1 / 2) g_r; no conflict: g untouched; over several tensors the dot products
+    are summed across them."""
+    from open_r1.continual.agem import project_conflicting
+
+    g, r = [torch.tensor([1.0, 0.0])], [torch.tensor([-1.0, 1.0])]
+    assert project_conflicting(g, r)
+    torch.testing.assert_close(g[0], torch.tensor([0.5, 0.5]))
+    g = [torch.tensor([1.0, 2.0])]
+    assert not project_conflicting(g, [torch.tensor([1.0, 0.0])])
+    torch.testing.assert_close(g[0], torch.tensor([1.0, 2.0]))
+    g, r = [torch.tensor([1.0]), torch.tensor([0.0, 2.0])], [torch.tensor([-3.0]), torch.tensor([1.0, 0.0])]
+    assert project_conflicting(g, r)  # dot -3, |r|^2 10: g + 0.3 r
+    torch.testing.assert_close(g[0], torch.tensor([0.1]))
+    torch.testing.assert_close(g[1], torch.tensor([0.3, 2.0]))
+
+
+def test_agem_projects_the_update_gradient_against_a_retain_batch_gradient(world, tmp_path):
+    """On the tiny model: after an update batch's backward, `after_backward` takes the gradient of the next retain
+    batch (computed here again by hand), and leaves g - (g . g_r / |g_r|^2) g_r when they conflict, g otherwise; the
+    retain batches are taken in turn and their position is in the method's state."""
+    from open_r1.continual.agem import AGEM
+
+    args = _sft_args(tmp_path, use_agem=True, retain_dataset_id=str(world.retain), agem_num_samples=16)
+    trainer = _trainer(world, args)
+    (agem,) = trainer.continual_methods
+    assert isinstance(agem, AGEM)
+    agem.setup(trainer)
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+    conflicts = []
+    for taken in range(2):
+        trainer.model.zero_grad(set_to_none=True)
+        trainer.compute_loss(trainer.model, _batch(trainer)).backward()
+        update = [p.grad.clone() for p in params]
+        batch = agem._batches[agem.batches_taken]
+        trainer.model.zero_grad(set_to_none=True)
+        trainer.model.eval()
+        trainer.model(**batch).loss.backward()
+        trainer.model.train()
+        retain = [p.grad.clone() for p in params]
+        for p, g in zip(params, update):
+            p.grad = g.clone()
+        agem.after_backward(trainer, 1.0)
+        dot = sum((g.double() * r.double()).sum() for g, r in zip(update, retain))
+        norm = sum(r.double().pow(2).sum() for r in retain)
+        expected = [g - (dot / norm).float() * r if dot < 0 else g for g, r in zip(update, retain)]
+        for p, e in zip(params, expected):
+            torch.testing.assert_close(p.grad, e, rtol=1e-5, atol=1e-7)
+        after = sum((p.grad.double() * r.double()).sum() for p, r in zip(params, retain))
+        assert after >= -1e-6 * norm  # no first-order rise of the retain loss
+        assert agem.metrics() == {"projected": float(dot < 0)}
+        assert agem.state_dict() == {"batches_taken": taken + 1, "steps_seen": taken + 1}
+        conflicts.append(bool(dot < 0))
+    assert conflicts == [True, False]  # both branches: the first retain batch conflicts here, the second does not

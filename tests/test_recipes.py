@@ -52,12 +52,18 @@ def test_methods_the_accelerate_config_cannot_run_are_reported(tmp_path):
     problems = check_recipe(path, accelerate_config=REPO / "recipes/accelerate_configs/zero3.yaml")
     assert problems == [
         f"{path}: use_trust_region: trust_region is not supported under ZeRO-3 "
-        f"({REPO / 'recipes/accelerate_configs/zero3.yaml'}); use ZeRO-1/2 or DDP"
+        f"({REPO / 'recipes/accelerate_configs/zero3.yaml'}); use DDP or ZeRO-1/2"
     ]
     assert check_recipe(path, accelerate_config=REPO / "recipes/accelerate_configs/zero2.yaml") == []
     ewc = _recipe(tmp_path, "config_ewc.yaml", use_ewc=True, retain_dataset_id=str(tmp_path))
     for sharded in ("zero3", "fsdp"):  # EWC keeps its state on the local partitions
         assert check_recipe(ewc, accelerate_config=REPO / f"recipes/accelerate_configs/{sharded}.yaml") == []
+    agem = _recipe(tmp_path, "config_agem.yaml", use_agem=True, retain_dataset_id=str(tmp_path))
+    zero2 = REPO / "recipes/accelerate_configs/zero2.yaml"
+    assert check_recipe(agem, accelerate_config=zero2) == [
+        f"{agem}: use_agem: agem is not supported under ZeRO-1/2 ({zero2}); use DDP"
+    ]
+    assert check_recipe(agem, accelerate_config=REPO / "recipes/accelerate_configs/ddp.yaml") == []
 
 
 def test_versioned_recipes_need_version_in_output_dir(tmp_path):

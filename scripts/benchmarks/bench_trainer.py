@@ -35,6 +35,8 @@ CONFIGS = {
     "trust_region": {"use_trust_region": True},
     "dft": {"loss_type": "dft"},
     "dadamw": {"custom_optim": "dadamw"},
+    "agem": {"use_agem": True, "agem_retain_batch_size": 8},
+    "wise_ft": {"wise_ft_alpha": 0.5},
 }
 QUICK_CONFIGS = ["trl", "none", "ewc", "ema", "ewc+ema"]
 
@@ -49,7 +51,7 @@ def run_one(name: str, world: Path, steps: int, batch: int, device: str = "cpu")
 
     torch.set_num_threads(2)
     extra = dict(CONFIGS[name])
-    needs_retain = any(k in extra for k in ("use_ewc", "replay_ratio"))
+    needs_retain = any(k in extra for k in ("use_ewc", "replay_ratio", "use_agem"))
     args = SFTConfig(
         output_dir=f"/tmp/open_r1_bench_{name}",
         use_cpu=device == "cpu",

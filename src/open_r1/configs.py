@@ -7,6 +7,7 @@ from typing import Any
 
 import trl
 
+from .continual.agem import AGEMConfig
 from .continual.ema import EMAConfig
 from .continual.ewc import EWCConfig
 from .continual.replay import ReplayConfig
@@ -166,7 +167,14 @@ def check_training_values(args) -> None:
 
 @dataclass
 class ContinualLearningMixin(
-    CustomOptimizerConfig, EMAConfig, TrustRegionConfig, EWCConfig, ReplayConfig, RetainDataConfig, WiSEFTConfig
+    CustomOptimizerConfig,
+    EMAConfig,
+    TrustRegionConfig,
+    EWCConfig,
+    AGEMConfig,
+    ReplayConfig,
+    RetainDataConfig,
+    WiSEFTConfig,
 ):
     """The continual-learning fields shared by the SFT and GRPO configs (the recipe keys of the seed README): each
     method's own dataclass (in its file under `open_r1.continual`), validated by its own check."""
@@ -184,6 +192,7 @@ class ContinualLearningMixin(
             self.check_custom_optimizer_args,
             self.check_replay_args,
             self.check_ewc_args,
+            self.check_agem_args,
             self.check_trust_region_args,
             self.check_ema_args,
             self.check_wise_ft_args,

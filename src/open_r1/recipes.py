@@ -197,8 +197,8 @@ def _accelerate_sharding(accelerate_config: Path | None) -> str | None:
     config = yaml.safe_load(accelerate_config.read_text())
     if config.get("distributed_type") == "FSDP":
         return "FSDP"
-    if config.get("distributed_type") == "DEEPSPEED" and config.get("deepspeed_config", {}).get("zero_stage") == 3:
-        return "ZeRO-3"
+    if config.get("distributed_type") == "DEEPSPEED":
+        return "ZeRO-3" if config.get("deepspeed_config", {}).get("zero_stage") == 3 else "ZeRO-1/2"
     return None
 
 
@@ -265,7 +265,7 @@ def check_recipe(
         if sharding in method.unsupported_sharding:
             problems.append(
                 f"{path}: {method.enable_key}: {method.name} is not supported under {sharding} ({accelerate_config}); "
-                "use ZeRO-1/2 or DDP"
+                f"use {method.supported_sharding()}"
             )
 
     paths = [(key, config[key]) for key in PATH_KEYS if isinstance(config.get(key), str)]

@@ -2,10 +2,12 @@
 """Continual-learning methods, one file each, sharing the protocol of `open_r1.continual.base`.
 
 `METHODS` is the registry: a recipe turns a method on with its own keys (`ContinualMethod.enabled`), and the trainers
-build every enabled one with `build_methods`, in this order (replay first: it changes the data the others see; WiSE-FT
+build every enabled one with `build_methods`, in this order (replay first: it changes the data the others see; A-GEM
+after EWC: it projects the gradient EWC's term is already in; WiSE-FT
 last: it interpolates the final model, the EMA's when the EMA is on, with the start).
 """
 
+from .agem import AGEM
 from .base import ContinualMethod, ContinualTrainerMixin
 from .ema import EMA
 from .ewc import EWC, ewc_penalty
@@ -16,7 +18,7 @@ from .trust_region import GRPOTrustRegion, TrustRegion
 from .wise_ft import WiSEFT
 
 
-METHODS: tuple[type[ContinualMethod], ...] = (Replay, EWC, TrustRegion, EMA, WiSEFT)
+METHODS: tuple[type[ContinualMethod], ...] = (Replay, EWC, AGEM, TrustRegion, EMA, WiSEFT)
 
 
 def enabled_methods(args) -> list[type[ContinualMethod]]:
@@ -36,6 +38,7 @@ def build_methods(args, retain=None) -> list[ContinualMethod]:
 
 
 __all__ = [
+    "AGEM",
     "EMA",
     "EWC",
     "METHODS",

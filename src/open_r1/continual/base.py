@@ -78,9 +78,14 @@ class ContinualMethod:
     needs_hidden_states = False
     # Whether `from_args` needs the retain split.
     needs_retain_data = False
-    # Shardings it cannot run under yet ("ZeRO-3", "FSDP"): the trainer refuses them at start, the recipe checker
-    # before a job is submitted.
+    # Shardings it cannot run under yet ("ZeRO-1/2", "ZeRO-3", "FSDP"): the trainer refuses them at start, the recipe
+    # checker before a job is submitted.
     unsupported_sharding: tuple[str, ...] = ()
+
+    @classmethod
+    def supported_sharding(cls) -> str:
+        """What it runs under, for error messages: 'DDP or ZeRO-1/2 or ...'."""
+        return " or ".join(s for s in ("DDP", "ZeRO-1/2", "ZeRO-3", "FSDP") if s not in cls.unsupported_sharding)
 
     @classmethod
     def enabled(cls, args) -> bool:
@@ -135,10 +140,12 @@ class ContinualMethod:
 
 
 def sharding_of(trainer) -> str | None:
-    """ "ZeRO-3", "FSDP" or None: how the trainer partitions parameters."""
+    """ "ZeRO-1/2", "ZeRO-3", "FSDP" or None (one process, DDP): how the trainer partitions its training state."""
     if trainer.is_fsdp_enabled:
         return "FSDP"
-    return "ZeRO-3" if is_zero3(trainer) else None
+    if trainer.is_deepspeed_enabled:
+        return "ZeRO-3" if is_zero3(trainer) else "ZeRO-1/2"
+    return None
 
 
 def after_backward_available(trainer) -> bool:
@@ -166,8 +173,9 @@ class _MethodsCallback(TrainerCallback):
         for method in trainer.continual_methods:
             if sharding in method.unsupported_sharding:
                 raise ValueError(
-                    f"The continual-learning method `{method.name}` does not support {sharding} yet; use ZeRO-1/2 or "
-                    "DDP (`python -m open_r1.recipes check --accelerate-config` reports this before a job starts)."
+                    f"The continual-learning method `{method.name}` does not support {sharding} yet; use "
+                    f"{method.supported_sharding()} (`python -m open_r1.recipes check --accelerate-config` reports "
+                    "this before a job starts)."
                 )
         trainer.install_after_backward()
         for method in trainer.continual_methods:

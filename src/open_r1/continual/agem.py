@@ -1,0 +1,126 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""Gradient projection against the retain gradient (A-GEM, Chaudhry et al., 2019).
+
+Every `agem_every_steps` optimizer steps, after the update batch's backward (and its data-parallel reduction), the
+gradient g_r of the mean token loss of a batch of `agem_retain_batch_size` retain rows is taken (one extra forward and
+backward through the wrapped model, so DDP averages it over ranks as it does g). When g conflicts with it (g . g_r <
+0), g is projected onto the half-space where the retain loss does not rise to first order:
+
+    g <- g - (g . g_r / g_r . g_r) g_r
+
+so the step keeps the part of the update that does not undo the retain task. Costs per projection: one forward and
+backward of the retain batch, and a copy of the gradients (one value per trainable parameter, in their dtype) while
+g_r is taken. Retain rows are labelled as SFT trains (assistant tokens), drawn in a seeded order, each rank its own
+share; the position in that order is in every checkpoint's state.
+
+Runs where the after-backward hook runs: one process, DDP. Not under DeepSpeed ZeRO (1/2: gradients live in flat
+partitions; 3: the extra backward would run inside the engine's step) nor FSDP yet.
+"""
+
+import functools
+from dataclasses import dataclass, field
+
+import torch
+from torch.utils.data import DataLoader
+
+from .base import ContinualMethod
+from .retain_data import collate_right_padded, labelled_retain_rows
+from .sharding import trainable_named_parameters
+
+
+@dataclass
+class AGEMConfig:
+    use_agem: bool = field(
+        default=False,
+        metadata={"help": "A-GEM: project the update gradient when it conflicts with the retain gradient."},
+    )
+    agem_retain_batch_size: int = field(default=8, metadata={"help": "Retain rows per retain-gradient batch."})
+    agem_every_steps: int = field(
+        default=1, metadata={"help": "Take the retain gradient and project every this many optimizer steps."}
+    )
+    agem_num_samples: int = field(
+        default=1024, metadata={"help": "Retain rows drawn (seeded) for the retain batches, cycled."}
+    )
+
+    def check_agem_args(self) -> None:
+        for key in ("agem_retain_batch_size", "agem_every_steps", "agem_num_samples"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"`{key}` must be >= 1, got {getattr(self, key)}.")
+        if self.use_agem and self.retain_dataset_id is None:
+            raise ValueError("`use_agem` needs `retain_dataset_id` for its retain gradients.")
+
+
+@torch.no_grad()
+def project_conflicting(grads: list[torch.Tensor], retain_grads: list[torch.Tensor]) -> bool:
+    """g <- g - (g . g_r / g_r . g_r) g_r in place when g . g_r < 0 (dot products in fp64 over all tensors); returns
+    whether it projected."""
+    dot = sum(torch.dot(g.flatten().double(), r.flatten().double()) for g, r in zip(grads, retain_grads))
+    norm = sum(r.flatten().double().pow(2).sum() for r in retain_grads)
+    if not (dot < 0 and norm > 0):
+        return False
+    scale = (dot / norm).item()
+    for g, r in zip(grads, retain_grads):
+        g.sub_(r.to(g.dtype), alpha=scale)
+    return True
+
+
+class AGEM(ContinualMethod):
+    name = "agem"
+    enable_key = "use_agem"
+    needs_retain_data = True
+    unsupported_sharding = ("ZeRO-1/2", "ZeRO-3", "FSDP")
+
+    @classmethod
+    def from_args(cls, args, retain=None) -> "AGEM":
+        return cls(args, retain)
+
+    def __init__(self, config: AGEMConfig, retain_dataset):
+        self.config, self.retain_dataset = config, retain_dataset
+        self.seed = getattr(config, "seed", 0)
+        self.batches_taken = 0  # retain batches used so far (the position in the seeded order)
+        self.steps_seen = 0
+
+    def setup(self, trainer) -> None:
+        rows = labelled_retain_rows(self.retain_dataset, trainer, self.config.agem_num_samples, self.seed)
+        rank, world = trainer.args.process_index, trainer.args.world_size
+        self._rows = rows.select(range(rank, len(rows), world))  # each rank its own share
+        if len(self._rows) == 0:
+            raise ValueError(f"`use_agem`: no retain rows for rank {rank} (`agem_num_samples` < processes?).")
+        collate = functools.partial(collate_right_padded, pad_token_id=trainer.processing_class.pad_token_id)
+        self._batches = list(DataLoader(self._rows, batch_size=self.config.agem_retain_batch_size, collate_fn=collate))
+        self._params = [param for _, param in trainable_named_parameters(trainer.model)]
+
+    def _next_batch(self) -> dict:
+        batch = self._batches[self.batches_taken % len(self._batches)]
+        self.batches_taken += 1
+        return batch
+
+    def after_backward(self, trainer, grad_scale: float) -> None:
+        self.steps_seen += 1
+        if (self.steps_seen - 1) % self.config.agem_every_steps:
+            return
+        params = [p for p in self._params if p.grad is not None]  # those the update loss reached
+        update = [p.grad.detach().clone() for p in params]
+        for p in self._params:
+            p.grad = None
+        batch = {k: v.to(trainer.args.device) for k, v in self._next_batch().items()}
+        model = trainer.model
+        was_training = model.training
+        model.eval()  # the retain gradient of the model as it is, without dropout
+        try:
+            model(**batch).loss.backward()  # the wrapped model: DDP averages g_r over ranks
+        finally:
+            model.train(was_training)
+        retain = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        for p in self._params:
+            p.grad = None  # a parameter only the retain loss reached gets no gradient of its own
+        for p, g in zip(params, update):
+            p.grad = g
+        projected = project_conflicting(update, retain)
+        self.logged.add("projected", float(projected))
+
+    def state_dict(self) -> dict:
+        return {"batches_taken": self.batches_taken, "steps_seen": self.steps_seen}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batches_taken, self.steps_seen = state["batches_taken"], state["steps_seen"]
