@@ -120,6 +120,8 @@ def test_bad_grpo_data_fails_before_the_model_loads(world, tmp_path, monkeypatch
         ({"replay_mode": "bogus"}, "`replay_mode` must be one of"),
         ({"wise_ft_alpha": 0.0}, "`wise_ft_alpha` must be in (0, 1], got 0.0"),
         ({"wise_ft_alpha": 1.5}, "`wise_ft_alpha` must be in (0, 1], got 1.5"),
+        ({"distill_weight": -1.0}, "`distill_weight` must be >= 0, got -1.0"),
+        ({"use_agem": True}, "`use_agem` needs `retain_dataset_id`"),
     ],
 )
 def test_bad_values_are_reported_by_the_checker_before_any_compute(tmp_path, changes, problem):

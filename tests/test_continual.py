@@ -587,7 +587,7 @@ def test_agem_projects_the_update_gradient_against_a_retain_batch_gradient(world
         trainer.model.zero_grad(set_to_none=True)
         trainer.compute_loss(trainer.model, _batch(trainer)).backward()
         update = [p.grad.clone() for p in params]
-        batch = agem._batches[agem.batches_taken]
+        batch = agem.retain.batches[agem.retain.taken]
         trainer.model.zero_grad(set_to_none=True)
         trainer.model.eval()
         trainer.model(**batch).loss.backward()
@@ -607,3 +607,45 @@ def test_agem_projects_the_update_gradient_against_a_retain_batch_gradient(world
         assert agem.state_dict() == {"batches_taken": taken + 1, "steps_seen": taken + 1}
         conflicts.append(bool(dot < 0))
     assert conflicts == [True, False]  # both branches: the first retain batch conflicts here, the second does not
+
+
+def test_lwf_adds_the_gradient_of_the_kl_to_the_start_on_retain_replies(world, tmp_path):
+    """`after_backward` adds w x grad of the mean over reply positions of KL(p_start || p_model), computed here by
+    hand from the two models' logits (the teacher is the model the trainer was built with, frozen); at the start the
+    KL is 0, after the weights moved it is > 0; the position in the retain batches is in the state."""
+    from open_r1.continual.lwf import RetainDistillation
+
+    args = _sft_args(
+        tmp_path,
+        use_retain_distillation=True,
+        distill_weight=3.0,
+        retain_dataset_id=str(world.retain),
+        distill_num_samples=16,
+    )
+    trainer = _trainer(world, args)
+    (lwf,) = trainer.continual_methods
+    assert isinstance(lwf, RetainDistillation)
+    lwf.setup(trainer)
+    model = trainer.model
+    batch = lwf.retain.batches[0]
+    with torch.no_grad():  # move the weights away from the start, so the KL and its gradient are not 0
+        for param in model.parameters():
+            param.add_(0.01 * torch.randn_like(param))
+    model.zero_grad(set_to_none=True)
+    lwf.after_backward(trainer, 2.0)  # an fp16 loss scale of 2 the update gradients would carry
+    added = {n: p.grad.clone() for n, p in model.named_parameters()}
+
+    model.zero_grad(set_to_none=True)
+    start = AutoModelForCausalLM.from_pretrained(world.base_model).eval()
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    with torch.no_grad():
+        teacher = torch.log_softmax(start(**inputs).logits.double(), -1)[:, :-1]
+    student = torch.log_softmax(model.eval()(**inputs).logits.double(), -1)[:, :-1]
+    predicts = batch["labels"][:, 1:] != -100
+    kl = (teacher.exp() * (teacher - student)).sum(-1)[predicts].mean()
+    (3.0 * 2.0 * kl).backward()
+    assert kl.item() > 1e-4
+    for name, param in model.named_parameters():
+        torch.testing.assert_close(added[name], param.grad, rtol=1e-3, atol=1e-6)  # fp32 against fp64
+    assert lwf.metrics()["kl"] == pytest.approx(kl.item(), rel=1e-4)
+    assert lwf.state_dict() == {"batches_taken": 1, "steps_seen": 1}

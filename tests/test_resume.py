@@ -15,8 +15,8 @@ from open_r1.utils.checkpoints import checkpoint_problems, newest_complete_check
 from .conftest import REPO, run_cli, world_args
 
 
-# The tiny EWC recipe with A-GEM, EMA and WiSE-FT: each keeps state that a resume must restore exactly (A-GEM's
-# place in its retain batches; WiSE-FT's start weights: a resumed run that took its checkpoint for the start would
+# The tiny EWC recipe with LwF, A-GEM, EMA and WiSE-FT: each keeps state that a resume must restore exactly (the
+# place of LwF and A-GEM in their retain batches, LwF's teacher is the start, not the checkpoint; WiSE-FT's start weights: a resumed run that took its checkpoint for the start would
 # save other weights).
 RUN = [
     "tests/helpers/sft_kill_at.py",
@@ -24,6 +24,7 @@ RUN = [
     "recipes/tiny/sft/config_ewc.yaml",
     *("--use_ema", "true", "--ema_eta", "0.9", "--fisher_num_samples", "16", "--max_steps", "6"),
     *("--wise_ft_alpha", "0.5", "--use_agem", "true", "--agem_num_samples", "32"),
+    *("--use_retain_distillation", "true", "--distill_num_samples", "32"),
     *("--save_strategy", "steps", "--save_steps", "2", "--save_total_limit", "2", "--logging_steps", "1"),
     *("--disable_tqdm", "true"),
 ]

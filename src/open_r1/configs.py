@@ -10,6 +10,7 @@ import trl
 from .continual.agem import AGEMConfig
 from .continual.ema import EMAConfig
 from .continual.ewc import EWCConfig
+from .continual.lwf import DistillConfig
 from .continual.replay import ReplayConfig
 from .continual.retain_data import RetainDataConfig
 from .continual.trust_region import TrustRegionConfig
@@ -172,6 +173,7 @@ class ContinualLearningMixin(
     TrustRegionConfig,
     EWCConfig,
     AGEMConfig,
+    DistillConfig,
     ReplayConfig,
     RetainDataConfig,
     WiSEFTConfig,
@@ -193,6 +195,7 @@ class ContinualLearningMixin(
             self.check_replay_args,
             self.check_ewc_args,
             self.check_agem_args,
+            self.check_distill_args,
             self.check_trust_region_args,
             self.check_ema_args,
             self.check_wise_ft_args,

@@ -3,7 +3,7 @@
 
 `METHODS` is the registry: a recipe turns a method on with its own keys (`ContinualMethod.enabled`), and the trainers
 build every enabled one with `build_methods`, in this order (replay first: it changes the data the others see; A-GEM
-after EWC: it projects the gradient EWC's term is already in; WiSE-FT
+after EWC and the retain distillation: it projects the gradient their terms are already in; WiSE-FT
 last: it interpolates the final model, the EMA's when the EMA is on, with the start).
 """
 
@@ -12,13 +12,14 @@ from .base import ContinualMethod, ContinualTrainerMixin
 from .ema import EMA
 from .ewc import EWC, ewc_penalty
 from .fisher import compute_fisher
+from .lwf import RetainDistillation
 from .replay import Replay, mix_replay
 from .retain_data import get_retain_dataset
 from .trust_region import GRPOTrustRegion, TrustRegion
 from .wise_ft import WiSEFT
 
 
-METHODS: tuple[type[ContinualMethod], ...] = (Replay, EWC, AGEM, TrustRegion, EMA, WiSEFT)
+METHODS: tuple[type[ContinualMethod], ...] = (Replay, EWC, RetainDistillation, AGEM, TrustRegion, EMA, WiSEFT)
 
 
 def enabled_methods(args) -> list[type[ContinualMethod]]:
@@ -46,6 +47,7 @@ __all__ = [
     "ContinualTrainerMixin",
     "GRPOTrustRegion",
     "Replay",
+    "RetainDistillation",
     "TrustRegion",
     "WiSEFT",
     "build_methods",

@@ -17,14 +17,12 @@ Runs where the after-backward hook runs: one process, DDP. Not under DeepSpeed Z
 partitions; 3: the extra backward would run inside the engine's step) nor FSDP yet.
 """
 
-import functools
 from dataclasses import dataclass, field
 
 import torch
-from torch.utils.data import DataLoader
 
 from .base import ContinualMethod
-from .retain_data import collate_right_padded, labelled_retain_rows
+from .retain_data import RetainBatches
 from .sharding import trainable_named_parameters
 
 
@@ -77,23 +75,15 @@ class AGEM(ContinualMethod):
     def __init__(self, config: AGEMConfig, retain_dataset):
         self.config, self.retain_dataset = config, retain_dataset
         self.seed = getattr(config, "seed", 0)
-        self.batches_taken = 0  # retain batches used so far (the position in the seeded order)
+        self.retain: RetainBatches | None = None
         self.steps_seen = 0
 
     def setup(self, trainer) -> None:
-        rows = labelled_retain_rows(self.retain_dataset, trainer, self.config.agem_num_samples, self.seed)
-        rank, world = trainer.args.process_index, trainer.args.world_size
-        self._rows = rows.select(range(rank, len(rows), world))  # each rank its own share
-        if len(self._rows) == 0:
-            raise ValueError(f"`use_agem`: no retain rows for rank {rank} (`agem_num_samples` < processes?).")
-        collate = functools.partial(collate_right_padded, pad_token_id=trainer.processing_class.pad_token_id)
-        self._batches = list(DataLoader(self._rows, batch_size=self.config.agem_retain_batch_size, collate_fn=collate))
+        config = self.config
+        self.retain = RetainBatches(
+            self.retain_dataset, trainer, config.agem_num_samples, config.agem_retain_batch_size, self.seed, "use_agem"
+        )
         self._params = [param for _, param in trainable_named_parameters(trainer.model)]
-
-    def _next_batch(self) -> dict:
-        batch = self._batches[self.batches_taken % len(self._batches)]
-        self.batches_taken += 1
-        return batch
 
     def after_backward(self, trainer, grad_scale: float) -> None:
         self.steps_seen += 1
@@ -103,7 +93,7 @@ class AGEM(ContinualMethod):
         update = [p.grad.detach().clone() for p in params]
         for p in self._params:
             p.grad = None
-        batch = {k: v.to(trainer.args.device) for k, v in self._next_batch().items()}
+        batch = self.retain.next(trainer.args.device)
         model = trainer.model
         was_training = model.training
         model.eval()  # the retain gradient of the model as it is, without dropout
@@ -120,7 +110,7 @@ class AGEM(ContinualMethod):
         self.logged.add("projected", float(projected))
 
     def state_dict(self) -> dict:
-        return {"batches_taken": self.batches_taken, "steps_seen": self.steps_seen}
+        return {"batches_taken": self.retain.taken, "steps_seen": self.steps_seen}
 
     def load_state_dict(self, state: dict) -> None:
-        self.batches_taken, self.steps_seen = state["batches_taken"], state["steps_seen"]
+        self.retain.taken, self.steps_seen = state["batches_taken"], state["steps_seen"]

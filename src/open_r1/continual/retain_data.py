@@ -118,3 +118,27 @@ def labelled_retain_rows(retain, trainer, num_samples: int, seed: int):
         return data.select_columns(["input_ids", "labels"])
     tokenizer = trainer.processing_class
     return data.map(assistant_labels, fn_kwargs={"tokenizer": tokenizer}, remove_columns=data.column_names)
+
+
+class RetainBatches:
+    """Labelled retain batches taken in turn, cycled, for methods that take one retain batch every so many steps
+    (A-GEM, retain distillation): `num_samples` seeded rows labelled as the trainer trains, each rank its own
+    share, right-padded batches of `batch_size`; `taken` (the position in that order) goes in the method's state."""
+
+    def __init__(self, retain, trainer, num_samples: int, batch_size: int, seed: int, key: str):
+        rows = labelled_retain_rows(retain, trainer, num_samples, seed)
+        rank, world = trainer.args.process_index, trainer.args.world_size
+        rows = rows.select(range(rank, len(rows), world))
+        if len(rows) == 0:
+            raise ValueError(f"`{key}`: no retain rows for rank {rank} (fewer samples than processes).")
+        pad = trainer.processing_class.pad_token_id
+        self.batches = [
+            collate_right_padded([rows[j] for j in range(i, min(i + batch_size, len(rows)))], pad)
+            for i in range(0, len(rows), batch_size)
+        ]
+        self.taken = 0
+
+    def next(self, device) -> dict:
+        batch = self.batches[self.taken % len(self.batches)]
+        self.taken += 1
+        return {key: value.to(device) for key, value in batch.items()}

@@ -85,6 +85,7 @@ METHODS = {
         Method("dadamw_gamma_1.0", "sft/config_dadamw.yaml", description="DAdamW gamma 1.0, lr 3e-6"),
         Method("combined", "sft/config_combined.yaml", description="EWC + replay 10% + EMA + trust region"),
         Method("agem", "sft/config_agem.yaml", description="A-GEM: projection against a retain batch every step"),
+        Method("lwf", "sft/config_lwf.yaml", description="LwF: KL to the base on a retain batch every step"),
         Method(
             "lora",
             "sft/config_sft.yaml",
@@ -145,6 +146,7 @@ SWEEPS = {
     "wise_ft": {"wise_ft_alpha": [0.2, 0.3, 0.4, 0.5, 0.6, 0.8]},
     "lora": {"learning_rate": [1e-3, 3e-3, 1e-2], "lora_r": [4, 16]},
     "agem": {"agem_every_steps": [1, 4], "learning_rate": [1e-3, 3e-3]},
+    "lwf": {"distill_weight": [1.0, 10.0]},
 }
 
 
