@@ -84,6 +84,18 @@ METHODS = {
         ),
         Method("dadamw_gamma_1.0", "sft/config_dadamw.yaml", description="DAdamW gamma 1.0, lr 3e-6"),
         Method("combined", "sft/config_combined.yaml", description="EWC + replay 10% + EMA + trust region"),
+        Method(
+            "ewc_dadamw",
+            "sft/config_ewc.yaml",
+            {
+                "use_ewc": True,
+                "custom_optim": "dadamw",
+                "preconditioner_power": 1.0,
+                "adam_epsilon": 1e-6,
+                "learning_rate": 3e-6,
+            },
+            description="EWC (lambda 5e4) with DAdamW gamma 1.0, lr 3e-6",
+        ),
         Method("agem", "sft/config_agem.yaml", description="A-GEM: projection against a retain batch every step"),
         Method("lwf", "sft/config_lwf.yaml", description="LwF: KL to the base on a retain batch every step"),
         Method(
@@ -139,14 +151,15 @@ SWEEPS = {
     "ewc_empirical": {"ewc_lambda": [2e4, 5e4, 2e5], "learning_rate": [1e-3, 3e-3]},
     "replay_5": {"replay_ratio": [0.05, 0.1]},
     "replay_20": {"replay_ratio": [0.2, 0.5]},
-    "replay_balanced": {"replay_ratio": [0.05, 0.1], "replay_harmful_fraction": [0.33, 0.5]},
+    "replay_balanced": {"replay_harmful_fraction": [0.33, 0.5]},
     "ema": {"ema_eta": [0.9, 0.99]},
     "trust_region_low_lr": {"trust_region_beta": [0.1, 1.0], "trust_region_delta": [0.5]},
     "dadamw_gamma_1.0": {"preconditioner_power": [0.75, 1.0]},
     "wise_ft": {"wise_ft_alpha": [0.2, 0.3, 0.4, 0.5, 0.6, 0.8]},
-    "lora": {"learning_rate": [1e-3, 3e-3, 1e-2], "lora_r": [4, 16]},
-    "agem": {"agem_every_steps": [1, 4], "learning_rate": [1e-3, 3e-3]},
+    "lora": {"learning_rate": [3e-3, 1e-2]},
+    "agem": {"agem_every_steps": [1, 4]},
     "lwf": {"distill_weight": [1.0, 10.0]},
+    "ewc_dadamw": {"ewc_lambda": [5e4, 2e5]},
 }
 
 
