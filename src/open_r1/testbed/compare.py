@@ -212,6 +212,15 @@ def pareto_frontier(summary: dict) -> list[str]:
     return sorted(frontier, key=lambda name: points[name][0])
 
 
+def method_spec(method: Method) -> dict:
+    """What a run's cached scores are keyed by: the method's fields, `interpolates` only when set (a field added
+    after runs were cached enters the key only where it changes the run, so those runs stay cached)."""
+    spec = asdict(method)
+    if not method.interpolates:
+        del spec["interpolates"]
+    return spec
+
+
 def world_name(world: WorldPaths) -> str:
     return json.loads(world.manifest.read_text())["config"].get("world", "tiny")
 
@@ -306,7 +315,7 @@ def run_comparison(
     for seed in seeds:
         for method in methods:
             run_dir = output_dir / "runs" / method.name / f"seed{seed}"
-            spec = {"method": asdict(method), "seed": seed, "max_steps": max_steps}
+            spec = {"method": method_spec(method), "seed": seed, "max_steps": max_steps}
             record = run_dir / "scores.json"
             done += 1
             cached = json.loads(record.read_text()) if record.exists() else {}
