@@ -8,6 +8,7 @@ from open_r1.testbed.compare import (
     METHODS,
     check_methods,
     markdown_table,
+    method_spec,
     pareto_frontier,
     summarize,
     sweep_methods,
@@ -105,3 +106,12 @@ def test_quick_comparison_end_to_end(world, tmp_path):
     second = run_cli([*command, "--output", str(tmp_path)]).stdout
     assert second.count(": cached") == 4
     assert json.loads((tmp_path / "scores.json").read_text())["runs"] == report["runs"]
+
+
+def test_a_runs_cache_key_names_interpolation_only_when_set():
+    """Runs cached before `interpolates` existed keep their key (a plain method's key has no such field); an
+    interpolating method's key says so, so it never reuses a trained run's scores."""
+    assert "interpolates" not in method_spec(METHODS["sft_high_lr"])
+    assert method_spec(METHODS["wise_ft"])["interpolates"] is True
+    with pytest.raises(ValueError, match="start_from must be trained from the base"):
+        check_methods(["wise_ft"], REPO / "recipes" / "tiny", {**METHODS, "sft_high_lr": METHODS["grpo"]})
