@@ -107,6 +107,19 @@ def test_quick_comparison_end_to_end(world, tmp_path):
     assert second.count(": cached") == 4
     assert json.loads((tmp_path / "scores.json").read_text())["runs"] == report["runs"]
 
+    # The same runs against another world (here: the same files under a world.json of another seed) are not reused.
+    other = tmp_path / "other_world"
+    other.mkdir()
+    for entry in world.root.iterdir():
+        if entry.name != "world.json":
+            (other / entry.name).symlink_to(entry)
+    manifest = json.loads(world.manifest.read_text())
+    manifest["config"]["seed"] += 1
+    (other / "world.json").write_text(json.dumps(manifest))
+    third = [sys.executable, "-m", "open_r1.testbed", "compare", "--quick", "--root", str(other)]
+    rerun = run_cli([*third, "--methods", "sft_high_lr", "--output", str(tmp_path)]).stdout
+    assert ": cached" not in rerun and "[1/1] sft_high_lr seed 0:" in rerun
+
 
 def test_a_runs_cache_key_names_interpolation_only_when_set():
     """Runs cached before `interpolates` existed keep their key (a plain method's key has no such field); an

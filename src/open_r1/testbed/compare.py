@@ -5,7 +5,8 @@ Each method is one of the tiny recipes (`recipes/tiny/`) plus a few overrides, s
 user runs. Every run starts from the world's base model (GRPO from the low-LR SFT model of the same seed: the base
 model has never produced a `\\boxed{}` answer, so RLVR from it has no reward to learn from), is trained in this
 process through the real entry points (`open_r1.sft.main`, `open_r1.grpo.main`) and scored on the held-out splits.
-A finished run's scores are kept next to its model, so an interrupted comparison resumes where it stopped.
+A finished run's scores are kept next to its model, keyed by the method, seed, step cap and the world's config, so an
+interrupted comparison resumes where it stopped and a rebuilt, different world is never scored from old runs.
 """
 
 import dataclasses
@@ -314,11 +315,12 @@ def run_comparison(
     if base_scores is None:
         base_scores = score_model(world.base_model, world).as_dict()
     results = {"base": base_scores, "runs": {m.name: {} for m in methods}, "seeds": seeds, "max_steps": max_steps}
+    world_config = json.loads(world.manifest.read_text())["config"]  # a run's scores hold for this world only
     total, done, started = len(methods) * len(seeds), 0, time.perf_counter()
     for seed in seeds:
         for method in methods:
             run_dir = output_dir / "runs" / method.name / f"seed{seed}"
-            spec = {"method": method_spec(method), "seed": seed, "max_steps": max_steps}
+            spec = {"method": method_spec(method), "seed": seed, "max_steps": max_steps, "world": world_config}
             record = run_dir / "scores.json"
             done += 1
             cached = json.loads(record.read_text()) if record.exists() else {}
