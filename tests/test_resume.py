@@ -30,9 +30,9 @@ RUN = [
 ]
 
 
-def _train(world, out, kill_at=None):
+def _train(world, out, kill_at=None, extra=()):
     env = {"OPEN_R1_KILL_AT": kill_at} if kill_at else {}
-    command = [sys.executable, *RUN, *world_args(world, out, retain=True)]
+    command = [sys.executable, *RUN, *extra, *world_args(world, out, retain=True)]
     if kill_at is None:
         return run_cli(command, env=env)
     result = subprocess.run(
@@ -80,6 +80,21 @@ def test_a_kill_at_any_save_stage_resumes_to_the_uninterrupted_weights(
         torch.testing.assert_close(final[name], value, rtol=0, atol=0)
     assert _logged(out, "num_tokens") == _logged(uninterrupted, "num_tokens")  # the count continues, not from 0
     assert _logged(out, "ewc/penalty") == pytest.approx(_logged(uninterrupted, "ewc/penalty"), rel=1e-6)
+
+
+def test_a_lora_run_resumes_to_the_uninterrupted_adapter(world, tmp_path):
+    """LoRA (TRL's `use_peft`) with the same methods: checkpoints hold the adapter, count as complete, and a run killed
+    before its step-4 checkpoint was whole resumes from step 2 to the uninterrupted run's adapter, bit for bit."""
+    lora = ("--use_peft", "true", "--lora_r", "4", "--lora_target_modules", "q_proj", "v_proj")
+    reference, out = tmp_path / "uninterrupted", tmp_path / "run"
+    _train(world, reference, extra=lora)
+    _train(world, out, kill_at="optimizer@4", extra=lora)
+    assert newest_complete_checkpoint(str(out)) == str(out / "checkpoint-2")
+    _train(world, out, extra=lora)
+    final, expected = load_file(out / "adapter_model.safetensors"), load_file(reference / "adapter_model.safetensors")
+    assert expected and final.keys() == expected.keys()
+    for name, value in expected.items():
+        torch.testing.assert_close(final[name], value, rtol=0, atol=0)
 
 
 def _logged(run, key):
