@@ -649,3 +649,53 @@ def test_lwf_adds_the_gradient_of_the_kl_to_the_start_on_retain_replies(world, t
         torch.testing.assert_close(added[name], param.grad, rtol=1e-3, atol=1e-6)  # fp32 against fp64
     assert lwf.metrics()["kl"] == pytest.approx(kl.item(), rel=1e-4)
     assert lwf.state_dict() == {"batches_taken": 1, "steps_seen": 1}
+
+
+def test_agem_projects_the_gradient_with_ewcs_term_already_in_it(world, tmp_path):
+    """EWC and A-GEM composed: after the update backward EWC adds lambda F (theta - theta*), then A-GEM projects the
+    sum against the retain gradient (the registry's order), as computed here by hand."""
+    from open_r1.continual.agem import project_conflicting
+
+    args = _sft_args(
+        tmp_path,
+        use_ewc=True,
+        ewc_lambda=10.0,
+        fisher_num_samples=8,
+        use_agem=True,
+        retain_dataset_id=str(world.retain),
+        agem_num_samples=16,
+    )
+    trainer = _trainer(world, args)
+    ewc, agem = trainer.continual_methods
+    for method in (ewc, agem):
+        method.setup(trainer)
+    model = trainer.model
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    with torch.no_grad():  # away from the anchors, so EWC's term is not 0
+        for _, param in named:
+            param.add_(0.01 * torch.randn_like(param))
+    model.zero_grad(set_to_none=True)
+    trainer.compute_loss(model, _batch(trainer)).backward()
+    update = {n: p.grad.clone() for n, p in named}
+    batch = agem.retain.batches[0]
+    model.zero_grad(set_to_none=True)
+    model.eval()
+    model(**batch).loss.backward()
+    model.train()
+    retain = {n: p.grad.clone() for n, p in named}
+    # An update gradient that conflicts with the retain one (g . g_r = -3 |g_r|^2 before EWC's term), so that the
+    # projection acts.
+    dot = sum((update[n] * retain[n]).sum() for n, _ in named)
+    norm = sum(retain[n].pow(2).sum() for n, _ in named)
+    for n, p in named:
+        update[n] -= (dot / norm + 3) * retain[n]
+        p.grad = update[n].clone()
+    for method in (ewc, agem):  # as the trainer's after-backward hook runs them
+        method.after_backward(trainer, 1.0)
+    expected = {n: update[n] + 10.0 * ewc.fisher[n] * (p.detach() - ewc.anchors[n]) for n, p in named}
+    ewc_moved = max((expected[n] - update[n]).abs().max().item() for n, _ in named)
+    assert ewc_moved > 0
+    projected = [expected[n] for n, _ in named]
+    assert project_conflicting(projected, [retain[n] for n, _ in named])
+    for (_, p), e in zip(named, projected):
+        torch.testing.assert_close(p.grad, e, rtol=1e-5, atol=1e-7)
