@@ -76,24 +76,28 @@ class AGEM(ContinualMethod):
         self.config, self.retain_dataset = config, retain_dataset
         self.seed = getattr(config, "seed", 0)
         self.retain: RetainBatches | None = None
-        self.steps_seen = 0
 
     def setup(self, trainer) -> None:
         config = self.config
         self.retain = RetainBatches(
-            self.retain_dataset, trainer, config.agem_num_samples, config.agem_retain_batch_size, self.seed, "use_agem"
+            self.retain_dataset,
+            trainer,
+            config.agem_num_samples,
+            config.agem_retain_batch_size,
+            config.agem_every_steps,
+            self.seed,
+            "use_agem",
         )
         self._params = [param for _, param in trainable_named_parameters(trainer.model)]
 
     def after_backward(self, trainer, grad_scale: float) -> None:
-        self.steps_seen += 1
-        if (self.steps_seen - 1) % self.config.agem_every_steps:
+        batch = self.retain.next_if_due(trainer.args.device)
+        if batch is None:
             return
         params = [p for p in self._params if p.grad is not None]  # those the update loss reached
         update = [p.grad.detach().clone() for p in params]
         for p in self._params:
             p.grad = None
-        batch = self.retain.next(trainer.args.device)
         model = trainer.model
         was_training = model.training
         model.eval()  # the retain gradient of the model as it is, without dropout
@@ -110,7 +114,7 @@ class AGEM(ContinualMethod):
         self.logged.add("projected", float(projected))
 
     def state_dict(self) -> dict:
-        return {"batches_taken": self.retain.taken, "steps_seen": self.steps_seen}
+        return self.retain.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self.retain.taken, self.steps_seen = state["batches_taken"], state["steps_seen"]
+        self.retain.load_state_dict(state)

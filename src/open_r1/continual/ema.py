@@ -28,7 +28,7 @@ import torch
 
 from ..callbacks import CHECKPOINT_EMA_DIR
 from .base import ContinualMethod, state_file
-from .sharding import foreach_groups, is_plain_fp32, is_sharded, local_tensor, trainable_named_parameters
+from .sharding import foreach_groups, is_plain_fp32, is_sharded, local_trainable_parameters
 
 
 logger = logging.getLogger(__name__)
@@ -82,14 +82,11 @@ class EMA(ContinualMethod):
         self.shadow: dict[str, torch.Tensor] = {}
         self._in_model = False  # the model holds the EMA for good (after training)
 
-    def _local_params(self, trainer):
-        return [(name, local_tensor(param)) for name, param in trainable_named_parameters(trainer.model)]
-
     def setup(self, trainer) -> None:
         device = "cpu" if self.offload else None
         self.shadow = {
             name: local.detach().to(device=device or local.device, dtype=torch.float32, copy=True)
-            for name, local in self._local_params(trainer)
+            for name, local in local_trainable_parameters(trainer.model)
         }
         self._in_model = False
 
@@ -98,7 +95,7 @@ class EMA(ContinualMethod):
         """shadow <- eta * shadow + (1 - eta) * theta, and the distance |theta - shadow| logged: multi-tensor kernels
         over groups of fp32 parameters with their shadow on the same device (a GPU step of a small model is bound by
         kernel launches), one parameter at a time otherwise (partitions, other dtypes, an offloaded shadow)."""
-        rows = [(local, self.shadow[name]) for name, local in self._local_params(trainer)]
+        rows = [(local, self.shadow[name]) for name, local in local_trainable_parameters(trainer.model)]
         plain = [row for row in rows if is_plain_fp32(*row)]
         squared_distances = []
         for currents, shadows in foreach_groups(plain):
@@ -117,7 +114,7 @@ class EMA(ContinualMethod):
 
     @torch.no_grad()
     def _copy_into_model(self, trainer, shadow: dict) -> None:
-        for name, local in self._local_params(trainer):
+        for name, local in local_trainable_parameters(trainer.model):
             local.copy_(shadow[name].to(device=local.device, dtype=local.dtype))
 
     @contextlib.contextmanager
@@ -128,7 +125,9 @@ class EMA(ContinualMethod):
             yield
             return
         with torch.no_grad():
-            own = {name: local.detach().to("cpu", copy=True) for name, local in self._local_params(trainer)}
+            own = {
+                name: local.detach().to("cpu", copy=True) for name, local in local_trainable_parameters(trainer.model)
+            }
         self._copy_into_model(trainer, self.shadow)
         try:
             yield

@@ -69,7 +69,6 @@ class RetainDistillation(ContinualMethod):
         self.seed = getattr(config, "seed", 0)
         self.teacher = None
         self.retain: RetainBatches | None = None
-        self.steps_seen = 0
 
     def on_trainer_init(self, trainer) -> None:
         self.teacher = frozen_copy(trainer.model)  # the starting model, before any checkpoint is loaded
@@ -82,15 +81,15 @@ class RetainDistillation(ContinualMethod):
             trainer,
             config.distill_num_samples,
             config.distill_batch_size,
+            config.distill_every_steps,
             self.seed,
             "use_retain_distillation",
         )
 
     def after_backward(self, trainer, grad_scale: float) -> None:
-        self.steps_seen += 1
-        if (self.steps_seen - 1) % self.config.distill_every_steps:
+        batch = self.retain.next_if_due(trainer.args.device)
+        if batch is None:
             return
-        batch = self.retain.next(trainer.args.device)
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         with torch.no_grad():
             teacher_logits = self.teacher(**inputs).logits
@@ -105,7 +104,7 @@ class RetainDistillation(ContinualMethod):
         self.logged.add("kl", kl.detach())
 
     def state_dict(self) -> dict:
-        return {"batches_taken": self.retain.taken, "steps_seen": self.steps_seen}
+        return self.retain.state_dict()
 
     def load_state_dict(self, state: dict) -> None:
-        self.retain.taken, self.steps_seen = state["batches_taken"], state["steps_seen"]
+        self.retain.load_state_dict(state)

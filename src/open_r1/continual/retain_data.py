@@ -121,11 +121,12 @@ def labelled_retain_rows(retain, trainer, num_samples: int, seed: int):
 
 
 class RetainBatches:
-    """Labelled retain batches taken in turn, cycled, for methods that take one retain batch every so many steps
-    (A-GEM, retain distillation): `num_samples` seeded rows labelled as the trainer trains, each rank its own
-    share, right-padded batches of `batch_size`; `taken` (the position in that order) goes in the method's state."""
+    """Labelled retain batches taken in turn, cycled, for methods that take one retain batch every `every_steps`
+    optimizer steps (A-GEM, retain distillation): `num_samples` seeded rows labelled as the trainer trains, each rank
+    its own share, right-padded batches of `batch_size`. Its state (steps counted, batches taken) goes in the
+    method's checkpoint state."""
 
-    def __init__(self, retain, trainer, num_samples: int, batch_size: int, seed: int, key: str):
+    def __init__(self, retain, trainer, num_samples: int, batch_size: int, every_steps: int, seed: int, key: str):
         rows = labelled_retain_rows(retain, trainer, num_samples, seed)
         rank, world = trainer.args.process_index, trainer.args.world_size
         rows = rows.select(range(rank, len(rows), world))
@@ -136,9 +137,22 @@ class RetainBatches:
             collate_right_padded([rows[j] for j in range(i, min(i + batch_size, len(rows)))], pad)
             for i in range(0, len(rows), batch_size)
         ]
+        self.every_steps = every_steps
         self.taken = 0
+        self.steps_seen = 0
 
-    def next(self, device) -> dict:
+    def next_if_due(self, device) -> dict | None:
+        """Counts an optimizer step; the next batch on `device` when the step is due (the 1st, then every
+        `every_steps`), else None."""
+        self.steps_seen += 1
+        if (self.steps_seen - 1) % self.every_steps:
+            return None
         batch = self.batches[self.taken % len(self.batches)]
         self.taken += 1
         return {key: value.to(device) for key, value in batch.items()}
+
+    def state_dict(self) -> dict:
+        return {"batches_taken": self.taken, "steps_seen": self.steps_seen}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.taken, self.steps_seen = state["batches_taken"], state["steps_seen"]

@@ -145,3 +145,8 @@ def is_zero3(trainer) -> bool:
 
 def trainable_named_parameters(model) -> list[tuple[str, torch.Tensor]]:
     return [(name, param) for name, param in model.named_parameters() if param.requires_grad]
+
+
+def local_trainable_parameters(model) -> list[tuple[str, torch.Tensor]]:
+    """(name, this rank's part) of each trainable parameter (`local_tensor`: writing to it updates the model)."""
+    return [(name, local_tensor(param)) for name, param in trainable_named_parameters(model)]

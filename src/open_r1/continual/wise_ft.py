@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from .base import ContinualMethod
-from .sharding import local_tensor, trainable_named_parameters
+from .sharding import local_trainable_parameters
 
 
 @dataclass
@@ -74,14 +74,13 @@ class WiSEFT(ContinualMethod):
         self.alpha = alpha
         self.start: dict[str, torch.Tensor] = {}
 
-    def _local_params(self, trainer):
-        return [(name, local_tensor(param)) for name, param in trainable_named_parameters(trainer.model)]
-
     def setup(self, trainer) -> None:
-        self.start = {name: local.detach().to("cpu", copy=True) for name, local in self._local_params(trainer)}
+        self.start = {
+            name: local.detach().to("cpu", copy=True) for name, local in local_trainable_parameters(trainer.model)
+        }
 
     def on_train_end(self, trainer) -> None:
-        for name, local in self._local_params(trainer):
+        for name, local in local_trainable_parameters(trainer.model):
             interpolate_(local, self.start[name], self.alpha)
 
     def state_dict(self) -> dict:
