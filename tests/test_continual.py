@@ -699,3 +699,54 @@ def test_agem_projects_the_gradient_with_ewcs_term_already_in_it(world, tmp_path
     assert project_conflicting(projected, [retain[n] for n, _ in named])
     for (_, p), e in zip(named, projected):
         torch.testing.assert_close(p.grad, e, rtol=1e-5, atol=1e-7)
+
+
+def test_lwf_and_ewc_add_their_terms_to_the_same_gradient(world, tmp_path):
+    """EWC and LwF composed: after the update backward the gradient is the update's plus lambda F (theta - theta*)
+    plus w x grad of the reply KL to the start on the first retain batch, each computed here by hand (fp64 KL), with
+    the fp16 loss scale on both added terms."""
+    from open_r1.continual.ewc import EWC
+    from open_r1.continual.lwf import RetainDistillation
+
+    args = _sft_args(
+        tmp_path,
+        use_ewc=True,
+        ewc_lambda=10.0,
+        fisher_num_samples=8,
+        use_retain_distillation=True,
+        distill_weight=3.0,
+        retain_dataset_id=str(world.retain),
+        distill_num_samples=16,
+    )
+    trainer = _trainer(world, args)
+    ewc, lwf = trainer.continual_methods
+    assert isinstance(ewc, EWC) and isinstance(lwf, RetainDistillation)
+    for method in (ewc, lwf):
+        method.setup(trainer)
+    model = trainer.model
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    with torch.no_grad():  # away from the anchors and the start, so neither term is 0
+        for _, param in named:
+            param.add_(0.01 * torch.randn_like(param))
+    model.zero_grad(set_to_none=True)
+    (2.0 * trainer.compute_loss(model, _batch(trainer))).backward()
+    update = {n: p.grad.clone() for n, p in named}
+    for method in (ewc, lwf):  # as the trainer's after-backward hook runs them
+        method.after_backward(trainer, 2.0)
+    composed = {n: p.grad.clone() for n, p in named}
+
+    model.zero_grad(set_to_none=True)
+    batch = lwf.retain.batches[0]
+    start = AutoModelForCausalLM.from_pretrained(world.base_model).eval()
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    with torch.no_grad():
+        teacher = torch.log_softmax(start(**inputs).logits.double(), -1)[:, :-1]
+    student = torch.log_softmax(model.eval()(**inputs).logits.double(), -1)[:, :-1]
+    predicts = batch["labels"][:, 1:] != -100
+    kl = (teacher.exp() * (teacher - student)).sum(-1)[predicts].mean()
+    (3.0 * 2.0 * kl).backward()
+    assert kl.item() > 1e-4
+    ewc_terms = {n: 2.0 * 10.0 * ewc.fisher[n] * (p.detach() - ewc.anchors[n]) for n, p in named}
+    assert max(term.abs().max().item() for term in ewc_terms.values()) > 0
+    for name, param in named:
+        torch.testing.assert_close(composed[name], update[name] + ewc_terms[name] + param.grad, rtol=1e-3, atol=1e-6)
