@@ -238,7 +238,7 @@ def test_add_ewc_gradient_multi_tensor_path_is_the_per_parameter_path_bit_for_bi
     """Whole fp32 parameters go through `torch._foreach_*` kernels in groups of bounded size; the result is the one
     parameter at a time path's, bit for bit, whatever the grouping, and a parameter that is not fp32 (here bf16)
     still takes the per-parameter path beside the others."""
-    from open_r1.continual import ewc, sharding
+    from open_r1.continual import sharding
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
@@ -246,7 +246,7 @@ def test_add_ewc_gradient_multi_tensor_path_is_the_per_parameter_path_bit_for_bi
     anchors = {n: p.detach() + 0.1 * torch.randn_like(p) for n, p in model.named_parameters()}
     monkeypatch.setattr(sharding, "FOREACH_GROUP_NUMEL", group_numel)
     grouped = _grads_after_add_ewc_gradient(model, fisher, anchors, seed=1)
-    monkeypatch.setattr(ewc, "is_plain_fp32", lambda *tensors: False)  # every parameter one at a time
+    monkeypatch.setattr(sharding, "is_plain_fp32", lambda *tensors: False)  # every parameter one at a time
     one_at_a_time = _grads_after_add_ewc_gradient(model, fisher, anchors, seed=1)
     for name in grouped:
         assert torch.equal(grouped[name], one_at_a_time[name]), name

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .base import ContinualMethod
+from .base import ContinualMethod, eval_mode
 from .retain_data import RetainBatches
 from .sharding import trainable_named_parameters
 
@@ -98,13 +98,8 @@ class AGEM(ContinualMethod):
         update = [p.grad.detach().clone() for p in params]
         for p in self._params:
             p.grad = None
-        model = trainer.model
-        was_training = model.training
-        model.eval()  # the retain gradient of the model as it is, without dropout
-        try:
+        with eval_mode(trainer.model) as model:  # the retain gradient of the model as it is, without dropout
             model(**batch).loss.backward()  # the wrapped model: DDP averages g_r over ranks
-        finally:
-            model.train(was_training)
         retain = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         for p in self._params:
             p.grad = None  # a parameter only the retain loss reached gets no gradient of its own

@@ -54,6 +54,17 @@ STATE_FILE = "continual_state.pt"
 TRAINER_STATE_KEY = "_trainer"
 
 
+@contextlib.contextmanager
+def eval_mode(model):
+    """`model` in eval mode for the block (no dropout: the model as it predicts), then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 class MetricAverager:
     """Collects values between two logs and averages them. Tensors are read only at log time, so a value added at
     every step costs no device synchronisation."""

@@ -28,7 +28,7 @@ import torch
 
 from ..callbacks import CHECKPOINT_EMA_DIR
 from .base import ContinualMethod, state_file
-from .sharding import foreach_groups, is_plain_fp32, is_sharded, local_trainable_parameters
+from .sharding import foreach_groups, is_sharded, local_trainable_parameters, split_plain_fp32
 
 
 logger = logging.getLogger(__name__)
@@ -96,19 +96,17 @@ class EMA(ContinualMethod):
         over groups of fp32 parameters with their shadow on the same device (a GPU step of a small model is bound by
         kernel launches), one parameter at a time otherwise (partitions, other dtypes, an offloaded shadow)."""
         rows = [(local, self.shadow[name]) for name, local in local_trainable_parameters(trainer.model)]
-        plain = [row for row in rows if is_plain_fp32(*row)]
+        plain, others = split_plain_fp32(rows)
         squared_distances = []
         for currents, shadows in foreach_groups(plain):
             currents = [current.detach() for current in currents]
             torch._foreach_lerp_(shadows, currents, 1.0 - self.eta)  # eta * shadow + (1 - eta) * current
             norms = torch._foreach_norm(torch._foreach_sub(currents, shadows))
             squared_distances.append(torch.stack(norms).pow(2).sum())
-        plain_ids = {id(local) for local, _ in plain}
-        for local, shadow in rows:
-            if id(local) not in plain_ids:
-                current = local.detach().to(device=shadow.device, dtype=torch.float32)
-                shadow.lerp_(current, 1.0 - self.eta)
-                squared_distances.append((current - shadow).pow(2).sum())
+        for local, shadow in others:
+            current = local.detach().to(device=shadow.device, dtype=torch.float32)
+            shadow.lerp_(current, 1.0 - self.eta)
+            squared_distances.append((current - shadow).pow(2).sum())
         device = squared_distances[0].device
         self.logged.add("distance", torch.stack([d.to(device) for d in squared_distances]).sum().sqrt())
 

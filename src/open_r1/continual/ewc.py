@@ -37,7 +37,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from .base import ContinualMethod, after_backward_available
+from .base import ContinualMethod, after_backward_available, eval_mode
 from .fisher import (
     FISHER_ESTIMATORS,
     FISHER_KINDS,
@@ -52,11 +52,11 @@ from .retain_data import collate_right_padded, labelled_retain_rows
 from .sharding import (
     add_to_local_grad,
     foreach_groups,
-    is_plain_fp32,
     is_sharded,
     is_zero3,
     local_fp32_param,
     local_tensor,
+    split_plain_fp32,
     trainable_named_parameters,
 )
 
@@ -227,13 +227,13 @@ def ewc_penalty(model, fisher: dict, anchors: dict, ewc_lambda: float) -> torch.
     return 0.5 * ewc_lambda * torch.stack(terms).sum()
 
 
-def _weighted_differences(named_params, fisher: dict, anchors: dict):
-    """(param, theta - theta*, F * (theta - theta*)) on this rank's fp32 part of each parameter, flat, one parameter
-    at a time, so no more than one parameter's temporaries exist at once."""
-    for name, param in named_params:
+def _weighted_differences(rows):
+    """(param, theta - theta*, F * (theta - theta*)) for rows of (param, F, theta*), on this rank's fp32 part of each
+    parameter, flat, one parameter at a time, so no more than one parameter's temporaries exist at once."""
+    for param, fisher, anchor in rows:
         theta = local_fp32_param(param)
-        diff = theta - anchors[name].flatten().to(theta)
-        yield param, diff, fisher[name].flatten().to(theta) * diff
+        diff = theta - anchor.flatten().to(theta)
+        yield param, diff, fisher.flatten().to(theta) * diff
 
 
 @torch.no_grad()
@@ -243,8 +243,7 @@ def add_ewc_gradient(named_params, fisher: dict, anchors: dict, ewc_lambda: floa
     gradients still carry. Whole fp32 parameters with their state beside them take the multi-tensor path (the same
     three operations, bit for bit); partitions, other dtypes and offloaded state go one parameter at a time."""
     alpha = grad_scale * ewc_lambda
-    rows = [(param, fisher[name], anchors[name]) for name, param in named_params]
-    plain = [row for row in rows if is_plain_fp32(*row)]
+    plain, others = split_plain_fp32([(param, fisher[name], anchors[name]) for name, param in named_params])
     for params, fishers, anchor_group in foreach_groups(plain):
         for param in params:
             if param.grad is None:  # a parameter this step's loss did not reach still gets the added term
@@ -252,9 +251,7 @@ def add_ewc_gradient(named_params, fisher: dict, anchors: dict, ewc_lambda: floa
         weighted_diffs = torch._foreach_sub([p.detach().view(-1) for p in params], [a.view(-1) for a in anchor_group])
         torch._foreach_mul_(weighted_diffs, [f.view(-1) for f in fishers])
         torch._foreach_add_([p.grad.view(-1) for p in params], weighted_diffs, alpha=alpha)
-    plain_ids = {id(row[0]) for row in plain}
-    others = [(name, param) for name, param in named_params if id(param) not in plain_ids]
-    for param, _, weighted_diff in _weighted_differences(others, fisher, anchors):
+    for param, _, weighted_diff in _weighted_differences(others):
         add_to_local_grad(param, weighted_diff, alpha=alpha)
 
 
@@ -262,7 +259,8 @@ def add_ewc_gradient(named_params, fisher: dict, anchors: dict, ewc_lambda: floa
 def penalty_value(named_params, fisher: dict, anchors: dict, ewc_lambda: float) -> torch.Tensor:
     """The value of `ewc_penalty` on this rank's part of each parameter (float64; sum it over ranks when parameters
     are partitioned)."""
-    terms = [torch.dot(w, d).double() for _, d, w in _weighted_differences(named_params, fisher, anchors)]
+    rows = [(param, fisher[name], anchors[name]) for name, param in named_params]
+    terms = [torch.dot(w, d).double() for _, d, w in _weighted_differences(rows)]
     return ewc_lambda / 2 * torch.stack(terms).sum()  # one device sync when read, not one per parameter
 
 
@@ -374,17 +372,14 @@ class EWC(ContinualMethod):
 
     @torch.no_grad()
     def _retain_nll(self, trainer) -> float:
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        was_training = model.training
-        model.eval()
         total, tokens = 0.0, 0
-        for batch in self._batches(self._probe_rows):
-            batch = {k: v.to(trainer.args.device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
-            token_log_probs, mask = completion_log_probs(logits, batch["labels"])
-            total -= token_log_probs[mask].sum().item()
-            tokens += int(mask.sum())
-        model.train(was_training)
+        with eval_mode(trainer.accelerator.unwrap_model(trainer.model)) as model:
+            for batch in self._batches(self._probe_rows):
+                batch = {k: v.to(trainer.args.device) for k, v in batch.items() if isinstance(v, torch.Tensor)}
+                logits = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).logits
+                token_log_probs, mask = completion_log_probs(logits, batch["labels"])
+                total -= token_log_probs[mask].sum().item()
+                tokens += int(mask.sum())
         return total / max(tokens, 1)
 
     @staticmethod

@@ -47,6 +47,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.func import functional_call, grad, vjp, vmap
 
+from .base import eval_mode
 from .sharding import (
     local_fp32_param,
     local_grad,
@@ -369,12 +370,8 @@ class _ShardedBackward:
 def _squared_gradient_sums(model, batches, strategy, kind, estimator, generator, chunk_size):
     """(sums of squared gradients, number of terms) over `batches`: the one Fisher loop, whatever the strategy, with
     the model in eval mode (no dropout: the Fisher of the model as it predicts)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         return _squared_gradient_sums_in_eval(model, batches, strategy, kind, estimator, generator, chunk_size)
-    finally:
-        model.train(was_training)
 
 
 def _squared_gradient_sums_in_eval(model, batches, strategy, kind, estimator, generator, chunk_size):

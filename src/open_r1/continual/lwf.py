@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .base import ContinualMethod
+from .base import ContinualMethod, eval_mode
 from .retain_data import RetainBatches
 from .trust_region import frozen_copy, kl_ref_to_policy
 
@@ -93,14 +93,9 @@ class RetainDistillation(ContinualMethod):
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         with torch.no_grad():
             teacher_logits = self.teacher(**inputs).logits
-        model = trainer.model
-        was_training = model.training
-        model.eval()  # the model as it predicts, as the teacher (no dropout)
-        try:
+        with eval_mode(trainer.model) as model:  # the model as it predicts, as the teacher (no dropout)
             kl = reply_kl(teacher_logits, model(**inputs).logits, batch["labels"])
             (self.config.distill_weight * grad_scale * kl).backward()  # adds to the update gradients
-        finally:
-            model.train(was_training)
         self.logged.add("kl", kl.detach())
 
     def state_dict(self) -> dict:

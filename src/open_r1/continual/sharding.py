@@ -124,6 +124,15 @@ def is_plain_fp32(param: torch.Tensor, *state: torch.Tensor) -> bool:
     )
 
 
+def split_plain_fp32(rows: list[tuple]) -> tuple[list[tuple], list[tuple]]:
+    """`rows` (a parameter's local part, then its per-parameter state tensors) split, in order, into those the
+    multi-tensor paths take (`is_plain_fp32`) and the others, which go one parameter at a time."""
+    plain, others = [], []
+    for row in rows:
+        (plain if is_plain_fp32(*row) else others).append(row)
+    return plain, others
+
+
 def foreach_groups(rows: list[tuple], max_numel: int | None = None):
     """`rows` (tuples whose first member is a tensor) cut into consecutive groups of at most `max_numel` elements of
     that first member (a row larger than that is a group alone), each group as a tuple of columns."""
