@@ -131,26 +131,16 @@ class Replay(ContinualMethod):
     def from_args(cls, args, retain=None) -> "Replay":
         return cls(
             retain,
-            args.replay_ratio,
-            args.seed,
-            args.replay_mode,
-            args.replay_harmful_fraction,
-            args.replay_harm_column,
+            ratio=args.replay_ratio,
+            seed=args.seed,
+            mode=args.replay_mode,
+            harmful_fraction=args.replay_harmful_fraction,
+            harm_column=args.replay_harm_column,
         )
 
-    def __init__(
-        self,
-        retain: Dataset,
-        ratio: float,
-        seed: int,
-        mode: str = "replace",
-        harmful_fraction: float | None = None,
-        harm_column: str = "kind",
-    ):
-        self.retain, self.ratio, self.seed, self.mode = retain, ratio, seed, mode
-        self.harmful_fraction, self.harm_column = harmful_fraction, harm_column
+    def __init__(self, retain: Dataset, **mix_options):
+        """`mix_options`: `mix_replay`'s arguments after the two data sets."""
+        self.retain, self.mix_options = retain, mix_options
 
     def prepare_train_dataset(self, dataset: Dataset) -> Dataset:
-        return mix_replay(
-            dataset, self.retain, self.ratio, self.seed, self.mode, self.harmful_fraction, self.harm_column
-        )
+        return mix_replay(dataset, self.retain, **self.mix_options)
