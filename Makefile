@@ -54,10 +54,14 @@ TASK ?=
 PARALLEL ?=
 NUM_GPUS ?= 1
 OUTPUT_DIR ?=
+# Optional: MAX_NEW_TOKENS=N (reply length), MAX_SAMPLES=N (the first N prompts of each task).
+MAX_NEW_TOKENS ?=
+MAX_SAMPLES ?=
 evaluate: install-eval
 	@test -n "$(MODEL)" -a -n "$(TASK)" || { echo "usage: make evaluate MODEL=... TASK=... [PARALLEL=data|tensor NUM_GPUS=N]"; exit 2; }
 	OPEN_R1_TESTBED_DIR=$(TESTBED_DIR) $(EVAL_PYTHON) -m open_r1.eval.run run --model $(MODEL) --task $(TASK) \
-		$(if $(PARALLEL),--parallel $(PARALLEL)) --num-gpus $(NUM_GPUS) $(if $(OUTPUT_DIR),--output-dir $(OUTPUT_DIR))
+		$(if $(PARALLEL),--parallel $(PARALLEL)) --num-gpus $(NUM_GPUS) $(if $(OUTPUT_DIR),--output-dir $(OUTPUT_DIR)) \
+		$(if $(MAX_NEW_TOKENS),--max-new-tokens $(MAX_NEW_TOKENS)) $(if $(MAX_SAMPLES),--max-samples $(MAX_SAMPLES))
 
 # Every benchmark in one run: data/bench/bench.md and bench.json (the README's performance section is made from it
 # with BENCH_ARGS=--update-readme). `make bench-quick` takes under 5 minutes on 2 CPU cores.

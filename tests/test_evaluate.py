@@ -65,6 +65,9 @@ def test_task_groups_and_command_lines(tmp_path):
     assert "data_parallel_size=8" in model_args and "max_model_length=32768" in model_args
     assert "generation_parameters={max_new_tokens:32768,temperature:0.6,top_p:0.95}" in model_args
     assert vllm[vllm.index("vllm") + 2] == "math_500@n=4|0"
+    assert "--max-samples" not in vllm
+    limited = lighteval_command("org/model", ["safety:harmbench"], "out", "/tmp/c", "vllm", max_samples=50)
+    assert limited[limited.index("--max-samples") + 1] == "50"
 
 
 def test_summary_table_and_plot_from_fixture_results(tmp_path):

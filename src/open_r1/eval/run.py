@@ -84,6 +84,7 @@ def lighteval_command(
     temperature: float | None = None,
     max_new_tokens: int | None = None,
     revision: str = "main",
+    max_samples: int | None = None,
 ) -> list[str]:
     """The lighteval command line (through `open_r1.eval.lighteval_tasks`, so only our tasks are loaded)."""
     # Open R1's sampling for reasoning models; greedy where the task is the testbed's (its scorer is greedy).
@@ -136,6 +137,7 @@ def lighteval_command(
         "--output-dir",
         output_dir,
         "--save-details",
+        *(["--max-samples", str(max_samples)] if max_samples else []),
     ]
 
 
@@ -183,6 +185,7 @@ def run(args) -> int:
             args.temperature,
             args.max_new_tokens,
             args.revision,
+            args.max_samples,
         )
         print(" ".join(command), flush=True)
         env = {**os.environ}
@@ -282,6 +285,9 @@ def main(argv=None) -> int:
     run_parser.add_argument("--num-samples", type=int, default=1, help="Replies per prompt (pass@1 is their mean).")
     run_parser.add_argument("--temperature", type=float, help="Default: 0.6 (greedy for testbed tasks).")
     run_parser.add_argument("--max-new-tokens", type=int, help="Default: 32768 (the task's own for testbed tasks).")
+    run_parser.add_argument(
+        "--max-samples", type=int, help="The first N prompts of each task only (lighteval's --max-samples)."
+    )
     run_parser.add_argument("--output-dir", help="Default: data/evals/<model>.")
     summary_parser = commands.add_parser("summarize", help="One table and a plot from several models' results.")
     summary_parser.add_argument(
