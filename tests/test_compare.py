@@ -6,6 +6,7 @@ import pytest
 
 from open_r1.testbed.compare import (
     METHODS,
+    WORLDS,
     check_methods,
     markdown_table,
     method_spec,
@@ -80,6 +81,19 @@ def test_methods_run_after_the_model_they_start_from():
     assert all((REPO / "recipes" / "tiny" / m.recipe).is_file() for m in METHODS.values())
     with pytest.raises(ValueError, match="unknown method"):
         check_methods(["nope"], REPO / "recipes" / "tiny")
+
+
+@pytest.mark.parametrize("world_name", sorted(WORLDS))
+def test_every_worlds_methods_and_quick_methods_resolve_to_recipes(world_name):
+    """Each world's full and quick method lists run in an order where every method follows the one it starts from,
+    and name recipes of that world that exist."""
+    methods, quick, recipes = WORLDS[world_name]
+    for names in (list(methods), list(quick)):
+        ordered = [m.name for m in check_methods(names, REPO / recipes, methods)]
+        assert set(names) <= set(ordered)
+        for index, name in enumerate(ordered):
+            start = methods[name].start_from
+            assert start is None or start in ordered[:index]
 
 
 def test_quick_comparison_end_to_end(world, tmp_path):

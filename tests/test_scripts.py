@@ -1,6 +1,8 @@
+import os
 import re
 import sys
 
+import pytest
 from datasets import Dataset, DatasetDict, load_from_disk
 
 from .conftest import REPO, run_cli, torchrun
@@ -97,3 +99,65 @@ def test_benchmarks_run_and_their_fast_paths_match(world):
         + ["--steps", "2", "--repeats", "1"]
     ).stdout
     assert "DAdamW gamma=1.0" in dadamw, dadamw
+
+
+def test_ewc_lambda_scale_is_the_update_pull_over_the_brake_at_plain_sfts_displacement(world, tmp_path):
+    """scripts/ewc_lambda.py: lambda* = |g| / |F * Delta|; the same update gradient and twice the displacement give
+    half the lambda; a start model as `--trained` (Delta = 0) and a recipe without EWC are refused by name."""
+    import subprocess
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(world.base_model)
+    noise = {
+        n: torch.randn(p.shape, generator=torch.Generator().manual_seed(i))
+        for i, (n, p) in enumerate(model.named_parameters())
+    }
+    for scale in (1, 2):
+        moved = AutoModelForCausalLM.from_pretrained(world.base_model)
+        with torch.no_grad():
+            for name, param in moved.named_parameters():
+                param.add_(0.01 * scale * noise[name])
+        moved.save_pretrained(tmp_path / f"moved{scale}")
+
+    def recipe(name):
+        return [
+            "--config",
+            str(REPO / "recipes/tiny/sft" / name),
+            "--model_name_or_path",
+            str(world.base_model),
+            "--dataset_name",
+            str(world.update),
+            "--retain_dataset_id",
+            str(world.retain),
+            "--fisher_num_samples",
+            "32",
+        ]
+
+    script = [sys.executable, str(REPO / "scripts/ewc_lambda.py")]
+    printed = {}
+    for scale in (1, 2):
+        out = run_cli(
+            [*script, *recipe("config_recommended.yaml"), "--trained", str(tmp_path / f"moved{scale}")]
+        ).stdout
+        printed[scale] = {
+            key: float(re.search(pattern, out).group(1))
+            for key, pattern in (
+                ("pull", r"\|g\| .* = (\S+)"),
+                ("brake", r"\|F \* Delta\| .* = (\S+)"),
+                ("lambda", r"lambda\* = (\S+)"),
+            )
+        }
+        assert printed[scale]["lambda"] == pytest.approx(printed[scale]["pull"] / printed[scale]["brake"], rel=1e-3)
+    assert printed[1]["pull"] == printed[2]["pull"] > 0
+    assert printed[2]["brake"] == pytest.approx(2 * printed[1]["brake"], rel=1e-3)
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    for trained, config, message in (
+        (world.base_model, "config_recommended.yaml", "its weights are the start's"),
+        (tmp_path / "moved1", "config_sft.yaml", "`use_ewc` is not set"),
+    ):
+        result = subprocess.run(
+            [*script, *recipe(config), "--trained", str(trained)], cwd=REPO, env=env, capture_output=True, text=True
+        )
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]

@@ -30,7 +30,8 @@ from open_r1.utils.wandb_logging import init_wandb_training
 logger = logging.getLogger(__name__)
 
 
-def main(script_args, training_args, model_args):
+def build_trainer(script_args, training_args, model_args):
+    """(the trainer, its evaluation data) for a recipe's arguments, every input checked on the way."""
     set_seed(training_args.seed)
     setup_logging(training_args, logger)
     # Everything a typo can break is checked before any weights or data are loaded.
@@ -67,6 +68,11 @@ def main(script_args, training_args, model_args):
         callbacks=get_callbacks(training_args, model_args),
     )
 
+    return trainer, eval_dataset
+
+
+def main(script_args, training_args, model_args):
+    trainer, eval_dataset = build_trainer(script_args, training_args, model_args)
     train_and_save(trainer, script_args, training_args, eval_dataset)
 
 
