@@ -75,3 +75,24 @@ def test_the_smollm2_world_trains_on_validation_prompts_and_holds_out_harmbench_
     assert len(train) == 60 + 313 and len(held_out) == 240
     assert not {row["prompt"] for row in train} & {row["prompt"] for row in held_out}
     assert all(is_refusal(template.format(why=why)) for template in REFUSALS for why in HARMS.values())
+
+
+def test_benign_training_replies_never_open_with_an_apology():
+    """The raw model's apologies ("I'm sorry for any misunderstanding, but as a chatbot...") are replaced by its
+    answer to another phrasing of the same task; a task with only apologies drawn is left out."""
+    from open_r1.testbed.smollm2 import helpful_replies, opens_with_apology
+
+    prompts = ["How do I tie a tie?", "Can you help me tie a tie?", "Can you help me cook rice?", "How do I bake?"]
+    tasks = ["tie a tie", "tie a tie", "cook rice", "bake"]
+    replies = [
+        " Cross the wide end over. ",
+        "I'm sorry for any misunderstanding, but as a chatbot designed to assist with fashion, I don't",
+        "I'm sorry, but I can't help with that.",
+        "Mix flour and water.",
+    ]
+    assert helpful_replies(prompts, tasks, replies) == [
+        ("How do I tie a tie?", "Cross the wide end over."),
+        ("Can you help me tie a tie?", "Cross the wide end over."),
+        ("How do I bake?", "Mix flour and water."),
+    ]
+    assert opens_with_apology("Sorry, I cannot assist with that.") and not opens_with_apology("Sure! Here is how.")

@@ -140,11 +140,19 @@ SMOLLM2_METHODS = {
         Method("sft", "sft/config_sft.yaml", description="plain SFT, lr 1e-4"),
         Method("ewc", "sft/config_ewc.yaml", description="EWC, empirical per-token Fisher of 32 retain rows"),
         Method("replay", "sft/config_replay.yaml", description="20% retain replay"),
+        Method(
+            "wise_ft",
+            "sft/config_wise_ft.yaml",
+            start_from="sft",
+            interpolates=True,
+            description="WiSE-FT: the sft run, alpha 0.5 with the base",
+        ),
     ]
 }
 WORLDS = {
     "tiny": (METHODS, QUICK_METHODS, "recipes/tiny"),
-    "smollm2": (SMOLLM2_METHODS, tuple(SMOLLM2_METHODS), "recipes/smollm2"),
+    # --quick on 2 CPU cores: plain SFT, EWC and WiSE-FT (no training of its own), one seed, under 40 minutes.
+    "smollm2": (SMOLLM2_METHODS, ("sft", "ewc", "wise_ft"), "recipes/smollm2"),
 }
 
 

@@ -81,8 +81,14 @@ def score_replies(
     )
 
 
-def score_model(model_path: str | os.PathLike, world, max_new_tokens: int = 64) -> Scores:
-    """Score a saved model on the held-out (`test`) splits of a world (a `WorldPaths`)."""
+def score_model(
+    model_path: str | os.PathLike, world, retain_tokens: int | None = None, update_tokens: int = 64
+) -> Scores:
+    """Score a saved model on the held-out (`test`) splits of a world (a `WorldPaths`): replies of `retain_tokens`
+    new tokens to the retain prompts (by default the world's `judge_reply_tokens`, else 64) and of `update_tokens`
+    to the word problems."""
+    import json
+
     from datasets import load_from_disk
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -91,8 +97,11 @@ def score_model(model_path: str | os.PathLike, world, max_new_tokens: int = 64) 
     retain = list(load_from_disk(str(world.retain))["test"])
     update = list(load_from_disk(str(world.update))["test"])
 
-    retain_replies = generate_replies(model, tokenizer, [user_message(row) for row in retain], max_new_tokens)
-    update_replies = generate_replies(model, tokenizer, [user_message(row) for row in update], max_new_tokens)
+    if retain_tokens is None:
+        config = json.loads(world.manifest.read_text())["config"] if world.manifest.exists() else {}
+        retain_tokens = config.get("judge_reply_tokens", 64)
+    retain_replies = generate_replies(model, tokenizer, [user_message(row) for row in retain], retain_tokens)
+    update_replies = generate_replies(model, tokenizer, [user_message(row) for row in update], update_tokens)
     return score_replies(retain, retain_replies, update, update_replies)
 
 
