@@ -1,5 +1,6 @@
 import json
 import math
+import shutil
 import sys
 
 import pytest
@@ -120,6 +121,19 @@ def test_quick_comparison_end_to_end(world, tmp_path):
     second = run_cli([*command, "--output", str(tmp_path)]).stdout
     assert second.count(": cached") == 4
     assert json.loads((tmp_path / "scores.json").read_text())["runs"] == report["runs"]
+
+    # A recipe edited after its runs: that method is trained again, the others (same recipe content, even from
+    # another directory) stay cached.
+    edited = tmp_path / "edited_recipes"
+    shutil.copytree(REPO / "recipes" / "tiny", edited)
+    recipe = edited / METHODS["sft_high_lr"].recipe
+    recipe.write_text(recipe.read_text().replace("learning_rate: 1.0e-3", "learning_rate: 2.0e-3"))
+    assert "2.0e-3" in recipe.read_text()
+    output = tmp_path / "edited_output"  # a copy of the cached runs, so the check below starts from the originals
+    shutil.copytree(tmp_path / "runs", output / "runs")
+    methods = ["--methods", "sft_high_lr", "sft_low_lr", "--recipes", str(edited), "--output", str(output)]
+    fourth = run_cli([*command, *methods]).stdout
+    assert "sft_low_lr seed 0: cached" in fourth and "sft_high_lr seed 0: cached" not in fourth
 
     # The same runs against another world (here: the same files under a world.json of another seed) are not reused.
     other = tmp_path / "other_world"

@@ -328,7 +328,15 @@ def run_comparison(
     for seed in seeds:
         for method in methods:
             run_dir = output_dir / "runs" / method.name / f"seed{seed}"
-            spec = {"method": method_spec(method), "seed": seed, "max_steps": max_steps, "world": world_config}
+            # The recipe's values too: a recipe edited after its runs makes them stale, wherever it lives.
+            recipe = yaml.safe_load((recipes_dir / method.recipe).read_text())
+            spec = {
+                "method": method_spec(method),
+                "recipe": recipe,
+                "seed": seed,
+                "max_steps": max_steps,
+                "world": world_config,
+            }
             record = run_dir / "scores.json"
             done += 1
             cached = json.loads(record.read_text()) if record.exists() else {}
