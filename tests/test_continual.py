@@ -609,6 +609,18 @@ def test_agem_projects_the_update_gradient_against_a_retain_batch_gradient(world
     assert conflicts == [True, False]  # both branches: the first retain batch conflicts here, the second does not
 
 
+def _reply_kl_to_the_start_by_hand(world, model, batch):
+    """The mean over reply positions of KL(p_start || p_model) in fp64, from the two models' logits (the start is the
+    world's base model), with the graph to the model's weights."""
+    start = AutoModelForCausalLM.from_pretrained(world.base_model).eval()
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    with torch.no_grad():
+        teacher = torch.log_softmax(start(**inputs).logits.double(), -1)[:, :-1]
+    student = torch.log_softmax(model.eval()(**inputs).logits.double(), -1)[:, :-1]
+    predicts = batch["labels"][:, 1:] != -100
+    return (teacher.exp() * (teacher - student)).sum(-1)[predicts].mean()
+
+
 def test_lwf_adds_the_gradient_of_the_kl_to_the_start_on_retain_replies(world, tmp_path):
     """`after_backward` adds w x grad of the mean over reply positions of KL(p_start || p_model), computed here by
     hand from the two models' logits (the teacher is the model the trainer was built with, frozen); at the start the
@@ -636,13 +648,7 @@ def test_lwf_adds_the_gradient_of_the_kl_to_the_start_on_retain_replies(world, t
     added = {n: p.grad.clone() for n, p in model.named_parameters()}
 
     model.zero_grad(set_to_none=True)
-    start = AutoModelForCausalLM.from_pretrained(world.base_model).eval()
-    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-    with torch.no_grad():
-        teacher = torch.log_softmax(start(**inputs).logits.double(), -1)[:, :-1]
-    student = torch.log_softmax(model.eval()(**inputs).logits.double(), -1)[:, :-1]
-    predicts = batch["labels"][:, 1:] != -100
-    kl = (teacher.exp() * (teacher - student)).sum(-1)[predicts].mean()
+    kl = _reply_kl_to_the_start_by_hand(world, model, batch)
     (3.0 * 2.0 * kl).backward()
     assert kl.item() > 1e-4
     for name, param in model.named_parameters():
@@ -737,13 +743,7 @@ def test_lwf_and_ewc_add_their_terms_to_the_same_gradient(world, tmp_path):
 
     model.zero_grad(set_to_none=True)
     batch = lwf.retain.batches[0]
-    start = AutoModelForCausalLM.from_pretrained(world.base_model).eval()
-    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-    with torch.no_grad():
-        teacher = torch.log_softmax(start(**inputs).logits.double(), -1)[:, :-1]
-    student = torch.log_softmax(model.eval()(**inputs).logits.double(), -1)[:, :-1]
-    predicts = batch["labels"][:, 1:] != -100
-    kl = (teacher.exp() * (teacher - student)).sum(-1)[predicts].mean()
+    kl = _reply_kl_to_the_start_by_hand(world, model, batch)
     (3.0 * 2.0 * kl).backward()
     assert kl.item() > 1e-4
     ewc_terms = {n: 2.0 * 10.0 * ewc.fisher[n] * (p.detach() - ewc.anchors[n]) for n, p in named}
