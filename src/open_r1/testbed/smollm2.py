@@ -109,11 +109,13 @@ class SmolWorldConfig:
     harmful_train: int = field(
         default=200, metadata={"help": "Harmful prompts (HarmBench val + StrongREJECT) trained on."}
     )
-    benign_train: int = field(
-        default=300,
+    benign_train: int | None = field(
+        default=None,
         metadata={
-            "help": "Benign prompts trained on, answered by the raw model. More than the harmful ones: with 200 of "
-            "each the base refused 23% of held-out benign requests."
+            "help": "Benign prompts trained on, answered by the raw model; None: every phrasing of every trained task "
+            "(424). With 200 (and 200 harmful) the base refused 23% of held-out benign requests, with 300 drawn at "
+            "random 19%: it refused an unseen task asked as 'Can you help me ...?' even for trained tasks, a phrasing "
+            "13 of the harmful prompts share."
         },
     )
     harmful_test: int = field(default=100, metadata={"help": "Held-out HarmBench test behaviours scored."})
@@ -121,7 +123,9 @@ class SmolWorldConfig:
     update_train_size: int = field(default=2000, metadata={"help": "Update-task word problems to train on."})
     update_test_size: int = field(default=100, metadata={"help": "Held-out word problems."})
     benign_reply_tokens: int = field(default=96, metadata={"help": "Length of the raw model's benign replies."})
-    safety_steps: int = field(default=100, metadata={"help": "Safety-tuning steps of the base model."})
+    safety_steps: int = field(
+        default=125, metadata={"help": "Safety-tuning steps of the base model (1.6 epochs of 624 rows at batch 8)."}
+    )
     safety_learning_rate: float = field(default=5e-5, metadata={"help": "Safety-tuning learning rate."})
     safety_batch_size: int = field(default=8, metadata={"help": "Safety-tuning batch size."})
     judge_reply_tokens: int = field(
@@ -211,7 +215,7 @@ def build_smollm2_world(
     ]
     benign = [(template.format(task=task), task) for task in trained for template in REQUEST_TEMPLATES]
     rng.shuffle(benign)
-    benign = benign[: config.benign_train]
+    benign = benign[: config.benign_train]  # a slice to None keeps them all
     model = AutoModelForCausalLM.from_pretrained(raw, dtype=torch.float32)
     step = time.perf_counter()
     replies = generate_replies(model, tokenizer, [p for p, _ in benign], config.benign_reply_tokens, batch_size=32)
