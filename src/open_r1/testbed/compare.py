@@ -175,6 +175,11 @@ SWEEPS = {
 }
 
 
+def read_recipe(method: Method, recipes_dir: Path) -> dict:
+    """The values of a method's recipe file, as written (without the method's overrides)."""
+    return yaml.safe_load((recipes_dir / method.recipe).read_text())
+
+
 def sweep_methods(methods: list[Method], recipes_dir: Path, sweeps: dict | None = None) -> list[Method]:
     """Each method with a grid in `sweeps` expanded into one method per combination of values, named
     `method[key=value,...]` by the keys that differ from the method's own settings (recipe and overrides); the
@@ -186,7 +191,7 @@ def sweep_methods(methods: list[Method], recipes_dir: Path, sweeps: dict | None 
         if not grid:
             expanded.append(method)
             continue
-        own = {**yaml.safe_load((recipes_dir / method.recipe).read_text()), **method.overrides}
+        own = {**read_recipe(method, recipes_dir), **method.overrides}
         for values in itertools.product(*grid.values()):
             changed = {k: v for k, v in zip(grid, values) if own.get(k) != v}
             if not changed:
@@ -287,7 +292,7 @@ def train_method(
     from ..recipes import entry_point, recipe_parser
 
     recipe_path = recipes_dir / method.recipe
-    recipe = yaml.safe_load(recipe_path.read_text())
+    recipe = read_recipe(method, recipes_dir)
     kind = entry_point(recipe_path, recipe)
     args = ["--config", str(recipe_path), *_recipe_args(method, recipe, world, run_dir, start, seed, max_steps)]
     script_args, training_args, model_args = recipe_parser(kind).parse_args_and_config(args)
@@ -304,7 +309,7 @@ def interpolate_method(method: Method, recipes_dir: Path, world: WorldPaths, run
 
     from ..continual.wise_ft import interpolate_models
 
-    recipe = {**yaml.safe_load((recipes_dir / method.recipe).read_text()), **method.overrides}
+    recipe = {**read_recipe(method, recipes_dir), **method.overrides}
     interpolate_models(world.base_model, trained, float(recipe["wise_ft_alpha"])).save_pretrained(run_dir)
     AutoTokenizer.from_pretrained(trained).save_pretrained(run_dir)
 
@@ -324,15 +329,15 @@ def run_comparison(
         base_scores = score_model(world.base_model, world).as_dict()
     results = {"base": base_scores, "runs": {m.name: {} for m in methods}, "seeds": seeds, "max_steps": max_steps}
     world_config = json.loads(world.manifest.read_text())["config"]  # a run's scores hold for this world only
+    # The recipes' values key the cache too: a recipe edited after its runs makes them stale, wherever it lives.
+    recipes = {method.name: read_recipe(method, recipes_dir) for method in methods}
     total, done, started = len(methods) * len(seeds), 0, time.perf_counter()
     for seed in seeds:
         for method in methods:
             run_dir = output_dir / "runs" / method.name / f"seed{seed}"
-            # The recipe's values too: a recipe edited after its runs makes them stale, wherever it lives.
-            recipe = yaml.safe_load((recipes_dir / method.recipe).read_text())
             spec = {
                 "method": method_spec(method),
-                "recipe": recipe,
+                "recipe": recipes[method.name],
                 "seed": seed,
                 "max_steps": max_steps,
                 "world": world_config,
