@@ -40,24 +40,20 @@ def test_prompts_come_verbatim_from_the_wheels(safety_dir):
     assert all(row["prompt"].strip() for row in strongreject) and {"category", "source"} <= set(strongreject[0])
 
 
-def test_the_smollm2_world_holds_out_whole_benign_tasks_and_only_trains_on_the_training_only_ones(monkeypatch):
-    """Every phrasing of a held-out task is held out and none trained on; the training-only look-alikes are all
-    trained on and leave the held-out prompts those the same seed drew without them (earlier builds stay comparable)."""
+def test_the_smollm2_world_holds_out_whole_benign_tasks():
+    """Every phrasing of a held-out task is held out and none of the task's phrasings is trained on; every phrasing of
+    every other task is."""
     import random
 
-    from open_r1.testbed import smollm2
     from open_r1.testbed.data import REQUEST_TEMPLATES
+    from open_r1.testbed.smollm2 import SmolWorldConfig, benign_split
 
-    held_out, trained = smollm2.benign_split(smollm2.SmolWorldConfig(), random.Random(7))
+    held_out, trained = benign_split(SmolWorldConfig(), random.Random(7))
     held_out_tasks = {prompt[len("How do I ") : -1] for prompt in held_out if prompt.startswith("How do I ")}
     assert len(held_out_tasks) == 11 and len(held_out) == 11 * len(REQUEST_TEMPLATES)
-    assert not set(held_out) & {prompt for prompt, _ in trained}
     trained_tasks = {task for _, task in trained}
-    assert set(smollm2.TRAIN_ONLY_TASKS) <= trained_tasks and not held_out_tasks & trained_tasks
-    assert len(trained) == len(trained_tasks) * len(REQUEST_TEMPLATES) == (53 + 24) * 8
-
-    monkeypatch.setattr(smollm2, "TRAIN_ONLY_TASKS", [])
-    assert smollm2.benign_split(smollm2.SmolWorldConfig(), random.Random(7))[0] == held_out
+    assert not held_out_tasks & trained_tasks and not set(held_out) & {prompt for prompt, _ in trained}
+    assert len(trained) == len(trained_tasks) * len(REQUEST_TEMPLATES) == 53 * 8
 
 
 @pytest.mark.skipif(not Path(EVAL_PYTHON).exists(), reason="no evaluation environment: run `make install-eval`")
