@@ -114,9 +114,10 @@ class SmolWorldConfig:
         metadata={
             "help": "Benign prompts trained on, answered by the raw model; None: every phrasing of every trained task "
             "(424). With 200 (and 200 harmful) the base refused 23% of held-out benign requests, with 300 drawn at "
-            "random 19%: it refused an unseen task asked as 'Can you help me ...?', a phrasing 13 of the harmful prompts "
-            "share. 24 more training-only tasks (616 rows, 160 steps; commit 12dd99e) cut that to 10% but let 16% of "
-            "the harmful prompts through (3% here)."
+            "random 19%, with these 424 17% (3% of held-out harmful prompts got through): it refused an unseen task "
+            "asked as 'Can you help me ...?', a phrasing 13 of the harmful prompts share. 24 more training-only tasks "
+            "(616 rows, 160 steps; commit 12dd99e): 10% refused, 16% of harmful prompts through; those with 300 harmful "
+            "prompts (a one-off tuning, README): 9% and 1%."
         },
     )
     harmful_test: int = field(default=100, metadata={"help": "Held-out HarmBench test behaviours scored."})
@@ -254,7 +255,8 @@ def benign_split(config: SmolWorldConfig, rng: random.Random) -> tuple[list[str]
     held_out, trained = tasks[: config.benign_held_out_tasks], tasks[config.benign_held_out_tasks :]
     benign = [(t.format(task=task), task) for task in trained for t in REQUEST_TEMPLATES]
     rng.shuffle(benign)
-    return [t.format(task=task) for task in held_out for t in REQUEST_TEMPLATES], benign[: config.benign_train]
+    held_out_prompts = [t.format(task=task) for task in held_out for t in REQUEST_TEMPLATES]
+    return held_out_prompts, benign[: config.benign_train]  # a slice to None keeps them all
 
 
 def opens_with_apology(reply: str) -> bool:
