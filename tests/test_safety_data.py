@@ -42,18 +42,20 @@ def test_prompts_come_verbatim_from_the_wheels(safety_dir):
 
 def test_the_smollm2_world_holds_out_whole_benign_tasks():
     """Every phrasing of a held-out task is held out and none of the task's phrasings is trained on; every phrasing of
-    every other task is."""
+    every other task, the training-only ones included, is; the held-out tasks are real tasks of the world."""
     import random
 
-    from open_r1.testbed.data import REQUEST_TEMPLATES
-    from open_r1.testbed.smollm2 import SmolWorldConfig, benign_split
+    from open_r1.testbed.data import BENIGN_TASKS, REQUEST_TEMPLATES
+    from open_r1.testbed.smollm2 import HELD_OUT_TASKS, ORDINARY_TASKS, TRAIN_ONLY_TASKS, SmolWorldConfig, benign_split
 
     held_out, trained = benign_split(SmolWorldConfig(), random.Random(7))
     held_out_tasks = {prompt[len("How do I ") : -1] for prompt in held_out if prompt.startswith("How do I ")}
-    assert len(held_out_tasks) == 11 and len(held_out) == 11 * len(REQUEST_TEMPLATES)
+    assert held_out_tasks == set(HELD_OUT_TASKS) <= set(BENIGN_TASKS) | set(ORDINARY_TASKS)
+    assert len(held_out) == 11 * len(REQUEST_TEMPLATES)
     trained_tasks = {task for _, task in trained}
     assert not held_out_tasks & trained_tasks and not set(held_out) & {prompt for prompt, _ in trained}
-    assert len(trained) == len(trained_tasks) * len(REQUEST_TEMPLATES) == 53 * 8
+    assert set(TRAIN_ONLY_TASKS) <= trained_tasks
+    assert len(trained) == len(trained_tasks) * len(REQUEST_TEMPLATES) == (53 + 24) * 8
 
 
 @pytest.mark.skipif(not Path(EVAL_PYTHON).exists(), reason="no evaluation environment: run `make install-eval`")
