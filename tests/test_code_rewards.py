@@ -205,7 +205,9 @@ def run_like_a_kernel(script: str) -> str:
 @pytest.fixture
 def quick_requests(monkeypatch):
     monkeypatch.setattr(providers, "REQUEST_MARGIN_SECONDS", 1.0)
-    monkeypatch.setattr(providers.time, "sleep", lambda seconds: None)  # no backoff waits in tests
+    # No backoff waits in tests. (Patching `providers.time.sleep` would patch `time.sleep` everywhere, the fake
+    # servers' deliberate delays included.)
+    monkeypatch.setattr(providers, "RETRY_BACKOFF_SECONDS", 0.0)
 
 
 COMPLETIONS = [fenced("a, b = map(int, input().split())\nprint(a + b)"), fenced("print(3)")]

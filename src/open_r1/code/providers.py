@@ -35,6 +35,8 @@ logger = logging.getLogger(__name__)
 PROVIDERS = ("local", "piston", "e2b", "morph")
 # Seconds an HTTP request may take beyond the programs' own time limit.
 REQUEST_MARGIN_SECONDS = 10.0
+# First wait before a retried request; it doubles each retry, up to 5 s.
+RETRY_BACKOFF_SECONDS = 0.2
 
 
 class ProviderError(RuntimeError):
@@ -99,7 +101,7 @@ def _post_json(url: str, payload: dict, timeout: float, retries: int) -> object:
     error = None
     for attempt in range(retries + 1):
         if attempt:
-            time.sleep(min(0.2 * 2**attempt, 5) * (1 + 0.2 * random.random()))
+            time.sleep(min(RETRY_BACKOFF_SECONDS * 2**attempt, 5) * (1 + 0.2 * random.random()))
         try:
             response = requests.post(url, json=payload, timeout=timeout)
         except requests.RequestException as exc:
