@@ -166,7 +166,8 @@ class SmolWorldConfig:
             "help": "Benign prompts trained on, answered by the raw model; None: every phrasing of every trained task "
             "(616: 53 shuffled tasks and 24 training-only). Earlier builds, with 200 harmful rows: 200 benign rows, "
             "23% of held-out benign requests refused; 300 drawn at random, 19%; every phrasing of the 53 (424), 17% "
-            "(an unseen task asked as 'Can you help me ...?', a phrasing 13 harmful prompts share); these 616, 10%."
+            "(an unseen task asked as 'Can you help me ...?', a phrasing 13 harmful prompts share); these 616, 10%. "
+            "The default (these 616 beside 300 harmful): 8% refused, 3% of held-out harmful behaviours answered."
         },
     )
     harmful_test: int = field(default=100, metadata={"help": "Held-out HarmBench test behaviours scored."})
