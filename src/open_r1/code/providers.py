@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 PROVIDERS = ("local", "piston", "e2b", "morph")
 # Seconds an HTTP request may take beyond the programs' own time limit.
 REQUEST_MARGIN_SECONDS = 10.0
-# First wait before a retried request; it doubles each retry, up to 5 s.
+# Backoff unit: retry k waits RETRY_BACKOFF_SECONDS * 2**k (0.4 s, 0.8 s, ...), at most 5 s, plus up to 20% jitter.
 RETRY_BACKOFF_SECONDS = 0.2
 
 
