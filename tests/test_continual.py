@@ -509,13 +509,57 @@ def test_wise_ft_saves_the_interpolation_of_the_start_and_the_trained_weights(wo
         torch.testing.assert_close(offline[name], value, rtol=0, atol=0)
 
 
+def _lora_trainer(world, args, lora=None):
+    from peft import LoraConfig
+
+    lora = lora or LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    train = load_from_disk(str(world.update))["train"].select(range(32)).select_columns(["messages"])
+    return ContinualSFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(world.base_model),
+        args=args,
+        train_dataset=train,
+        processing_class=AutoTokenizer.from_pretrained(world.base_model),
+        peft_config=lora,
+    )
+
+
+def test_wise_ft_with_lora_interpolates_the_merged_weights(world, tmp_path):
+    """With LoRA, WiSE-FT's model is (1 - alpha) * start + alpha * trained in the merged weights: every adapted
+    layer's delta B A is alpha times the delta the same run reaches without WiSE-FT (from PEFT's B0 = 0, the start's
+    delta is 0). Interpolating both factors gave alpha B ((1 - alpha) A0 + alpha A) instead (#30 item 5)."""
+    runs = {}
+    for name, alpha in (("trained", None), ("wise", 0.5)):
+        args = cpu_sft_args(tmp_path / name, max_steps=3, learning_rate=3e-2, wise_ft_alpha=alpha)
+        trainer = _lora_trainer(world, args)
+        trainer.train()
+        runs[name] = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    pairs = [(n, n.replace("lora_A", "lora_B")) for n in runs["trained"] if "lora_A" in n]
+    assert pairs
+    for a, b in pairs:
+        trained_delta = runs["trained"][b] @ runs["trained"][a]
+        assert trained_delta.abs().max() > 1e-4  # the adapter moved from its zero start
+        torch.testing.assert_close(runs["wise"][b] @ runs["wise"][a], 0.5 * trained_delta, rtol=1e-5, atol=1e-7)
+
+
+def test_wise_ft_refuses_a_lora_adapter_it_cannot_interpolate(world, tmp_path):
+    """DoRA's magnitude enters the merged weight non-linearly, and an adapter that does not start at zero (a
+    non-default init) has a start delta B0 A0 that no rank-r adapter interpolates with: both stop at start, by name."""
+    from peft import LoraConfig
+
+    args = cpu_sft_args(tmp_path / "dora", max_steps=1, wise_ft_alpha=0.5)
+    dora = LoraConfig(r=4, target_modules=["q_proj"], task_type="CAUSAL_LM", use_dora=True)
+    with pytest.raises(ValueError, match="`wise_ft_alpha`.*DoRA"):
+        _lora_trainer(world, args, dora).train()
+    args = cpu_sft_args(tmp_path / "init", max_steps=1, wise_ft_alpha=0.5)
+    nonzero = LoraConfig(r=4, target_modules=["q_proj"], task_type="CAUSAL_LM", init_lora_weights="pissa")
+    with pytest.raises(ValueError, match="`wise_ft_alpha`.*starts at zero.*lora_B"):
+        _lora_trainer(world, args, nonzero).train()
+
+
 def test_lora_composes_with_ewc_and_ema(world, tmp_path):
     """LoRA through TRL's `peft_config` (what `use_peft` in a recipe gives): EWC's Fisher and anchors and the EMA's
     shadow cover exactly the trainable adapter weights, the penalty acts on them, and the saved adapter (the EMA of
     the adapter weights) loads on the base as a model that differs from it."""
-    from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     args = cpu_sft_args(
         tmp_path,
         max_steps=4,
@@ -527,15 +571,7 @@ def test_lora_composes_with_ewc_and_ema(world, tmp_path):
         use_ema=True,
         ema_eta=0.5,
     )
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
-    train = load_from_disk(str(world.update))["train"].select(range(32)).select_columns(["messages"])
-    trainer = ContinualSFTTrainer(
-        model=AutoModelForCausalLM.from_pretrained(world.base_model),
-        args=args,
-        train_dataset=train,
-        processing_class=AutoTokenizer.from_pretrained(world.base_model),
-        peft_config=lora,
-    )
+    trainer = _lora_trainer(world, args)
     trainer.train()
     trainer.save_model()
     ewc, ema = trainer.continual_methods

@@ -9,6 +9,11 @@ saved: alpha = 1 is the fine-tuned model, alpha = 0 the starting one. Checkpoint
 continues training); the starting weights (this rank's part of each trainable parameter, in its dtype, on CPU) are in
 every checkpoint's continual state, so a resumed run interpolates with the same start.
 
+With a LoRA adapter (`use_peft`) the interpolation is of the merged weights, W0 + alpha * B A, not of the two
+factors (which would give alpha * B ((1 - alpha) A0 + alpha A)): from PEFT's zero start (B0 = 0) that is B scaled by
+alpha and A as trained, exactly. An adapter that does not start at zero (another `init_lora_weights`) and DoRA (whose
+magnitude enters the weight non-linearly) are refused at the start of training.
+
 Choosing alpha needs no retraining: `interpolate_models` forms the interpolated model from the two checkpoints, and
 the testbed comparison scores a grid of alphas from one trained model (its `wise_ft` methods).
 """
@@ -20,6 +25,10 @@ import torch
 
 from .base import ContinualMethod
 from .sharding import local_trainable_parameters
+
+
+# LoRA's factors as PEFT names them: the down projection A (kept as trained) and the up projection B (interpolated).
+LORA_A, LORA_B = ("lora_A.", "lora_embedding_A."), ("lora_B.", "lora_embedding_B.")
 
 
 @dataclass
@@ -78,10 +87,27 @@ class WiSEFT(ContinualMethod):
         self.start = {
             name: local.detach().to("cpu", copy=True) for name, local in local_trainable_parameters(trainer.model)
         }
+        if trainer.continual_resume_checkpoint is None:  # a resumed run's start was checked when it began
+            self._check_lora_start()
+
+    def _check_lora_start(self) -> None:
+        if any("lora_magnitude_vector" in name for name in self.start):
+            raise ValueError(
+                "`wise_ft_alpha` cannot interpolate a DoRA adapter (`use_dora`): its magnitude enters the merged "
+                "weight non-linearly. Use plain LoRA, or score interpolations of merged models offline."
+            )
+        for name, start in self.start.items():
+            if any(key in name for key in LORA_B) and start.any():
+                raise ValueError(
+                    f"`wise_ft_alpha` with LoRA needs an adapter that starts at zero (lora_B = 0, PEFT's default "
+                    f"`init_lora_weights`), so that alpha * B A interpolates the merged weights; `{name}` does not "
+                    "start at zero (another init, or a loaded adapter)."
+                )
 
     def on_train_end(self, trainer) -> None:
         for name, local in local_trainable_parameters(trainer.model):
-            interpolate_(local, self.start[name], self.alpha)
+            if not any(key in name for key in LORA_A):  # B: alpha * B from B0 = 0; A stays as trained
+                interpolate_(local, self.start[name], self.alpha)
 
     def state_dict(self) -> dict:
         return {"start": self.start}
