@@ -3,7 +3,8 @@
 
 Every `agem_every_steps` optimizer steps, after the update batch's backward (and its data-parallel reduction), the
 gradient g_r of the mean token loss of a batch of `agem_retain_batch_size` retain rows is taken (one extra forward and
-backward through the wrapped model, so DDP averages it over ranks as it does g). When g conflicts with it (g . g_r <
+backward; each rank takes its own batch and g_r is averaged over the ranks as DDP averages g, so every replica
+projects the same g against the same g_r). When g conflicts with it (g . g_r <
 0), g is projected onto the half-space where the retain loss does not rise to first order:
 
     g <- g - (g . g_r / g_r . g_r) g_r
@@ -23,7 +24,7 @@ import torch
 
 from .base import ContinualMethod, eval_mode
 from .retain_data import RetainBatches
-from .sharding import trainable_named_parameters
+from .sharding import average_over_ranks, trainable_named_parameters
 
 
 @dataclass
@@ -99,8 +100,9 @@ class AGEM(ContinualMethod):
         for p in self._params:
             p.grad = None
         with eval_mode(trainer.model) as model:  # the retain gradient of the model as it is, without dropout
-            model(**batch).loss.backward()  # the wrapped model: DDP averages g_r over ranks
+            model(**batch).loss.backward()  # the unwrapped module: no DDP hook reduces this gradient
         retain = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        average_over_ranks(retain)
         for p in self._params:
             p.grad = None  # a parameter only the retain loss reached gets no gradient of its own
         for p, g in zip(params, update):

@@ -10,8 +10,10 @@ retain set's replies (labelled as SFT trains: assistant tokens). Where replay tr
 replies alike: what the start would say, with its uncertainty, not what the data says.
 
 The term's gradient is added after the update backward (and its data-parallel reduction): one extra forward and
-backward of the retain batch through the wrapped model (DDP averages it over ranks) and a forward of the frozen copy,
-times the fp16 loss scale the update gradients carry. Memory: a frozen copy of the model. Logged: `lwf/kl`.
+backward of the retain batch (each rank its own batch; the term's gradient is averaged over the ranks as DDP averages
+the update gradient, so every replica adds the same) and a forward of the frozen copy, times the fp16 loss scale the
+update gradients carry. Memory: a frozen copy of the model, and the term's gradient (one value per trainable
+parameter) before it is added. Logged: `lwf/kl`.
 The position in the retain batches is in every checkpoint. One process and DDP (not DeepSpeed nor FSDP yet).
 """
 
@@ -21,6 +23,7 @@ import torch
 
 from .base import ContinualMethod, eval_mode
 from .retain_data import RetainBatches
+from .sharding import add_to_local_grad, average_over_ranks, trainable_named_parameters
 from .trust_region import frozen_copy, kl_ref_to_policy
 
 
@@ -85,6 +88,7 @@ class RetainDistillation(ContinualMethod):
             self.seed,
             "use_retain_distillation",
         )
+        self._params = [param for _, param in trainable_named_parameters(trainer.model)]
 
     def after_backward(self, trainer, grad_scale: float) -> None:
         batch = self.retain.next_if_due(trainer.args.device)
@@ -95,7 +99,12 @@ class RetainDistillation(ContinualMethod):
             teacher_logits = self.teacher(**inputs).logits
         with eval_mode(trainer.model) as model:  # the model as it predicts, as the teacher (no dropout)
             kl = reply_kl(teacher_logits, model(**inputs).logits, batch["labels"])
-            (self.config.distill_weight * grad_scale * kl).backward()  # adds to the update gradients
+            # Through the unwrapped module, which no DDP hook reduces: taken apart, averaged, then added.
+            grads = torch.autograd.grad(self.config.distill_weight * grad_scale * kl, self._params, allow_unused=True)
+        grads = [torch.zeros_like(p) if g is None else g for p, g in zip(self._params, grads)]
+        average_over_ranks(grads)
+        for param, grad in zip(self._params, grads):
+            add_to_local_grad(param, grad.flatten())
         self.logged.add("kl", kl.detach())
 
     def state_dict(self) -> dict:

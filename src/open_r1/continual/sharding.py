@@ -148,6 +148,28 @@ def foreach_groups(rows: list[tuple], max_numel: int | None = None):
         yield tuple(zip(*group))
 
 
+@torch.no_grad()
+def average_over_ranks(tensors: list[torch.Tensor]) -> None:
+    """Each tensor <- its mean over the data-parallel ranks, in place, as DDP reduces the update gradients: for a
+    gradient a method takes through the unwrapped model (no DDP hook fires there). One all-reduce per group of at most
+    `FOREACH_GROUP_NUMEL` elements of one dtype; nothing on one process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    world_size = dist.get_world_size()
+    by_dtype: dict[torch.dtype, list[tuple[torch.Tensor]]] = {}
+    for tensor in tensors:
+        by_dtype.setdefault(tensor.dtype, []).append((tensor,))
+    for rows in by_dtype.values():
+        for (group,) in foreach_groups(rows):
+            flat = torch.cat([t.flatten() for t in group])
+            dist.all_reduce(flat)
+            flat.div_(world_size)
+            for tensor, mean in zip(group, flat.split([t.numel() for t in group])):
+                tensor.copy_(mean.view_as(tensor))
+
+
 def is_zero3(trainer) -> bool:
     return trainer.is_deepspeed_enabled and trainer.accelerator.state.deepspeed_plugin.zero_stage == 3
 
