@@ -1,4 +1,4 @@
-.PHONY: install install-eval demo testbed evaluate evals-summary bench bench-quick test quality style clean
+.PHONY: install install-eval demo testbed evaluate evals-summary bench bench-quick test test-distributed quality style clean
 
 # Everything runs in a project virtualenv; override VENV to use another one.
 VENV ?= .venv
@@ -78,6 +78,11 @@ evals-summary: install
 
 test: install install-eval
 	HF_HUB_OFFLINE=1 OPEN_R1_EVAL_PYTHON=$(EVAL_PYTHON) $(PYTHON) -m pytest -v -ra --durations=15 tests/
+
+# The whole conformance matrix of tests/test_distributed.py: every method under every sharding it supports, on 2 CPU
+# processes (`make test` runs DDP for every method, ZeRO-2 and ZeRO-3 for EWC and the trust region).
+test-distributed: install
+	HF_HUB_OFFLINE=1 OPEN_R1_FULL_MATRIX=1 $(PYTHON) -m pytest -v -ra --durations=15 tests/test_distributed.py
 
 quality: install
 	$(VENV)/bin/ruff check $(check_dirs)

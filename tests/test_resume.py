@@ -152,3 +152,89 @@ def test_a_state_without_the_runs_methods_is_named(world, uninterrupted, tmp_pat
     trainer = tiny_trainer(world, args)
     with pytest.raises(ValueError, match=rf"continual_state.pt: has no state for \['ema'\].*is {earlier}"):
         trainer.load_checkpoint_state(str(latest))
+
+
+def _trainer_state(checkpoint):
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"global_step": int(checkpoint.name.split("-")[1])}))
+
+
+def test_fsdp_sharded_checkpoints_are_complete_and_rotate(tmp_path):
+    """FSDP's SHARDED_STATE_DICT (recipes/accelerate_configs/fsdp.yaml) writes `pytorch_model_fsdp_0/`, a distributed
+    checkpoint, and no `model.safetensors`: such a checkpoint is complete (it was 'no model weights' for every one, so
+    a pre-empted FSDP job restarted at step 0 and `save_total_limit` deleted nothing), a missing or cut-off shard is
+    named, and the rotation deletes the older ones (#30 item 2)."""
+    import torch.distributed.checkpoint as dcp
+
+    from open_r1.utils.checkpoints import rotate_complete_checkpoints
+
+    model = torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Linear(64, 8))
+    for step in (2, 4, 6):
+        checkpoint = tmp_path / f"checkpoint-{step}"
+        _trainer_state(checkpoint)
+        dcp.save(model.state_dict(), checkpoint_id=str(checkpoint / "pytorch_model_fsdp_0"))
+        assert checkpoint_problems(str(checkpoint)) == []
+    assert newest_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-6")
+    rotate_complete_checkpoints(str(tmp_path), 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-4", "checkpoint-6"]
+
+    shards = tmp_path / "checkpoint-6" / "pytorch_model_fsdp_0"
+    (data,) = shards.glob("*.distcp")
+    data.write_bytes(data.read_bytes()[:100])
+    assert any(f"pytorch_model_fsdp_0/{data.name} is truncated" in p for p in checkpoint_problems(str(shards.parent)))
+    assert newest_complete_checkpoint(str(tmp_path)) == str(tmp_path / "checkpoint-4")
+    data.unlink()
+    assert any(f"pytorch_model_fsdp_0/{data.name} is missing" in p for p in checkpoint_problems(str(shards.parent)))
+    (shards / ".metadata").unlink()
+    assert any("pytorch_model_fsdp_0/.metadata cannot be read" in p for p in checkpoint_problems(str(shards.parent)))
+
+
+def test_every_shard_of_a_sharded_safetensors_checkpoint_is_checked(world, tmp_path):
+    """A large model's checkpoint is `model.safetensors.index.json` and its shards: a missing or truncated shard makes
+    the checkpoint incomplete, named (only the index was looked at)."""
+    from transformers import AutoModelForCausalLM
+
+    checkpoint = tmp_path / "checkpoint-2"
+    _trainer_state(checkpoint)
+    AutoModelForCausalLM.from_pretrained(world.base_model).save_pretrained(checkpoint, max_shard_size="200KB")
+    shards = sorted(checkpoint.glob("model-*.safetensors"))
+    assert len(shards) > 2 and (checkpoint / "model.safetensors.index.json").exists()
+    assert checkpoint_problems(str(checkpoint)) == []
+    shards[1].write_bytes(shards[1].read_bytes()[:-10])
+    assert any(f"{shards[1].name} is truncated" in p for p in checkpoint_problems(str(checkpoint)))
+    shards[2].unlink()
+    assert any(
+        f"{shards[2].name} (listed in model.safetensors.index.json) is missing" in p
+        for p in checkpoint_problems(str(checkpoint))
+    )
+
+
+def test_a_restart_skips_a_newest_checkpoint_without_the_methods_states(world, tmp_path, uninterrupted):
+    """A newest checkpoint whose `continual_state.pt` is missing is incomplete for a run with methods: a plain restart
+    resumes from the one before it and ends at the uninterrupted run's weights (it stopped every restart, naming the
+    earlier checkpoint, and `resume_fallback` did not apply on this path) (#30 item 3)."""
+    out = tmp_path / "run"
+    for step in (4, 6):
+        _copy(uninterrupted / f"checkpoint-{step}", tmp_path)
+    (out / "checkpoint-6" / "continual_state.pt").unlink()
+    restart = _train(world, out)
+    assert f"Skipping incomplete checkpoint {out / 'checkpoint-6'}: continual_state.pt is missing" in (
+        restart.stdout + restart.stderr
+    )
+    final, reference = load_file(out / "model.safetensors"), load_file(uninterrupted / "model.safetensors")
+    for name, value in reference.items():
+        torch.testing.assert_close(final[name], value, rtol=0, atol=0)
+
+
+def test_checkpoints_of_a_run_without_these_methods_stop_a_restart_by_name(world, tmp_path, uninterrupted):
+    """Checkpoints with no state for the run's methods (written by a run without them) stop the restart naming the
+    checkpoint and the missing states, instead of a silent start from step 0 over that run."""
+    from open_r1.utils.run_utils import resume_checkpoint
+
+    from .conftest import cpu_sft_args, tiny_trainer
+
+    _copy(uninterrupted / "checkpoint-6", tmp_path)
+    (tmp_path / "run" / "checkpoint-6" / "continual_state.pt").unlink()
+    trainer = tiny_trainer(world, cpu_sft_args(tmp_path / "run", use_ema=True))
+    with pytest.raises(ValueError, match=r"none has the states .*checkpoint-6: continual_state.pt is missing"):
+        resume_checkpoint(trainer.args, **trainer.checkpoint_requirements())

@@ -19,7 +19,8 @@ from trl import ModelConfig, TrlParser, get_peft_config
 
 from open_r1.callbacks import check_callbacks, get_callbacks
 from open_r1.configs import GRPOConfig, GRPOScriptArguments, check_grpo_arguments
-from open_r1.continual import needs_retain_data
+from open_r1.continual import enabled_methods, needs_retain_data
+from open_r1.continual.base import check_sharding, launch_sharding
 from open_r1.continual.retain_data import get_retain_dataset
 from open_r1.grpo_trainer import ContinualGRPOTrainer
 from open_r1.rewards import get_reward_funcs, reward_columns
@@ -56,6 +57,7 @@ def main(script_args, training_args, model_args):
     setup_logging(training_args, logger)
     check_model_source(model_args)
     check_callbacks(training_args.callbacks)
+    check_sharding(enabled_methods(training_args), launch_sharding())  # a method the launch cannot run
     check_grpo_arguments(script_args, training_args)
     reward_funcs = get_reward_funcs(script_args)  # unknown names fail here, before anything is loaded
     if training_args.reward_weights is not None and len(training_args.reward_weights) != len(reward_funcs):

@@ -17,7 +17,8 @@ from trl import ModelConfig, TrlParser, get_peft_config
 
 from open_r1.callbacks import check_callbacks, get_callbacks
 from open_r1.configs import ScriptArguments, SFTConfig
-from open_r1.continual import needs_retain_data
+from open_r1.continual import enabled_methods, needs_retain_data
+from open_r1.continual.base import check_sharding, launch_sharding
 from open_r1.continual.retain_data import get_retain_dataset
 from open_r1.trainers import ContinualSFTTrainer
 from open_r1.utils import get_dataset, get_model, get_tokenizer
@@ -37,6 +38,7 @@ def build_trainer(script_args, training_args, model_args):
     # Everything a typo can break is checked before any weights or data are loaded.
     check_model_source(model_args)
     check_callbacks(training_args.callbacks)
+    check_sharding(enabled_methods(training_args), launch_sharding())  # a method the launch cannot run
 
     logger.info("Model parameters %s", model_args)
     logger.info("Script parameters %s", script_args)

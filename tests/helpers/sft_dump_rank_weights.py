@@ -1,7 +1,9 @@
 """Run `open_r1.sft` with one extra callback that saves each rank's final weights, continual-method states and log
-history, to check that data-parallel ranks stay in sync."""
+history, to check that data-parallel ranks stay in sync; killed at a stage of a checkpoint save when OPEN_R1_KILL_AT
+says so (see `sft_kill_at.py`)."""
 
 import contextlib
+import os
 
 import torch
 from transformers import TrainerCallback
@@ -33,6 +35,11 @@ class DumpRankState(TrainerCallback):
 
 
 if __name__ == "__main__":
+    if os.environ.get("OPEN_R1_KILL_AT"):
+        from sft_kill_at import arm  # this folder is the script's own, first on the path
+
+        stage, step = os.environ["OPEN_R1_KILL_AT"].split("@")
+        arm(stage, int(step))
     script_args, training_args, model_args = TrlParser(
         (ScriptArguments, SFTConfig, ModelConfig)
     ).parse_args_and_config()

@@ -4,13 +4,17 @@
 - `state`: the continual state is written, not the optimizer, scheduler and RNG states;
 - `optimizer`: those are written, not `trainer_state.json`;
 - `trainer_state`: `trainer_state.json` is written, the rotation of old checkpoints not run;
-- `rotation`: the rotation deletes one file of an old checkpoint, then the process dies.
+- `rotation`: the rotation deletes one file of an old checkpoint, then the process dies;
+- `rng`: on rank 1 of several, the RNG file is half written, 3 s pass (rank 0 long done with its own), then rank 1
+  dies: a slow file system and a pre-emption in the window between the RNG files and `trainer_state.json`.
 """
 
 import os
 import shutil
 import signal
+import time
 
+import torch
 import transformers
 from trl import ModelConfig, TrlParser
 
@@ -66,6 +70,19 @@ def arm(stage: str, step: int) -> None:
             kill()
 
         checkpoints.shutil = type("shutil", (), {"rmtree": staticmethod(half_delete), "copy": shutil.copy})
+    elif stage == "rng":
+        original = torch.save
+
+        def save(obj, f, *args, **kwargs):
+            original(obj, f, *args, **kwargs)
+            if isinstance(f, str) and os.path.basename(f).startswith("rng_state") and f"checkpoint-{step}" in f:
+                if int(os.environ.get("RANK", "0")) == 1:
+                    with open(f, "r+b") as handle:
+                        handle.truncate(os.path.getsize(f) // 2)
+                    time.sleep(3)
+                    kill()
+
+        torch.save = save
     else:
         raise ValueError(f"unknown stage {stage!r}")
 

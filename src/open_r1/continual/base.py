@@ -34,6 +34,7 @@ parsed arguments, which shardings it cannot run under, and implements the hooks 
 """
 
 import contextlib
+import json
 import os
 from collections import defaultdict
 
@@ -159,6 +160,31 @@ def sharding_of(trainer) -> str | None:
     return None
 
 
+def launch_sharding() -> str | None:
+    """The sharding `accelerate launch` set up for this process, read from the environment it passes down (known
+    before the model loads): "FSDP", "ZeRO-3", "ZeRO-1/2", or None (one process, DDP, or a stage it does not say)."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true":
+        return "FSDP"
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true":
+        return None
+    stage = os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE")
+    if stage is None and os.path.isfile(config_file := os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "")):
+        with open(config_file) as handle:
+            stage = str(json.load(handle).get("zero_optimization", {}).get("stage"))
+    return {"3": "ZeRO-3", "0": "ZeRO-1/2", "1": "ZeRO-1/2", "2": "ZeRO-1/2"}.get(stage)
+
+
+def check_sharding(methods, sharding: str | None) -> None:
+    """Refuse, naming every one of them, the methods (classes or instances) that do not support `sharding`."""
+    refused = [method for method in methods if sharding in method.unsupported_sharding]
+    if refused:
+        names = ", ".join(f"`{method.name}` (runs under {method.supported_sharding()})" for method in refused)
+        raise ValueError(
+            f"The continual-learning methods {names} do not support {sharding} yet "
+            "(`python -m open_r1.recipes check --accelerate-config` reports this before a job starts)."
+        )
+
+
 def after_backward_available(trainer) -> bool:
     """Whether `after_backward` runs under this trainer's backend (everywhere but DeepSpeed ZeRO-1/2)."""
     return not trainer.is_deepspeed_enabled or is_zero3(trainer)
@@ -180,14 +206,7 @@ class _MethodsCallback(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         trainer = self.trainer
-        sharding = sharding_of(trainer)
-        for method in trainer.continual_methods:
-            if sharding in method.unsupported_sharding:
-                raise ValueError(
-                    f"The continual-learning method `{method.name}` does not support {sharding} yet; use "
-                    f"{method.supported_sharding()} (`python -m open_r1.recipes check --accelerate-config` reports "
-                    "this before a job starts)."
-                )
+        check_sharding(trainer.continual_methods, sharding_of(trainer))  # the entry points check the launch earlier
         trainer.install_after_backward()
         for method in trainer.continual_methods:
             method.setup(trainer)
@@ -258,9 +277,22 @@ class ContinualTrainerMixin:
 
             accelerator.backward = backward
 
+    def checkpoint_requirements(self) -> dict:
+        """What a checkpoint must hold for this run to resume from it beyond the Trainer's files (`checkpoint_problems`'
+        keyword arguments): the continual-state files this run reads (every rank's when the states are sharded), each
+        with a state for every method. Nothing for a run without methods."""
+        if not self.continual_methods:
+            return {}
+        sharded = is_sharded(self)
+        ranks = range(self.args.world_size) if sharded else [0]
+        return {
+            "state_files": [os.path.basename(state_file("", rank, sharded)) for rank in ranks],
+            "state_keys": [method.name for method in self.continual_methods],
+        }
+
     def train(self, resume_from_checkpoint=None, **kwargs):
         if resume_from_checkpoint is True:
-            resume_from_checkpoint = newest_complete_checkpoint(self.args.output_dir)
+            resume_from_checkpoint = newest_complete_checkpoint(self.args.output_dir, **self.checkpoint_requirements())
         self.continual_resume_checkpoint = resume_from_checkpoint
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
@@ -303,7 +335,9 @@ class ContinualTrainerMixin:
         path = state_file(checkpoint, self.args.process_index, is_sharded(self))
 
         def fail(problem: str):
-            earlier = newest_complete_checkpoint(os.path.dirname(os.path.normpath(checkpoint)), before=checkpoint)
+            earlier = newest_complete_checkpoint(
+                os.path.dirname(os.path.normpath(checkpoint)), before=checkpoint, **self.checkpoint_requirements()
+            )
             hint = (
                 f"; the newest earlier complete checkpoint is {earlier}" if earlier else "; no earlier one is complete"
             )
@@ -344,7 +378,23 @@ class ContinualTrainerMixin:
         finally:
             self.args.save_total_limit = limit
         if self.args.should_save:
-            rotate_complete_checkpoints(self._get_output_dir(trial=trial), limit, self.state.best_model_checkpoint)
+            rotate_complete_checkpoints(
+                self._get_output_dir(trial=trial),
+                limit,
+                self.state.best_model_checkpoint,
+                **self.checkpoint_requirements(),
+            )
+
+    def _save_rng_state(self, output_dir: str) -> None:
+        """The Trainer's per-rank RNG file, written whole or not at all (into a staging folder, then renamed), and every
+        rank's before rank 0 writes `trainer_state.json`: a kill in between leaves an incomplete checkpoint, never a
+        complete-looking one whose `rng_state_k.pth` is missing or cut off."""
+        staging = os.path.join(output_dir, f".rng-staging-{self.args.process_index}")
+        super()._save_rng_state(staging)
+        for name in os.listdir(staging):
+            os.replace(os.path.join(staging, name), os.path.join(output_dir, name))
+        os.rmdir(staging)
+        self.accelerator.wait_for_everyone()
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not self.model.training or not self.continual_methods:

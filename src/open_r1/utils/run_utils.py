@@ -30,24 +30,33 @@ def setup_logging(training_args, entry_logger: logging.Logger) -> None:
     transformers.utils.logging.enable_explicit_format()
 
 
-def resume_checkpoint(training_args) -> str | None:
+def resume_checkpoint(training_args, **requirements) -> str | None:
     """The checkpoint to resume from: the recipe's `resume_from_checkpoint`, else the newest *complete* one in
     `output_dir` (newer incomplete ones, cut off by a kill while being written, are reported and skipped, never
     deleted). A named checkpoint that is incomplete or damaged stops the run, naming its files and the newest earlier
-    complete checkpoint, or, with `resume_fallback`, resumes from that one."""
+    complete checkpoint, or, with `resume_fallback`, resumes from that one. `requirements`: what the run's
+    continual-learning methods need in a checkpoint (`trainer.checkpoint_requirements()`): a checkpoint without their
+    states is incomplete for this run on both paths."""
     output_dir = training_args.output_dir
     named = training_args.resume_from_checkpoint
     if named is None:
-        last = newest_complete_checkpoint(output_dir)
+        last = newest_complete_checkpoint(output_dir, **requirements)
+        if last is None and requirements and (other := newest_complete_checkpoint(output_dir)) is not None:
+            # Checkpoints of a run without (some of) these methods: starting over would overwrite that run silently.
+            raise ValueError(
+                f"{output_dir} holds checkpoints, but none has the states of this run's continual-learning methods: "
+                f"{other}: {'; '.join(checkpoint_problems(other, **requirements))}. They were written by a run with "
+                "other methods; use another `output_dir`, or the methods that run had."
+            )
         if last is not None:
             logger.info("Checkpoint detected, resuming training at %s.", last)
         return last
     if not os.path.isdir(named):
         raise FileNotFoundError(f"`resume_from_checkpoint`: {named} is not a directory.")
-    problems = checkpoint_problems(named)
+    problems = checkpoint_problems(named, **requirements)
     if not problems:
         return named
-    earlier = newest_complete_checkpoint(os.path.dirname(os.path.normpath(named)), before=named)
+    earlier = newest_complete_checkpoint(os.path.dirname(os.path.normpath(named)), before=named, **requirements)
     if earlier is not None and getattr(training_args, "resume_fallback", False):
         logger.warning(
             "%s cannot be resumed from (%s); resuming from %s instead.", named, "; ".join(problems), earlier
@@ -64,7 +73,8 @@ def resume_checkpoint(training_args) -> str | None:
 def train_and_save(trainer, script_args, training_args, eval_dataset=None) -> None:
     """Train (resuming if a checkpoint is there), save metrics, state and model, evaluate, push: as Open R1."""
     logger.info("*** Train ***")
-    train_result = trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
+    resume = resume_checkpoint(training_args, **trainer.checkpoint_requirements())
+    train_result = trainer.train(resume_from_checkpoint=resume)
     metrics = train_result.metrics
     metrics["train_samples"] = len(trainer.train_dataset)
     trainer.log_metrics("train", metrics)
@@ -89,3 +99,9 @@ def train_and_save(trainer, script_args, training_args, eval_dataset=None) -> No
     if training_args.push_to_hub:
         logger.info("Pushing to hub...")
         trainer.push_to_hub(dataset_name=script_args.dataset_name, tags=["open-r1-safety"])
+
+    # Every rank done before the process group goes: left to the interpreter's exit, its threads sometimes abort a
+    # rank after its work is saved ("terminate called without an active exception", seen under 2-process ZeRO-3),
+    # and the job then fails.
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()
