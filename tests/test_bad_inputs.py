@@ -1,6 +1,8 @@
 """Bad data and bad values fail before the model loads, naming the dataset, split, row and column (or the key)."""
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -161,3 +163,49 @@ def test_compare_refuses_a_negative_seed_before_making_any_folder(tmp_path):
     )
     assert result.returncode == 2 and "a seed must be in [0, 2**32), got -1" in result.stderr
     assert not (tmp_path / "cmp").exists()
+
+
+def _sft_cli(world, recipe_text, tmp_path, *cli):
+    """`python src/open_r1/sft.py` on `recipe_text` (pointed at the test world): the real entry point's process."""
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(recipe_text)
+    command = [sys.executable, "src/open_r1/sft.py", "--config", str(recipe), *world_args(world, None), *cli]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi")
+)
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (
+            lambda t: t + "learning_rate: 1.0e-4\n",
+            r"line \d+: `learning_rate` appears twice in one mapping \(first at",
+        ),
+        (lambda t: ALIAS_BOMB + t, r"its YAML aliases expand to [\d,]+ values"),
+        (
+            lambda t: t.replace("output_dir: data/tiny/sft", "output_dir: TMP/c04-${VERSION}"),
+            r"Unrendered placeholders in the recipe \(output_dir: \$\{VERSION\}\)",
+        ),
+    ],
+    ids=["duplicate key", "alias bomb", "unrendered ${VERSION}"],
+)
+def test_a_recipe_the_yaml_reader_would_misread_stops_the_entry_point_and_the_checker(world, tmp_path, edit, match):
+    """A duplicate key (the last value won silently), a 1 KB alias bomb (5 GB and a MemoryError after 75 s) and a
+    `${VERSION}` left unrendered (a folder literally named `c04-${VERSION}` that later recipes resumed from) stop
+    `sft.py` before anything loads, and `recipes check` reports the first two (#31 items 4, 6)."""
+    text = edit((REPO / SFT_RECIPE).read_text()).replace("TMP/", f"{tmp_path}/")
+    unrendered = "${" in text
+    start = time.perf_counter()
+    result = _sft_cli(world, text, tmp_path, *([] if unrendered else ["--output_dir", str(tmp_path / "out")]))
+    assert result.returncode != 0 and re.search(match, result.stderr), result.stderr[-3000:]
+    assert time.perf_counter() - start < 60 and "Loading weights" not in result.stderr
+    assert not list(tmp_path.glob("c04-*"))
+    if not unrendered:  # the checker renders placeholders itself and names sweep ones
+        (tmp_path / "config_x.yaml").write_text(text)
+        problems = check_recipe(tmp_path / "config_x.yaml", allow_missing=("data/",))
+        assert any(re.search(match, p) for p in problems), problems

@@ -15,7 +15,7 @@ generates with transformers, which is what runs on CPU.
 import logging
 
 from transformers import set_seed
-from trl import ModelConfig, TrlParser, get_peft_config
+from trl import ModelConfig, get_peft_config
 
 from open_r1.callbacks import check_callbacks, get_callbacks
 from open_r1.configs import GRPOConfig, GRPOScriptArguments, check_grpo_arguments
@@ -28,6 +28,7 @@ from open_r1.utils import get_dataset, get_model, get_tokenizer
 from open_r1.utils.data import eval_dataset_of, eval_splits, get_split, split_name
 from open_r1.utils.data_checks import check_columns, check_list_of_strings, check_prompts
 from open_r1.utils.model_utils import check_model_source
+from open_r1.utils.recipe_yaml import RecipeParser
 from open_r1.utils.run_utils import setup_logging, train_and_save
 from open_r1.utils.wandb_logging import init_wandb_training
 
@@ -109,6 +110,6 @@ def main(script_args, training_args, model_args):
 
 
 if __name__ == "__main__":
-    parser = TrlParser((GRPOScriptArguments, GRPOConfig, ModelConfig))
+    parser = RecipeParser((GRPOScriptArguments, GRPOConfig, ModelConfig))
     script_args, training_args, model_args = parser.parse_args_and_config()
     main(script_args, training_args, model_args)

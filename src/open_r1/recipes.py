@@ -52,14 +52,15 @@ def entry_point(path: Path, config: dict) -> str:
 
 def recipe_parser(kind: str):
     """The `TrlParser` of the entry point (`sft` or `grpo`) that a recipe is for."""
-    from trl import ModelConfig, TrlParser
+    from trl import ModelConfig
 
     from .configs import GRPOConfig, GRPOScriptArguments, ScriptArguments, SFTConfig
+    from .utils.recipe_yaml import RecipeParser
 
     dataclasses = (
         (GRPOScriptArguments, GRPOConfig, ModelConfig) if kind == "grpo" else (ScriptArguments, SFTConfig, ModelConfig)
     )
-    return TrlParser(dataclasses)
+    return RecipeParser(dataclasses)
 
 
 def _fields(kind: str) -> set[str]:
@@ -219,6 +220,7 @@ def check_recipe(
     """Problems of one recipe, each as 'file: key: problem' (empty when it is fine): all of them, not the first."""
     from .continual import enabled_methods
     from .utils.data import looks_like_local_path
+    from .utils.recipe_yaml import RecipeError, load_recipe_yaml
 
     raw = path.read_text()
     match = VERSION_IN_NAME.search(path.name)
@@ -229,13 +231,13 @@ def check_recipe(
     ]
     try:
         # Placeholders were reported above; a stand-in value lets every other rule be checked.
-        config = yaml.safe_load(re.sub(r"\$\{\w+\}", "1", render(raw, version)))
-    except yaml.YAMLError as error:
-        return [f"{path}: not valid YAML ({error})"]
+        config = load_recipe_yaml(re.sub(r"\$\{\w+\}", "1", render(raw, version)), str(path))
+    except RecipeError as error:
+        return [str(error)]
     if not isinstance(config, dict):
         return [f"{path}: not a YAML mapping"]
     if match:
-        raw_config = yaml.safe_load(raw) or {}
+        raw_config = load_recipe_yaml(raw, str(path)) or {}
         for key in ("output_dir", "run_name"):
             if key in raw_config and "VERSION" not in str(raw_config[key]):
                 problems.append(f"{path}: {key}: a versioned recipe must put ${{VERSION}} in it")

@@ -13,7 +13,7 @@ override it, and unknown keys are rejected before anything is loaded.
 import logging
 
 from transformers import set_seed
-from trl import ModelConfig, TrlParser, get_peft_config
+from trl import ModelConfig, get_peft_config
 
 from open_r1.callbacks import check_callbacks, get_callbacks
 from open_r1.configs import ScriptArguments, SFTConfig
@@ -24,6 +24,7 @@ from open_r1.trainers import ContinualSFTTrainer
 from open_r1.utils import get_dataset, get_model, get_tokenizer
 from open_r1.utils.data import add_system_prompt, check_sft_rows, eval_dataset_of, eval_splits, get_split, split_name
 from open_r1.utils.model_utils import check_model_source
+from open_r1.utils.recipe_yaml import RecipeParser
 from open_r1.utils.run_utils import setup_logging, train_and_save
 from open_r1.utils.wandb_logging import init_wandb_training
 
@@ -79,6 +80,6 @@ def main(script_args, training_args, model_args):
 
 
 if __name__ == "__main__":
-    parser = TrlParser((ScriptArguments, SFTConfig, ModelConfig))
+    parser = RecipeParser((ScriptArguments, SFTConfig, ModelConfig))
     script_args, training_args, model_args = parser.parse_args_and_config()
     main(script_args, training_args, model_args)
