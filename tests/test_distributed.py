@@ -40,10 +40,13 @@ RECIPES = {
 }
 # Methods whose result is a function of the global batch alone, so 2 ranks at batch 4 equal 1 process at batch 8: the
 # update loss is a token mean over the global batch (TRL counts the step's tokens over ranks), EWC's Fisher is over
-# the whole retain sample, replay only changes the rows, EMA and WiSE-FT are functions of the weights. Not LwF, A-GEM
-# and the trust region: their terms are each rank's token mean over its own batch, averaged over ranks, which is
-# another estimator than one token mean over both batches unless every rank has as many labelled tokens.
-ONE_PROCESS = {"sft", "replay", "ewc", "ema", "wise_ft"}
+# the whole retain sample, replay only changes the rows, EMA and WiSE-FT are functions of the weights, LwF's and
+# A-GEM's retain gradients are token means over every rank's retain rows (the ranks' shares of one seeded order: at
+# twice the retain batch, one process takes the same rows). Not the trust region: its KL is each rank's token mean
+# over its own micro-batch, averaged over ranks by DDP, another estimator than one token mean over the global batch.
+ONE_PROCESS = {"sft", "replay", "ewc", "ema", "wise_ft", "lwf", "agem"}
+# What one process needs to take the rows both ranks take.
+GLOBAL_RETAIN_BATCH = {"lwf": ("--distill_batch_size", "8"), "agem": ("--agem_retain_batch_size", "8")}
 # The cells CI runs beyond DDP (every method): the methods that change the gradients.
 CI_SHARDED = {"ewc", "trust_region"}
 
@@ -92,6 +95,15 @@ def _run(world, method, out, launch, *extra, kill_at=None, check=True):
     return result
 
 
+def _base_weights(world, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    path = tmp_path / "base_weights.pt"
+    model = AutoModelForCausalLM.from_pretrained(world.base_model)
+    torch.save({name: p.detach() for name, p in model.named_parameters()}, path)
+    return path
+
+
 def _ranks(out):
     return [
         (torch.load(out / f"rank{r}_weights.pt"), torch.load(out / f"rank{r}_state.pt", weights_only=False))
@@ -114,10 +126,21 @@ def test_method_is_correct_on_two_processes(world, tmp_path, method, sharding):
     (w0, s0), (w1, s1) = _ranks(full)
     # Replicas: bit-identical under DDP; under ZeRO each rank steps its own partition, gathered here.
     _assert_same(w0, w1, 0.0 if sharding == "DDP" else 1e-7, f"{method} under {sharding}: rank 1 drifted from rank 0")
+    base = torch.load(_base_weights(world, tmp_path))
+    assert max((w0[n] - base[n]).abs().max().item() for n in base) > 1e-3, "training did not move the weights"
 
     if method in ONE_PROCESS:
         single = tmp_path / "single"
-        _run(world, method, single, ["--num_processes", "1", "--cpu"], "--per_device_train_batch_size", "8")
+        one_process = ["--num_processes", "1", "--cpu"]
+        _run(
+            world,
+            method,
+            single,
+            one_process,
+            "--per_device_train_batch_size",
+            "8",
+            *GLOBAL_RETAIN_BATCH.get(method, ()),
+        )
         reference = torch.load(single / "rank0_weights.pt")
         # ZeRO reduces in another order than one process sums: float noise of a few 1e-6 here.
         atol = 1e-6 if sharding == "DDP" else 1e-5

@@ -238,3 +238,22 @@ def test_checkpoints_of_a_run_without_these_methods_stop_a_restart_by_name(world
     trainer = tiny_trainer(world, cpu_sft_args(tmp_path / "run", use_ema=True))
     with pytest.raises(ValueError, match=r"none has the states .*checkpoint-6: continual_state.pt is missing"):
         resume_checkpoint(trainer.args, **trainer.checkpoint_requirements())
+
+
+def test_deepspeed_checkpoints_without_consolidated_weights_are_complete(tmp_path):
+    """ZeRO-3 without `zero3_save_16bit_model` writes no model file, only DeepSpeed's `latest` and the model states it
+    names: such a checkpoint is complete, a cut-off model-state file is named."""
+    checkpoint = tmp_path / "checkpoint-2"
+    _trainer_state(checkpoint)
+    (checkpoint / "latest").write_text("global_step2")
+    (checkpoint / "global_step2").mkdir()
+    states = checkpoint / "global_step2" / "zero_pp_rank_0_mp_rank_00_model_states.pt"
+    torch.save({"module": {"w": torch.zeros(1000)}}, states)
+    assert checkpoint_problems(str(checkpoint)) == []
+    states.write_bytes(states.read_bytes()[:200])
+    assert any(
+        "global_step2/zero_pp_rank_0_mp_rank_00_model_states.pt is truncated" in p
+        for p in checkpoint_problems(str(checkpoint))
+    )
+    (checkpoint / "latest").write_text("global_step9")
+    assert any("latest names 'global_step9'" in p for p in checkpoint_problems(str(checkpoint)))

@@ -44,12 +44,13 @@ if __name__ == "__main__":
         (ScriptArguments, SFTConfig, ModelConfig)
     ).parse_args_and_config()
     dump = DumpRankState()
-    recipe_callbacks = sft.get_callbacks
-    sft.get_callbacks = lambda *args: [*recipe_callbacks(*args), dump]
     trainer_cls = sft.ContinualSFTTrainer
 
     def remember(*args, **kwargs):
+        # Added after the methods' callback, so that the dump sees the model as training leaves it: the EMA's
+        # weights copied in, WiSE-FT's interpolation made.
         dump.trainer = trainer_cls(*args, **kwargs)
+        dump.trainer.add_callback(dump)
         return dump.trainer
 
     sft.ContinualSFTTrainer = remember

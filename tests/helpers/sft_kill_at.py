@@ -56,10 +56,10 @@ def arm(stage: str, step: int) -> None:
     elif stage == "trainer_state":
         original = continual_base.rotate_complete_checkpoints
 
-        def rotate(output_dir, limit, keep=None):
-            kill() if os.path.isdir(os.path.join(output_dir, f"checkpoint-{step}")) else original(
-                output_dir, limit, keep
-            )
+        def rotate(output_dir, limit, keep=None, **requirements):
+            if os.path.isdir(os.path.join(output_dir, f"checkpoint-{step}")):
+                kill()
+            original(output_dir, limit, keep, **requirements)
 
         continual_base.rotate_complete_checkpoints = rotate
     elif stage == "rotation":

@@ -3,8 +3,9 @@
 
 Every `agem_every_steps` optimizer steps, after the update batch's backward (and its data-parallel reduction), the
 gradient g_r of the mean token loss of a batch of `agem_retain_batch_size` retain rows is taken (one extra forward and
-backward; each rank takes its own batch and g_r is averaged over the ranks as DDP averages g, so every replica
-projects the same g against the same g_r). When g conflicts with it (g . g_r <
+backward; each rank takes its own rows of the retain order and g_r is the gradient of the token mean over every
+rank's rows, as one process at the global retain batch takes it, so every replica projects the same g against the same
+g_r). When g conflicts with it (g . g_r <
 0), g is projected onto the half-space where the retain loss does not rise to first order:
 
     g <- g - (g . g_r / g_r . g_r) g_r
@@ -24,7 +25,7 @@ import torch
 
 from .base import ContinualMethod, eval_mode
 from .retain_data import RetainBatches
-from .sharding import average_over_ranks, trainable_named_parameters
+from .sharding import token_mean_over_ranks, trainable_named_parameters
 
 
 @dataclass
@@ -99,10 +100,12 @@ class AGEM(ContinualMethod):
         update = [p.grad.detach().clone() for p in params]
         for p in self._params:
             p.grad = None
+        tokens = int((batch["labels"][:, 1:] != -100).sum())
         with eval_mode(trainer.model) as model:  # the retain gradient of the model as it is, without dropout
-            model(**batch).loss.backward()  # the unwrapped module: no DDP hook reduces this gradient
+            if tokens:  # the token sum's gradient, made the mean over every rank's tokens below
+                (model(**batch).loss * tokens).backward()
         retain = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        average_over_ranks(retain)
+        token_mean_over_ranks(retain, tokens)
         for p in self._params:
             p.grad = None  # a parameter only the retain loss reached gets no gradient of its own
         for p, g in zip(params, update):

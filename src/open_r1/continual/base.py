@@ -168,9 +168,12 @@ def launch_sharding() -> str | None:
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true":
         return None
     stage = os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE")
-    if stage is None and os.path.isfile(config_file := os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "")):
+    config_file = os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE", "")
+    if stage is None and os.path.isfile(config_file):
         with open(config_file) as handle:
             stage = str(json.load(handle).get("zero_optimization", {}).get("stage"))
+    if stage is None and not config_file:
+        return "ZeRO-1/2"  # accelerate's own default stage is 2
     return {"3": "ZeRO-3", "0": "ZeRO-1/2", "1": "ZeRO-1/2", "2": "ZeRO-1/2"}.get(stage)
 
 
@@ -293,6 +296,8 @@ class ContinualTrainerMixin:
     def train(self, resume_from_checkpoint=None, **kwargs):
         if resume_from_checkpoint is True:
             resume_from_checkpoint = newest_complete_checkpoint(self.args.output_dir, **self.checkpoint_requirements())
+            if resume_from_checkpoint is None:  # as the Trainer: asked to resume, never start over silently
+                raise ValueError(f"No checkpoint in {self.args.output_dir} is complete for this run (see the log).")
         self.continual_resume_checkpoint = resume_from_checkpoint
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 

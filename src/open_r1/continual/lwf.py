@@ -10,8 +10,8 @@ retain set's replies (labelled as SFT trains: assistant tokens). Where replay tr
 replies alike: what the start would say, with its uncertainty, not what the data says.
 
 The term's gradient is added after the update backward (and its data-parallel reduction): one extra forward and
-backward of the retain batch (each rank its own batch; the term's gradient is averaged over the ranks as DDP averages
-the update gradient, so every replica adds the same) and a forward of the frozen copy, times the fp16 loss scale the
+backward of the retain batch (each rank its own rows of the retain order; the term's gradient is that of the token
+mean over every rank's rows, as one process at the global retain batch takes it, so every replica adds the same) and a forward of the frozen copy, times the fp16 loss scale the
 update gradients carry. Memory: a frozen copy of the model, and the term's gradient (one value per trainable
 parameter) before it is added. Logged: `lwf/kl`.
 The position in the retain batches is in every checkpoint. One process and DDP (not DeepSpeed nor FSDP yet).
@@ -23,7 +23,7 @@ import torch
 
 from .base import ContinualMethod, eval_mode
 from .retain_data import RetainBatches
-from .sharding import add_to_local_grad, average_over_ranks, trainable_named_parameters
+from .sharding import add_to_local_grad, token_mean_over_ranks, trainable_named_parameters
 from .trust_region import frozen_copy, kl_ref_to_policy
 
 
@@ -97,15 +97,20 @@ class RetainDistillation(ContinualMethod):
         inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         with torch.no_grad():
             teacher_logits = self.teacher(**inputs).logits
-        with eval_mode(trainer.model) as model:  # the model as it predicts, as the teacher (no dropout)
-            kl = reply_kl(teacher_logits, model(**inputs).logits, batch["labels"])
-            # Through the unwrapped module, which no DDP hook reduces: taken apart, averaged, then added.
-            grads = torch.autograd.grad(self.config.distill_weight * grad_scale * kl, self._params, allow_unused=True)
+        tokens = int((batch["labels"][:, 1:] != -100).sum())
+        grads = [None] * len(self._params)
+        if tokens:
+            with eval_mode(trainer.model) as model:  # the model as it predicts, as the teacher (no dropout)
+                kl = reply_kl(teacher_logits, model(**inputs).logits, batch["labels"])
+                # Through the unwrapped module, which no DDP hook reduces: the token sum's gradient, taken apart,
+                # made the mean over every rank's tokens, then added.
+                loss = self.config.distill_weight * grad_scale * kl * tokens
+                grads = torch.autograd.grad(loss, self._params, allow_unused=True)
+            self.logged.add("kl", kl.detach())
         grads = [torch.zeros_like(p) if g is None else g for p, g in zip(self._params, grads)]
-        average_over_ranks(grads)
+        token_mean_over_ranks(grads, tokens)
         for param, grad in zip(self._params, grads):
             add_to_local_grad(param, grad.flatten())
-        self.logged.add("kl", kl.detach())
 
     def state_dict(self) -> dict:
         return self.retain.state_dict()

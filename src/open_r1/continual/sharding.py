@@ -149,25 +149,32 @@ def foreach_groups(rows: list[tuple], max_numel: int | None = None):
 
 
 @torch.no_grad()
-def average_over_ranks(tensors: list[torch.Tensor]) -> None:
-    """Each tensor <- its mean over the data-parallel ranks, in place, as DDP reduces the update gradients: for a
-    gradient a method takes through the unwrapped model (no DDP hook fires there). One all-reduce per group of at most
-    `FOREACH_GROUP_NUMEL` elements of one dtype; nothing on one process."""
+def token_mean_over_ranks(grads: list[torch.Tensor], tokens: int) -> int:
+    """`grads` hold this rank's gradient of its loss summed over its `tokens` labelled tokens; in place they become
+    the gradient of the mean over every rank's tokens, as one process at the global batch would take it. For a
+    gradient a method takes through the unwrapped model, which no DDP hook reduces: DDP's plain average of per-rank
+    means would weight ranks alike, and one rank's batch without a labelled token (a 0/0 mean) would turn every
+    replica's gradient into NaN. One all-reduce per group of at most `FOREACH_GROUP_NUMEL` elements of one dtype.
+    Returns the tokens over all ranks (0: the gradients are left at zero)."""
     import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
-    world_size = dist.get_world_size()
-    by_dtype: dict[torch.dtype, list[tuple[torch.Tensor]]] = {}
-    for tensor in tensors:
-        by_dtype.setdefault(tensor.dtype, []).append((tensor,))
-    for rows in by_dtype.values():
-        for (group,) in foreach_groups(rows):
-            flat = torch.cat([t.flatten() for t in group])
-            dist.all_reduce(flat)
-            flat.div_(world_size)
-            for tensor, mean in zip(group, flat.split([t.numel() for t in group])):
-                tensor.copy_(mean.view_as(tensor))
+    total = tokens
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        count = torch.tensor([float(tokens)], device=grads[0].device if grads else "cpu")
+        dist.all_reduce(count)
+        total = int(count.item())
+        by_dtype: dict[torch.dtype, list[tuple[torch.Tensor]]] = {}
+        for grad in grads:
+            by_dtype.setdefault(grad.dtype, []).append((grad,))
+        for rows in by_dtype.values():
+            for (group,) in foreach_groups(rows):
+                flat = torch.cat([t.flatten() for t in group])
+                dist.all_reduce(flat)
+                for grad, summed in zip(group, flat.split([t.numel() for t in group])):
+                    grad.copy_(summed.view_as(grad))
+    if total:
+        torch._foreach_div_(grads, float(total))
+    return total
 
 
 def is_zero3(trainer) -> bool:

@@ -10,9 +10,10 @@ continues training); the starting weights (this rank's part of each trainable pa
 every checkpoint's continual state, so a resumed run interpolates with the same start.
 
 With a LoRA adapter (`use_peft`) the interpolation is of the merged weights, W0 + alpha * B A, not of the two
-factors (which would give alpha * B ((1 - alpha) A0 + alpha A)): from PEFT's zero start (B0 = 0) that is B scaled by
-alpha and A as trained, exactly. An adapter that does not start at zero (another `init_lora_weights`) and DoRA (whose
-magnitude enters the weight non-linearly) are refused at the start of training.
+factors (which would give alpha * B ((1 - alpha) A0 + alpha A)): from PEFT's start, where one factor of each pair is
+zero (B for linear layers, A for embeddings), that is the zero-start factor scaled by alpha and the other as trained,
+exactly. A pair with neither factor at zero (another `init_lora_weights`, a loaded adapter) and DoRA (whose magnitude
+enters the weight non-linearly) are refused at the start of training.
 
 Choosing alpha needs no retraining: `interpolate_models` forms the interpolated model from the two checkpoints, and
 the testbed comparison scores a grid of alphas from one trained model (its `wise_ft` methods).
@@ -27,8 +28,14 @@ from .base import ContinualMethod
 from .sharding import local_trainable_parameters
 
 
-# LoRA's factors as PEFT names them: the down projection A (kept as trained) and the up projection B (interpolated).
-LORA_A, LORA_B = ("lora_A.", "lora_embedding_A."), ("lora_B.", "lora_embedding_B.")
+# LoRA's factor pairs as PEFT names them: the merged weight's delta is their product.
+LORA_PAIRS = (("lora_A.", "lora_B."), ("lora_embedding_A.", "lora_embedding_B."))
+
+
+def lora_pairs(names) -> list[tuple[str, str]]:
+    """(A, B) parameter names of each LoRA factor pair among `names`."""
+    names = set(names)
+    return [(n, n.replace(a, b)) for a, b in LORA_PAIRS for n in sorted(names) if a in n and n.replace(a, b) in names]
 
 
 @dataclass
@@ -87,26 +94,38 @@ class WiSEFT(ContinualMethod):
         self.start = {
             name: local.detach().to("cpu", copy=True) for name, local in local_trainable_parameters(trainer.model)
         }
-        if trainer.continual_resume_checkpoint is None:  # a resumed run's start was checked when it began
-            self._check_lora_start()
+        self._kept = None
+        if trainer.continual_resume_checkpoint is None:  # a resumed run's start is restored later, and was checked
+            self._kept = self._lora_factors_kept_as_trained()
 
-    def _check_lora_start(self) -> None:
+    def _lora_factors_kept_as_trained(self) -> set[str]:
+        """Of each LoRA pair, the factor kept as trained: the partner of the one that starts at zero (whose
+        interpolation with its zero start is alpha times itself). Whether a start is zero is agreed over every rank's
+        part (ZeRO-3 partitions), so every rank decides, or refuses, alike."""
         if any("lora_magnitude_vector" in name for name in self.start):
             raise ValueError(
                 "`wise_ft_alpha` cannot interpolate a DoRA adapter (`use_dora`): its magnitude enters the merged "
                 "weight non-linearly. Use plain LoRA, or score interpolations of merged models offline."
             )
-        for name, start in self.start.items():
-            if any(key in name for key in LORA_B) and start.any():
+        pairs = lora_pairs(self.start)
+        nonzero = torch.tensor([[self.start[a].any(), self.start[b].any()] for a, b in pairs], dtype=torch.uint8)
+        if pairs and torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(nonzero, op=torch.distributed.ReduceOp.MAX)
+        kept = set()
+        for (a, b), (a_nonzero, b_nonzero) in zip(pairs, nonzero.tolist()):
+            if a_nonzero and b_nonzero:
                 raise ValueError(
-                    f"`wise_ft_alpha` with LoRA needs an adapter that starts at zero (lora_B = 0, PEFT's default "
-                    f"`init_lora_weights`), so that alpha * B A interpolates the merged weights; `{name}` does not "
-                    "start at zero (another init, or a loaded adapter)."
+                    f"`wise_ft_alpha` with LoRA needs one factor of each pair to start at zero (PEFT's default "
+                    f"`init_lora_weights`), so that the merged weights can be interpolated; neither `{a}` nor `{b}` "
+                    "does (another init, or a loaded adapter)."
                 )
+            kept.add(a if b_nonzero == 0 else b)
+        return kept
 
     def on_train_end(self, trainer) -> None:
+        kept = self._kept if self._kept is not None else self._lora_factors_kept_as_trained()
         for name, local in local_trainable_parameters(trainer.model):
-            if not any(key in name for key in LORA_A):  # B: alpha * B from B0 = 0; A stays as trained
+            if name not in kept:  # a zero-start LoRA factor becomes alpha times itself
                 interpolate_(local, self.start[name], self.alpha)
 
     def state_dict(self) -> dict:

@@ -7,7 +7,8 @@ goes on), then the optimizer, scheduler and RNG states (every rank's, whole, bef
 `trainer_state.json` last but for the Hub push and the rotation of old checkpoints: a checkpoint without a readable
 `trainer_state.json` was cut off while being written. The weights are any of the layouts the Trainer writes: one
 safetensors or bin file, a sharded safetensors index and its shards, FSDP's sharded state dict (a
-`pytorch_model_fsdp_0/` distributed-checkpoint directory) or its per-rank files. Checks read headers, archive
+`pytorch_model_fsdp_0/` distributed-checkpoint directory) or its per-rank files, or DeepSpeed's own (`latest` and
+its `global_step*/` model states, ZeRO-3 without 16-bit weights). Checks read headers, archive
 directories and file sizes only, never whole weight files, so they take milliseconds whatever the model's size.
 
 A run with continual-learning methods also needs their states: `state_files` (the files the resuming run will read)
@@ -85,7 +86,9 @@ def _safetensors_index_problems(path: str) -> list[str]:
     try:
         with open(path) as handle:
             shards = sorted(set(json.load(handle)["weight_map"].values()))
-    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as error:
+        if not all(isinstance(shard, str) for shard in shards):
+            raise TypeError("its weight_map's values are not file names")
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as error:
         return [f"{os.path.basename(path)} is not a readable safetensors index ({error})"]
     problems = []
     for shard in shards:
@@ -120,11 +123,27 @@ def _distributed_checkpoint_problems(directory: str) -> list[str]:
     return problems
 
 
+def _deepspeed_problems(checkpoint: str) -> list[str]:
+    """DeepSpeed's own layout (ZeRO-3 without `zero3_save_16bit_model`: no consolidated weights): `latest` names a
+    `global_step*` folder whose model-state files must be whole."""
+    try:
+        with open(os.path.join(checkpoint, "latest")) as handle:
+            tag = handle.read().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        return [f"latest cannot be read ({error})"]
+    states = sorted(glob.glob(os.path.join(checkpoint, glob.escape(tag), "*model_states.pt")))
+    if not tag or not states:
+        return [f"latest names {tag!r}, which holds no *model_states.pt"]
+    return [f"{tag}/{problem}" for path in states if (problem := state_file_problem(path))]
+
+
 def _weight_problems(checkpoint: str) -> list[str]:
     weights = [name for name in WEIGHT_FILES if os.path.exists(os.path.join(checkpoint, name))]
     fsdp = sorted({path for pattern in FSDP_WEIGHTS for path in glob.glob(os.path.join(checkpoint, pattern))})
     if not weights and not fsdp:
-        return [f"no model weights ({', '.join(WEIGHT_FILES + FSDP_WEIGHTS)})"]
+        if os.path.exists(os.path.join(checkpoint, "latest")):
+            return _deepspeed_problems(checkpoint)
+        return [f"no model weights ({', '.join(WEIGHT_FILES + FSDP_WEIGHTS)}, or DeepSpeed's `latest`)"]
     problems = []
     for name in weights:
         path = os.path.join(checkpoint, name)

@@ -45,8 +45,9 @@ def resume_checkpoint(training_args, **requirements) -> str | None:
             # Checkpoints of a run without (some of) these methods: starting over would overwrite that run silently.
             raise ValueError(
                 f"{output_dir} holds checkpoints, but none has the states of this run's continual-learning methods: "
-                f"{other}: {'; '.join(checkpoint_problems(other, **requirements))}. They were written by a run with "
-                "other methods; use another `output_dir`, or the methods that run had."
+                f"{other}: {'; '.join(checkpoint_problems(other, **requirements))}. A run with other methods, another "
+                "number of processes or another sharding wrote them; resume as that run did, or use another "
+                "`output_dir`."
             )
         if last is not None:
             logger.info("Checkpoint detected, resuming training at %s.", last)
