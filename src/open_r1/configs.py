@@ -137,6 +137,16 @@ class HubAndLoggingMixin:
     wandb_entity: str | None = field(default=None, metadata={"help": "The entity to store runs under."})
     wandb_project: str | None = field(default=None, metadata={"help": "The project to store runs under."})
     wandb_run_group: str | None = field(default=None, metadata={"help": "The group to store runs under."})
+    nonfinite_steps: str = field(
+        default="stop",
+        metadata={
+            "help": "What a step whose gradient is not finite (NaN or inf, e.g. a diverging learning rate) does: "
+            "`stop` the run before the optimizer step, naming the step (the checkpoints written so far are the "
+            "newest finite ones), or `skip` the step (no parameter or optimizer moment moves; counted in "
+            "`nonfinite/skipped_steps`). Under DeepSpeed the loss is checked (`stop` only). Non-finite weights are "
+            "never written, whatever this says."
+        },
+    )
     resume_fallback: bool = field(
         default=False,
         metadata={
@@ -152,6 +162,8 @@ def check_training_values(args) -> None:
     for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
         if getattr(args, key) < 1:
             raise ValueError(f"`{key}` must be >= 1, got {getattr(args, key)}.")
+    if getattr(args, "nonfinite_steps", "stop") not in ("stop", "skip"):
+        raise ValueError(f"`nonfinite_steps` must be `stop` or `skip`, got {args.nonfinite_steps!r}.")
     if args.learning_rate < 0:
         raise ValueError(f"`learning_rate` must be >= 0, got {args.learning_rate}.")
     for key in ("max_length", "max_completion_length"):

@@ -35,6 +35,7 @@ parsed arguments, which shardings it cannot run under, and implements the hooks 
 
 import contextlib
 import json
+import logging
 import os
 from collections import defaultdict
 
@@ -47,7 +48,10 @@ from ..utils.checkpoints import (
     rotate_complete_checkpoints,
     state_file_problem,
 )
-from .sharding import is_sharded, is_zero3
+from .sharding import is_sharded, is_zero3, local_grad, local_tensor
+
+
+logger = logging.getLogger(__name__)
 
 
 STATE_FILE = "continual_state.pt"
@@ -210,6 +214,11 @@ class _MethodsCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         trainer = self.trainer
         check_sharding(trainer.continual_methods, sharding_of(trainer))  # the entry points check the launch earlier
+        if trainer.is_deepspeed_enabled and args.nonfinite_steps == "skip":
+            raise ValueError(
+                "`nonfinite_steps: skip` does not run under DeepSpeed (its engine steps inside the "
+                "backward); use `stop`."
+            )
         trainer.install_after_backward()
         for method in trainer.continual_methods:
             method.setup(trainer)
@@ -244,16 +253,21 @@ class ContinualTrainerMixin:
 
     def install_after_backward(self) -> None:
         """The one place the backward is wrapped: after it (and its data-parallel reduction), on the micro-batch that
-        synchronises, every method's `after_backward` runs, before the Trainer clips and steps. Only when some method
-        has the hook and the backend allows it; once, however often `train` is called."""
+        synchronises, every method's `after_backward` runs, then the gradient is checked to be finite
+        (`nonfinite_steps`), before the Trainer clips and steps. Where the backend allows it (not under DeepSpeed
+        ZeRO-1/2, whose loss `compute_loss` checks instead); once, however often `train` is called."""
         methods = [m for m in self.continual_methods if _overrides(m, "after_backward")]
-        if not methods or self._after_backward_installed or not after_backward_available(self):
+        # With fp16's loss scaler an inf gradient is routine: the scaler skips that step and lowers its scale.
+        check = not self.is_deepspeed_enabled and self.accelerator.scaler is None
+        if self._after_backward_installed or not after_backward_available(self) or not (methods or check):
             return
         self._after_backward_installed = True
 
         def after_backward(grad_scale: float) -> None:
             for method in methods:
                 method.after_backward(self, grad_scale)
+            if check:
+                self._handle_nonfinite_gradient()
 
         if is_zero3(self):
             # accelerate's DeepSpeedEngineWrapper.backward runs the engine's step right after its backward: this is
@@ -293,6 +307,38 @@ class ContinualTrainerMixin:
             "state_keys": [method.name for method in self.continual_methods],
         }
 
+    def _handle_nonfinite_gradient(self) -> None:
+        """Stop before the optimizer step, or skip it, when this step's gradient holds a NaN or an inf (agreed over
+        ranks when gradients are sharded)."""
+        grads = [grad for p in self.model.parameters() if (grad := local_grad(p)) is not None]
+        finite = torch.stack([g.isfinite().all() for g in grads]).all() if grads else torch.tensor(True)
+        if is_sharded(self):
+            finite = finite.to(self.args.device, torch.float32)
+            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
+        if bool(finite):
+            return
+        step = self.state.global_step + 1
+        if self.args.nonfinite_steps == "skip":
+            for param in self.model.parameters():
+                param.grad = None  # the optimizer leaves a parameter without a gradient as it is
+            self._nonfinite_skipped = getattr(self, "_nonfinite_skipped", 0) + 1
+            logger.warning("Step %d: the gradient is not finite; skipped (nonfinite_steps: skip).", step)
+            return
+        raise FloatingPointError(
+            f"Step {step}: the gradient is not finite (NaN or inf); stopped before the optimizer step, so no "
+            f"non-finite weight was written (the newest checkpoint in {self.args.output_dir} is the last finite one). "
+            f"Lower `learning_rate` (now {self.args.learning_rate}), or set `nonfinite_steps: skip` to skip such steps."
+        )
+
+    def _check_finite_weights(self, output_dir: str) -> None:
+        """Never write a model with a NaN or inf (what a step under DeepSpeed or a method's own update could leave)."""
+        bad = [name for name, p in self.model.named_parameters() if not local_tensor(p).isfinite().all()]
+        if bad:
+            raise FloatingPointError(
+                f"Not writing {output_dir}: the weights are not finite ({len(bad)} tensors, e.g. `{bad[0]}`). The "
+                f"newest checkpoint in {self.args.output_dir} is the last finite one; lower `learning_rate`."
+            )
+
     def train(self, resume_from_checkpoint=None, **kwargs):
         if resume_from_checkpoint is True:
             resume_from_checkpoint = newest_complete_checkpoint(self.args.output_dir, **self.checkpoint_requirements())
@@ -316,6 +362,7 @@ class ContinualTrainerMixin:
             return super().evaluate(*args, **kwargs)
 
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        self._check_finite_weights(output_dir or self.args.output_dir)
         super().save_model(output_dir, _internal_call)
         if _internal_call and output_dir is not None and os.path.basename(output_dir).startswith("checkpoint-"):
             # A checkpoint: the Trainer writes its optimizer, scheduler and RNG states and `trainer_state.json` next,
@@ -423,6 +470,11 @@ class ContinualTrainerMixin:
             if handle is not None:
                 handle.remove()
         loss, outputs = result if return_outputs else (result, None)
+        if self.is_deepspeed_enabled and not torch.isfinite(loss.detach()).all():  # its engine steps inside backward
+            raise FloatingPointError(
+                f"Step {self.state.global_step + 1}: the loss is not finite ({loss.item()}); stopped before the "
+                f"backward, so no non-finite weight was written. Lower `learning_rate` (now {self.args.learning_rate})."
+            )
         scale = self._once_per_step_scale(num_items_in_batch)
         for method in self.continual_methods:
             term = method.loss_term(self, model, inputs, captured.get("hidden"))
@@ -444,6 +496,8 @@ class ContinualTrainerMixin:
         return 1.0 / self.current_gradient_accumulation_steps if scaled else 1.0
 
     def log(self, logs: dict, *args, **kwargs):
+        if "loss" in logs and getattr(self, "_nonfinite_skipped", 0):
+            logs["nonfinite/skipped_steps"] = self._nonfinite_skipped
         if "loss" in logs:  # a training log; evaluation logs carry eval_loss
             for method in self.continual_methods:
                 logs.update({f"{method.name}/{key}": value for key, value in method.metrics().items()})
