@@ -238,3 +238,48 @@ def test_a_diverging_run_never_writes_non_finite_weights(world, tmp_path, mode):
         assert _all_finite(out / "model.safetensors")
         history = json.loads((out / "trainer_state.json").read_text())["log_history"]
         assert max(e.get("nonfinite/skipped_steps", 0) for e in history) >= 1
+
+
+def test_a_second_run_on_a_busy_output_dir_stops_naming_the_first(world, tmp_path):
+    """Two runs started on one `output_dir`: the second stops before loading anything, naming the first run's host
+    and pid, and the first is not disturbed (both exited 0 and every file was the second's). A folder that is a file
+    is named too (#31 item 2)."""
+    out = tmp_path / "out"
+    recipe = (REPO / SFT_RECIPE).read_text()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    (tmp_path / "first").mkdir()
+    (tmp_path / "first" / "recipe.yaml").write_text(recipe)
+    first = subprocess.Popen(
+        [
+            sys.executable,
+            "src/open_r1/sft.py",
+            "--config",
+            str(tmp_path / "first" / "recipe.yaml"),
+            *world_args(world, out),
+            "--max_steps",
+            "100000",
+            "--save_strategy",
+            "no",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.time() + 30  # the first run holds the folder within seconds (or, unheld, is training)
+        while (
+            not ((out / "_open_r1.lock").exists() and (out / "_open_r1.lock").read_text()) and time.time() < deadline
+        ):
+            assert first.poll() is None, "the first run stopped"
+            time.sleep(0.2)
+        second = _sft_cli(world, recipe, tmp_path, "--output_dir", str(out), "--max_steps", "2")
+        assert second.returncode != 0, second.stderr[-2000:]
+        assert f"pid {first.pid}" in second.stderr and "is in use by another run (host " in second.stderr
+        assert "Loading weights" not in second.stderr and first.poll() is None
+    finally:
+        first.kill()
+        first.wait()
+    (tmp_path / "file").write_text("")
+    result = _sft_cli(world, recipe, tmp_path, "--output_dir", str(tmp_path / "file"), "--max_steps", "2")
+    assert result.returncode != 0 and "is a file, not a folder" in result.stderr

@@ -1,8 +1,11 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """What every entry point does around training: logging set-up and finding the checkpoint to resume from."""
 
+import datetime
+import fcntl
 import logging
 import os
+import socket
 import sys
 
 import datasets
@@ -12,6 +15,10 @@ from .checkpoints import checkpoint_problems, newest_complete_checkpoint
 
 
 logger = logging.getLogger(__name__)
+
+LOCK_FILE = "_open_r1.lock"  # "_*" files stay out of the Trainer's Hub pushes
+# The locks this process holds, by output_dir: held until it exits (the kernel drops them then, even on a kill).
+_held_locks: dict[str, object] = {}
 
 
 def setup_logging(training_args, entry_logger: logging.Logger) -> None:
@@ -28,6 +35,42 @@ def setup_logging(training_args, entry_logger: logging.Logger) -> None:
     transformers.utils.logging.set_verbosity(log_level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
+
+
+def hold_output_dir(training_args) -> None:
+    """Make sure `output_dir` can be written, and hold it for this run: two runs on one folder wrote each other's
+    files and both exited 0. The main process takes an exclusive lock on `output_dir/_open_r1.lock` (written with
+    its host, pid and start time) for as long as it lives; a second run stops naming the first. A lock dies with its
+    process, so a killed run never blocks its restart. Called by the entry points before any data or model loads."""
+    output_dir = os.path.abspath(training_args.output_dir)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"`output_dir`: {output_dir} is a file, not a folder.")
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"`output_dir`: {output_dir} cannot be made ({error.strerror}).") from error
+    if not os.access(output_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"`output_dir`: {output_dir} is not writable by this user.")
+    if training_args.process_index != 0 or output_dir in _held_locks:
+        return
+    handle = open(os.path.join(output_dir, LOCK_FILE), "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "a process that has not written its name yet"
+        handle.close()
+        raise RuntimeError(
+            f"`output_dir` {output_dir} is in use by another run ({holder}): two runs in one folder overwrite each "
+            "other's checkpoints. Wait for it, stop it, or use another `output_dir`."
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(
+        f"host {socket.gethostname()}, pid {os.getpid()}, since {datetime.datetime.now():%Y-%m-%d %H:%M:%S}\n"
+    )
+    handle.flush()
+    _held_locks[output_dir] = handle
 
 
 def resume_checkpoint(training_args, **requirements) -> str | None:
