@@ -283,3 +283,27 @@ def test_a_second_run_on_a_busy_output_dir_stops_naming_the_first(world, tmp_pat
     (tmp_path / "file").write_text("")
     result = _sft_cli(world, recipe, tmp_path, "--output_dir", str(tmp_path / "file"), "--max_steps", "2")
     assert result.returncode != 0 and "is a file, not a folder" in result.stderr
+
+
+def test_a_resume_with_another_recipe_stops_naming_each_difference(world, tmp_path):
+    """A restart whose recipe is not the checkpoint's run stops before the model loads, naming each key that differs:
+    another learning rate (every new step logged the old rate while training_args.bin recorded the new one), another
+    same-shape model (it continued the old run's checkpoint, exit 0), a method added. Training longer goes on (#31
+    item 3)."""
+    recipe = (REPO / SFT_RECIPE).read_text()
+    out = tmp_path / "out"
+    first = ("--output_dir", str(out), "--max_steps", "2", "--save_strategy", "steps", "--save_steps", "2")
+    assert _sft_cli(world, recipe, tmp_path, *first).returncode == 0
+    other_model = tmp_path / "other_model"
+    __import__("shutil").copytree(world.base_model, other_model)
+    for change, named in (
+        (("--learning_rate", "1e-5"), "`learning_rate`: 0.001 in the checkpoint, 1e-05 now"),
+        (("--model_name_or_path", str(other_model)), "`model_name_or_path`: "),
+        (("--use_ema", "true"), "`use_ema`: False in the checkpoint, True now"),
+    ):
+        result = _sft_cli(world, recipe, tmp_path, *first, *change)
+        assert result.returncode != 0 and "a run with another recipe" in result.stderr, result.stderr[-2000:]
+        assert named in result.stderr and "Loading weights" not in result.stderr
+    longer = _sft_cli(world, recipe, tmp_path, *first[:2], "--max_steps", "4", *first[4:])
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4

@@ -43,7 +43,9 @@ import torch
 from transformers import TrainerCallback
 
 from ..utils.checkpoints import (
+    RECIPE_FILE,
     atomic_torch_save,
+    atomic_write_text,
     newest_complete_checkpoint,
     rotate_complete_checkpoints,
     state_file_problem,
@@ -239,6 +241,7 @@ class ContinualTrainerMixin:
 
     continual_methods: list
     continual_resume_checkpoint: str | None  # the checkpoint this run resumes from (methods skip what it restores)
+    run_recipe: dict | None
 
     def init_continual(self, methods: list) -> None:
         names = [method.name for method in methods]
@@ -246,6 +249,7 @@ class ContinualTrainerMixin:
             raise ValueError(f"Each continual-learning method can be enabled once, got {names}.")
         self.continual_methods = methods
         self.continual_resume_checkpoint = None
+        self.run_recipe = None  # the parsed recipe, recorded in every checkpoint (see utils.run_utils.recipe_record)
         self._after_backward_installed = False
         for method in methods:
             method.on_trainer_init(self)
@@ -373,7 +377,10 @@ class ContinualTrainerMixin:
 
     def _save_checkpoint_state(self, checkpoint: str) -> None:
         """The methods' states (and SFT's token count) into the checkpoint, atomically, every rank's before any rank
-        goes on: a kill before this returns leaves the checkpoint without `trainer_state.json`, i.e. incomplete."""
+        goes on: a kill before this returns leaves the checkpoint without `trainer_state.json`, i.e. incomplete. The
+        run's recipe (`run_recipe`, set by the entry points) beside them, for a resume to be compared with."""
+        if self.run_recipe is not None and self.args.process_index == 0:
+            atomic_write_text(json.dumps(self.run_recipe, indent=1), os.path.join(checkpoint, RECIPE_FILE))
         sharded = is_sharded(self)
         if sharded or self.args.process_index == 0:
             states = {method.name: method.state_dict() for method in self.continual_methods}

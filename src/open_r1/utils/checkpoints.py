@@ -32,6 +32,8 @@ import torch
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
+# The recipe of the run that wrote a checkpoint (see utils.run_utils.check_resume_matches).
+RECIPE_FILE = "open_r1_recipe.json"
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "adapter_model.safetensors")
 # FSDP's own layouts (accelerate's `save_fsdp_model`): SHARDED_STATE_DICT, a distributed-checkpoint directory per model;
 # LOCAL_STATE_DICT, one torch.save file per rank; FULL_STATE_DICT, one torch.save file.
@@ -46,6 +48,18 @@ def atomic_torch_save(obj, path: str) -> None:
     os.close(handle)
     try:
         torch.save(obj, temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
+def atomic_write_text(text: str, path: str) -> None:
+    """`text` into `path` through a temporary file and a rename, as `atomic_torch_save`."""
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-", suffix=".txt")
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

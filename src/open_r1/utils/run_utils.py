@@ -1,8 +1,10 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """What every entry point does around training: logging set-up and finding the checkpoint to resume from."""
 
+import dataclasses
 import datetime
 import fcntl
+import json
 import logging
 import os
 import socket
@@ -11,7 +13,7 @@ import sys
 import datasets
 import transformers
 
-from .checkpoints import checkpoint_problems, newest_complete_checkpoint
+from .checkpoints import RECIPE_FILE, checkpoint_problems, newest_complete_checkpoint
 
 
 logger = logging.getLogger(__name__)
@@ -112,6 +114,57 @@ def resume_checkpoint(training_args, **requirements) -> str | None:
         else "no earlier checkpoint is complete"
     )
     raise ValueError(f"`resume_from_checkpoint`: {named} cannot be resumed from: {'; '.join(problems)}; {hint}.")
+
+
+# Keys a resume may change: how long to train, how to log, save, evaluate and push, and how the job is launched.
+RESUMABLE_KEYS = {
+    "max_steps", "num_train_epochs", "output_dir", "report_to", "run_name", "disable_tqdm", "push_to_hub",
+    "resume_from_checkpoint", "resume_fallback", "benchmarks", "callbacks", "use_cpu", "local_rank", "deepspeed",
+    "nonfinite_steps", "per_device_eval_batch_size", "project", "trackio_space_id", "skip_memory_metrics",
+}  # fmt: skip
+RESUMABLE_PREFIXES = ("logging_", "log_", "save_", "eval_", "hub_", "wandb_", "dataloader_", "ddp_", "fsdp")
+LOCAL_PATH_KEYS = ("model_name_or_path", "dataset_name", "retain_dataset_id")
+
+
+def recipe_record(*parsed) -> dict:
+    """The parsed recipe (script, training and model arguments) as one JSON-safe mapping of key to value, local paths
+    made absolute: what each checkpoint records, so that a resume can be compared with the run that wrote it."""
+    record = {}
+    for args in parsed:
+        values = args.to_dict() if hasattr(args, "to_dict") else dataclasses.asdict(args)
+        record.update(json.loads(json.dumps(values, default=str)))
+    for key in LOCAL_PATH_KEYS:
+        if isinstance(record.get(key), str) and os.path.exists(record[key]):
+            record[key] = os.path.realpath(record[key])
+    return record
+
+
+def check_resume_matches(checkpoint: str | None, record: dict) -> None:
+    """Stop, before the model loads, when the recipe resuming `checkpoint` is not the run that wrote it: every key
+    outside `RESUMABLE_KEYS` / `RESUMABLE_PREFIXES` must be as the checkpoint recorded it. The learning rate too: a
+    resume continues the checkpoint's optimizer and schedule, so a new rate would be logged and saved but not used."""
+    if checkpoint is None:
+        return
+    path = os.path.join(checkpoint, RECIPE_FILE)
+    if not os.path.exists(path):
+        logger.warning("%s records no recipe (written before they were recorded): not compared.", checkpoint)
+        return
+    with open(path) as handle:
+        recorded = json.load(handle)
+    changed = [
+        f"`{key}`: {recorded.get(key)!r} in the checkpoint, {record.get(key)!r} now"
+        for key in sorted(set(recorded) | set(record))
+        if key not in RESUMABLE_KEYS
+        and not key.startswith(RESUMABLE_PREFIXES)
+        and recorded.get(key) != record.get(key)
+    ]
+    if changed:
+        raise ValueError(
+            f"Resuming from {checkpoint}, a run with another recipe: {'; '.join(changed)}. A resume continues that run "
+            "(its weights, optimizer, schedule and method states); only how long to train and how to log, save, "
+            "evaluate and launch may change. To train on from it with other settings, start a new `output_dir` with "
+            f"`model_name_or_path: {checkpoint}`."
+        )
 
 
 def train_and_save(trainer, script_args, training_args, eval_dataset=None) -> None:
