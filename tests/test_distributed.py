@@ -19,10 +19,11 @@ import subprocess
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from open_r1.continual import METHODS
 
-from .conftest import REPO, accelerate_cmd, run_cli, world_args
+from .conftest import REPO, accelerate_cmd, world_args
 
 
 FULL_MATRIX = os.environ.get("OPEN_R1_FULL_MATRIX") == "1"
@@ -87,12 +88,21 @@ def _run(world, method, out, launch, *extra, kill_at=None, check=True):
         *("--save_strategy", "steps", "--save_steps", "2", "--save_total_limit", "2", "--disable_tqdm", "true"),
         *extra,
     ]
-    if kill_at is None:
-        return run_cli(command)
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OPEN_R1_KILL_AT": kill_at}
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), **({"OPEN_R1_KILL_AT": kill_at} if kill_at else {})}
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode != 0, "the run was to be killed"
+    if kill_at is not None:
+        assert result.returncode != 0, "the run was to be killed"
+    elif result.returncode != 0 and not _aborted_after_its_work(result, out):
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-8000:]}")
     return result
+
+
+def _aborted_after_its_work(result, out) -> bool:
+    """DeepSpeed's CPU shared-memory collectives (built on CPU machines only) sometimes abort a rank as the process
+    exits ("terminate called without an active exception", 1 to 3 of about 15 ZeRO-3 runs here), after the final
+    model and every rank's dump are written: the outputs are then checked as usual. Any other failure fails."""
+    written = (out / "model.safetensors").exists() and all((out / f"rank{r}_state.pt").exists() for r in (0, 1))
+    return "terminate called without an active exception" in result.stderr and written
 
 
 def _base_weights(world, tmp_path):
@@ -141,10 +151,12 @@ def test_method_is_correct_on_two_processes(world, tmp_path, method, sharding):
             "8",
             *GLOBAL_RETAIN_BATCH.get(method, ()),
         )
-        reference = torch.load(single / "rank0_weights.pt")
+        # The saved models, what a user gets (under ZeRO-3, gathered from the partitions: a test's own gather of the
+        # module sees small "persistent" parameters as the last step left them, before the EMA or WiSE-FT acted).
         # ZeRO reduces in another order than one process sums: float noise of a few 1e-6 here.
         atol = 1e-6 if sharding == "DDP" else 1e-5
-        _assert_same(w0, reference, atol, f"{method} under {sharding} vs one process at the global batch")
+        saved, reference = (load_file(run / "model.safetensors") for run in (full, single))
+        _assert_same(saved, reference, atol, f"{method} under {sharding} vs one process at the global batch")
 
     # Rank 1 dies inside the step-4 checkpoint's save; the restart resumes from checkpoint-2.
     killed_run = _run(world, method, killed, launch, *extra, kill_at="rng@4")
@@ -153,6 +165,8 @@ def test_method_is_correct_on_two_processes(world, tmp_path, method, sharding):
     )
     restart = _run(world, method, killed, launch, *extra)
     assert f"Skipping incomplete checkpoint {killed / 'checkpoint-4'}" in restart.stdout + restart.stderr
+    saved, reference = (load_file(run / "model.safetensors") for run in (killed, full))
+    _assert_same(saved, reference, 1e-6, f"{method} under {sharding}, the resumed run's saved model")
     for rank, (weights, state) in enumerate(_ranks(killed)):
         reference_weights, reference_state = _ranks(full)[rank]
         _assert_same(weights, reference_weights, 1e-6, f"{method} under {sharding}, rank {rank}, resumed")
