@@ -307,3 +307,40 @@ def test_a_resume_with_another_recipe_stops_naming_each_difference(world, tmp_pa
     longer = _sft_cli(world, recipe, tmp_path, *first[:2], "--max_steps", "4", *first[4:])
     assert longer.returncode == 0, longer.stderr[-3000:]
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
+
+
+def test_a_replay_whose_rows_are_all_cut_away_stops_and_survivors_are_counted(world, tmp_path, caplog):
+    """Retain chats whose prompt fills `max_length` lose every labelled token, and TRL drops them: with `replay_ratio
+    0.2` the run trained on update rows alone, silently. Now the survivors of each source are logged, and a replay
+    with none left stops naming `replay_ratio` and `max_length` (#31 item 5)."""
+
+    def chats(prompts, path):
+        turns = [
+            [{"role": "user", "content": f"{p} {i}"}, {"role": "assistant", "content": "No."}]
+            for i, p in enumerate(prompts)
+        ]
+        Dataset.from_dict({"messages": turns}).save_to_disk(str(path))
+        return str(path)
+
+    def run(retain):
+        cli = ["--config", SFT_RECIPE, *world_args(world, tmp_path / "out"), "--retain_dataset_id", retain]
+        cli += ["--replay_ratio", "0.2", "--max_length", "64", "--max_steps", "1", "--save_strategy", "no"]
+        sft.main(*TrlParser((ScriptArguments, SFTConfig, ModelConfig)).parse_args_and_config(cli))
+
+    long = " ".join(["please"] * 400)
+    with pytest.raises(
+        ValueError, match=r"`replay_ratio`: none of the 120 replayed retain rows survives.*`max_length` 64"
+    ):
+        run(chats([long] * 150, tmp_path / "long"))
+    run(chats([long, "hi"] * 75, tmp_path / "half"))  # about half the replayed rows survive: a warning says how many
+    survived = re.findall(r"after tokenisation: \d+ of 480 update rows, (\d+) of 120 replayed retain", caplog.text)
+    assert len(survived) == 2 and 0 < int(survived[-1]) < 120
+
+
+def test_every_row_cut_away_by_max_length_is_named(world, tmp_path):
+    """`max_length` shorter than every prompt: TRL drops every row, and the run died in the sampler with
+    `num_samples should be a positive integer value, but got num_samples=0`."""
+    cli = ["--config", SFT_RECIPE, *world_args(world, tmp_path / "out"), "--max_length", "4", "--max_steps", "1"]
+    args = TrlParser((ScriptArguments, SFTConfig, ModelConfig)).parse_args_and_config(cli)
+    with pytest.raises(ValueError, match=r"No training row has a labelled token within `max_length` 4 .*all 600 were"):
+        sft.main(*args)

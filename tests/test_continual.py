@@ -396,7 +396,7 @@ def test_replay_mixes_on_messages_with_the_retain_rows_formatted_as_the_update_r
     loaded = get_retain_dataset(args)
     assert all(row["messages"][0] == {"role": "system", "content": "Be safe."} for row in loaded)
     mixed = mix_replay(update, loaded, 0.25, seed=0)
-    assert mixed.column_names == ["messages"] and len(mixed) == 20
+    assert mixed.column_names == ["messages", "replayed"] and len(mixed) == 20 and sum(mixed["replayed"]) == 5
     assert sum(row["messages"][0]["role"] == "system" for row in mixed) == 5
     with pytest.raises(ValueError, match="`messages`.*retain"):
         mix_replay(update, retain.remove_columns("messages"), 0.25, seed=0)

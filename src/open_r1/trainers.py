@@ -35,6 +35,11 @@ class ContinualSFTTrainer(ContinualTrainerMixin, SFTTrainer):
         for method in methods:  # before TRL tokenises it: e.g. replay mixes retain rows in
             train_dataset = method.prepare_train_dataset(train_dataset)
         super().__init__(model=model, args=args, train_dataset=train_dataset, **kwargs)
+        if train_dataset is not None and hasattr(self.train_dataset, "__len__") and len(self.train_dataset) == 0:
+            raise ValueError(
+                f"No training row has a labelled token within `max_length` {args.max_length} (TRL drops such rows; "
+                f"all {len(train_dataset)} were): raise `max_length`, or check `truncation_mode`."
+            )
         attach_continual(self, methods)
 
 

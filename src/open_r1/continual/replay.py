@@ -68,6 +68,10 @@ class ReplayConfig:
             raise ValueError("`replay_ratio` > 0 needs `retain_dataset_id`.")
 
 
+# The column that tells replayed retain rows from update rows, so that what survives tokenisation can be counted.
+REPLAYED = "replayed"
+
+
 def mix_replay(
     update: Dataset,
     retain: Dataset,
@@ -97,6 +101,8 @@ def mix_replay(
     else:
         replayed = _balanced(retain, n_retain, harmful_fraction, harm_column, seed)
     logger.info("Replay (%s): %d update rows + %d retain rows", mode, len(kept), n_retain)
+    kept = kept.add_column(REPLAYED, [False] * len(kept))
+    replayed = replayed.add_column(REPLAYED, [True] * len(replayed))
     return concatenate_datasets([kept, replayed.cast(kept.features)]).shuffle(seed=seed)
 
 
@@ -143,4 +149,31 @@ class Replay(ContinualMethod):
         self.retain, self.mix_options = retain, mix_options
 
     def prepare_train_dataset(self, dataset: Dataset) -> Dataset:
-        return mix_replay(dataset, self.retain, **self.mix_options)
+        self.mixed = mix_replay(dataset, self.retain, **self.mix_options)
+        return self.mixed
+
+    def on_trainer_init(self, trainer) -> None:
+        """How many rows of each source survive tokenisation (TRL drops rows that `max_length` cuts to no labelled
+        token): logged, and a replay that lost every row stops the run (it trained on update rows alone)."""
+        data = trainer.train_dataset
+        if REPLAYED not in (getattr(data, "column_names", None) or []):  # packed: rows are no longer rows
+            return
+        before = sum(self.mixed[REPLAYED])
+        replayed = sum(data[REPLAYED])
+        update, update_before = len(data) - replayed, len(self.mixed) - before
+        # A warning when rows were dropped: the mix the recipe asked for is not the one trained on.
+        logger.log(
+            logging.WARNING if (replayed, update) != (before, update_before) else logging.INFO,
+            "Replay after tokenisation: %d of %d update rows, %d of %d replayed retain rows (max_length %s)",
+            update,
+            update_before,
+            replayed,
+            before,
+            trainer.args.max_length,
+        )
+        if replayed == 0:
+            raise ValueError(
+                f"`replay_ratio`: none of the {before} replayed retain rows survives tokenisation: each has no "
+                f"labelled token within `max_length` {trainer.args.max_length} (TRL drops such rows). Raise "
+                "`max_length`, or replay shorter retain chats."
+            )
