@@ -37,19 +37,37 @@ def extract_code(completion: str, language: str | None = "python") -> str:
     return blocks[-1] if blocks else ""
 
 
+def has_code_format(text: str, language: str) -> bool:
+    """Whether `text` matches Open R1's code format, the regex
+    `^<think>\\n.*?\\n</think>\\n<answer>\\n.*?```LANG.*?```.*?\\n</answer>$` (DOTALL, MULTILINE), decided in
+    linear time: the regex's nested lazy gaps backtrack (43 s on a 6 KB completion). Each piece is taken at its first
+    place after the one before, which leaves the most room for the rest, and any closing `\\n</answer>` at the end of
+    a line will do."""
+    opening, thought_end, fence = "<think>\n", "\n</think>\n<answer>\n", f"```{language}"
+    if not text.startswith(opening):
+        return False
+    positions = [len(opening)]
+    for piece, skip in ((thought_end, len(thought_end)), (fence, len(fence)), ("```", 3)):
+        found = text.find(piece, positions[-1])
+        if found < 0:
+            return False
+        positions.append(found + skip)
+    closing = text.find("\n</answer>", positions[-1])
+    while closing >= 0:
+        end = closing + len("\n</answer>")
+        if end == len(text) or text[end] == "\n":
+            return True
+        closing = text.find("\n</answer>", closing + 1)
+    return False
+
+
 def get_code_format_reward(language: str = "python"):
     """Open R1's code format reward; a `language` dataset column overrides `language` per row."""
 
     def code_format_reward(completions, **kwargs) -> list[float]:
         languages = kwargs.get("language") or [language] * len(completions)
         return [
-            1.0
-            if re.match(
-                rf"^<think>\n.*?\n</think>\n<answer>\n.*?```{re.escape(lang)}.*?```.*?\n</answer>$",
-                completion_text(completion),
-                re.DOTALL | re.MULTILINE,
-            )
-            else 0.0
+            float(has_code_format(completion_text(completion), lang))
             for completion, lang in zip(completions, languages)
         ]
 
