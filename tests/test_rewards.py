@@ -38,6 +38,9 @@ def test_accuracy_reward_exact_values():
 def test_unparseable_gold_scores_none_and_is_logged(caplog):
     """A gold answer that does not parse scores None (TRL then leaves the completion out of the advantages), never 0
     (a failure the model would be trained away from) nor 1 (review item 7)."""
+    from open_r1.rewards import _gold
+
+    _gold.cache_clear()  # logged once per gold: this test's own
     cosine = get_cosine_scaled_reward()
     with caplog.at_level("WARNING"):
         assert accuracy_reward([chat(GOOD)], ["\\unparseable{"]) == [None]
@@ -150,3 +153,41 @@ def test_group_pass_at_k_on_a_crafted_batch():
     assert result[1] == pytest.approx((0.25 + 0.5) / 2)
     assert result[2] == pytest.approx((0.5 + (1 - 1 / 6)) / 2)  # 1 - C(3,2)/C(4,2); 1 - C(2,2)/C(4,2)
     assert result[4] == 1.0
+
+
+def test_accuracy_is_right_off_the_main_thread_none_on_timeout_and_parses_each_gold_once(monkeypatch):
+    """math-verify's timeouts are `signal.alarm`, main thread only: from a worker thread every completion scored None
+    ("gold does not parse"). A check that runs out of time scored 0.0 ("Timeout during comparison"), where the rule is
+    None. The gold was parsed again for every completion. (#31 item 7)"""
+    import threading
+
+    import open_r1.utils.math_grading as grading
+    from open_r1.rewards import _gold
+
+    _gold.cache_clear()
+    grading.parse_gold.cache_clear()
+    parses = []
+    monkeypatch.setattr(grading, "_parse_gold", lambda *args: parses.append(args) or grading.parse(args[0]))
+    completions = [chat(GOOD), chat("<think>\nx\n</think>\n\\boxed{8}")] * 4
+    assert accuracy_reward(completions, ["7"] * 8) == [1.0, 0.0] * 4
+    assert len(parses) == 1
+    monkeypatch.undo()  # the worker process below takes the module's own functions
+
+    results = {}
+    worker = threading.Thread(target=lambda: results.update(r=accuracy_reward(completions[:2], ["$7$", "$7$"])))
+    worker.start()
+    worker.join(120)
+    assert results["r"] == [1.0, 0.0]
+
+    monkeypatch.setattr(grading, "TIMEOUT_SECONDS", 1)
+    huge = "\\boxed{7^{1000000000}}"
+    undecidable = ([chat(f"<think>\nx\n</think>\n{huge}")], ["7^{1000000000}"])
+    assert accuracy_reward(*undecidable) == [None]
+    worker = threading.Thread(target=lambda: results.update(r=accuracy_reward(*undecidable)))  # its process killed
+    worker.start()
+    worker.join(120)
+    assert results["r"] == [None]
+    worker = threading.Thread(target=lambda: results.update(r=accuracy_reward(completions[:2], ["7", "7"])))
+    worker.start()
+    worker.join(120)
+    assert results["r"] == [1.0, 0.0]  # a new worker process takes the next check

@@ -19,7 +19,7 @@ import math
 import re
 
 from .utils.import_utils import import_callable
-from .utils.math_grading import boxed_answer_is_correct, parse_gold
+from .utils.math_grading import GradingTimeout, boxed_answer_is_correct, parse_gold
 
 
 logger = logging.getLogger(__name__)
@@ -40,42 +40,34 @@ def completion_text(completion) -> str:
     return completion.encode("utf-8", errors="replace").decode("utf-8")
 
 
-def never_raises(default: float):
-    """Decorator: a reward that fails on one completion gives it `default` instead of failing the step."""
-
-    def wrap(score_one):
-        @functools.wraps(score_one)
-        def safe(*args, **kwargs):
-            try:
-                return float(score_one(*args, **kwargs))
-            except Exception as error:  # noqa: BLE001 - a reward must not stop training
-                logger.warning(
-                    "%s failed (%s: %s); scoring %s", score_one.__name__, type(error).__name__, error, default
-                )
-                return default
-
-        return safe
-
-    return wrap
-
-
-@never_raises(0.0)
-def _is_correct(text: str, gold: list) -> float:
-    return float(boxed_answer_is_correct(text[-MAX_PARSE_CHARS:], gold))
+@functools.lru_cache(maxsize=4096)
+def _gold(solution: str) -> tuple | None:
+    """The parsed gold answer, or None (logged once per gold) when it does not parse in time."""
+    try:
+        gold = parse_gold(solution)
+    except Exception as error:  # noqa: BLE001 - a reward must not stop training
+        logger.warning("accuracy_reward: parsing gold answer %.200r failed (%s); scoring None", solution, error)
+        return None
+    if not gold:
+        logger.warning("accuracy_reward: gold answer %.200r does not parse; scoring None (left out)", solution)
+        return None
+    return gold
 
 
 def _accuracy_one(text: str, solution: str) -> float | None:
-    """1.0 or 0.0, or None when the gold answer does not parse: such a completion can be judged neither right (the
-    bug Open R1 fixed in PR 566) nor wrong, so TRL leaves it out of the advantages and pass@k leaves its prompt out."""
-    try:
-        gold = parse_gold(str(solution))
-    except Exception as error:  # noqa: BLE001 - a reward must not stop training
-        logger.warning("accuracy_reward: parsing gold answer %r failed (%s)", solution, error)
-        gold = []
-    if not gold:
-        logger.warning("accuracy_reward: gold answer %r does not parse; scoring None (left out)", solution)
+    """1.0 or 0.0, or None when the gold answer does not parse or the check runs out of time: such a completion can
+    be judged neither right (the bug Open R1 fixed in PR 566) nor wrong, so TRL leaves it out of the advantages and
+    pass@k leaves its prompt out."""
+    gold = _gold(str(solution))
+    if gold is None:
         return None
-    return _is_correct(text, gold)
+    try:
+        return float(boxed_answer_is_correct(text[-MAX_PARSE_CHARS:], gold))
+    except GradingTimeout:
+        logger.warning("accuracy_reward: the answer could not be checked in time; scoring None (left out)")
+        return None
+    except Exception:  # noqa: BLE001 - math-verify cannot compare the answer: it is not the gold one
+        return 0.0
 
 
 def accuracy_reward(completions, solution, **kwargs) -> list[float | None]:

@@ -217,7 +217,7 @@ def score_replies(task: EvalTask, rows: list[dict], replies: list[str], judge=No
 
         return [passes(reply, task.gold(row)) for row, reply in zip(rows, replies)]
     if task.scoring == "math_boxed":
-        from ..utils.math_grading import boxed_answer_is_correct, parse_gold
+        from ..utils.math_grading import answer_score
 
-        return [float(boxed_answer_is_correct(reply, parse_gold(task.gold(row)))) for row, reply in zip(rows, replies)]
+        return [answer_score(reply, task.gold(row)) for row, reply in zip(rows, replies)]
     raise NotImplementedError(f"{task.name}: scoring {task.scoring!r} runs through lighteval only (make evaluate).")
