@@ -344,3 +344,43 @@ def test_every_row_cut_away_by_max_length_is_named(world, tmp_path):
     args = TrlParser((ScriptArguments, SFTConfig, ModelConfig)).parse_args_and_config(cli)
     with pytest.raises(ValueError, match=r"No training row has a labelled token within `max_length` 4 .*all 600 were"):
         sft.main(*args)
+
+
+def test_a_killed_launcher_does_not_leave_its_trainer_running(world, tmp_path):
+    """SIGTERM to `accelerate launch` (a user's kill, some schedulers): the launcher exits and did not pass the signal
+    on, so the trainer ran on as an orphan, writing checkpoints (and a restart beside it was two runs in one folder).
+    Now the trainer sees its launcher gone at the next step, saves a checkpoint and stops, without a final model
+    (#31 item 9)."""
+    import signal
+
+    import psutil
+
+    from .conftest import accelerate_cmd
+
+    out, log = tmp_path / "out", tmp_path / "log.txt"
+    command = [*accelerate_cmd("--num_processes", "1", "--cpu"), "src/open_r1/sft.py", "--config", SFT_RECIPE]
+    command += [*world_args(world, out), "--max_steps", "100000", "--logging_steps", "1", "--disable_tqdm", "true"]
+    command += ["--save_strategy", "steps", "--save_steps", "100000"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    with open(log, "w") as handle:
+        launcher = subprocess.Popen(command, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    trainer = None
+    try:
+        deadline = time.time() + 120
+        while "'loss'" not in log.read_text():  # training has begun
+            assert launcher.poll() is None and time.time() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+        (trainer,) = psutil.Process(launcher.pid).children()
+        launcher.send_signal(signal.SIGTERM)
+        launcher.wait(30)
+        gone, alive = psutil.wait_procs([trainer], timeout=60)
+        assert not alive, "the trainer runs on as an orphan"
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+        if trainer is not None and trainer.is_running():
+            trainer.kill()
+    checkpoints = list(out.glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and (checkpoints[0] / "trainer_state.json").exists()
+    assert not (out / "model.safetensors").exists()  # not a finished run: a restart resumes the checkpoint
+    assert "the process that launched this run" in log.read_text()

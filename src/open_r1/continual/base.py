@@ -205,6 +205,16 @@ def state_file(checkpoint_dir: str, process_index: int, sharded: bool) -> str:
     return os.path.join(checkpoint_dir, name)
 
 
+def _is_launcher(pid: int) -> bool:
+    """Whether process `pid` is accelerate's or torch's launcher (read from /proc; False where there is none)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    return any(name in command for name in ("accelerate", "torch.distributed.run", "torchrun"))
+
+
 def _overrides(method, hook: str) -> bool:
     return getattr(type(method), hook) is not getattr(ContinualMethod, hook)
 
@@ -230,6 +240,16 @@ class _MethodsCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         for method in self.trainer.continual_methods:
             method.on_step_end(self.trainer)
+        if self.trainer.launcher_gone():
+            logger.error(
+                "Step %d: the process that launched this run (pid %d) is gone (killed: accelerate's launcher does not "
+                "pass SIGTERM on); saving a checkpoint and stopping. Restart the job to resume from it.",
+                state.global_step,
+                self.trainer.launcher_pid,
+            )
+            control.should_save = True
+            control.should_training_stop = True
+            self.trainer.stopped_orphaned = True
 
     def on_train_end(self, args, state, control, **kwargs):
         for method in self.trainer.continual_methods:
@@ -250,6 +270,10 @@ class ContinualTrainerMixin:
         self.continual_methods = methods
         self.continual_resume_checkpoint = None
         self.run_recipe = None  # the parsed recipe, recorded in every checkpoint (see utils.run_utils.recipe_record)
+        # The launcher (accelerate launch, torchrun): when it dies the run would go on as an orphan, and a restart
+        # beside it would be two runs in one folder. Only a launcher: a shell that exits (nohup) ends nothing.
+        self.launcher_pid = os.getppid() if _is_launcher(os.getppid()) else None
+        self.stopped_orphaned = False
         self._after_backward_installed = False
         for method in methods:
             method.on_trainer_init(self)
@@ -343,13 +367,25 @@ class ContinualTrainerMixin:
                 f"newest checkpoint in {self.args.output_dir} is the last finite one; lower `learning_rate`."
             )
 
+    def launcher_gone(self) -> bool:
+        """Whether the process that started this one has died (this one was re-parented), on any rank: agreed over
+        the ranks, so that all of them save and stop at the same step."""
+        gone = torch.tensor(float(self.launcher_pid is not None and os.getppid() != self.launcher_pid))
+        gone = gone.to(self.args.device)
+        if self.args.world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(gone, op=torch.distributed.ReduceOp.MAX)
+        return bool(gone)
+
     def train(self, resume_from_checkpoint=None, **kwargs):
         if resume_from_checkpoint is True:
             resume_from_checkpoint = newest_complete_checkpoint(self.args.output_dir, **self.checkpoint_requirements())
             if resume_from_checkpoint is None:  # as the Trainer: asked to resume, never start over silently
                 raise ValueError(f"No checkpoint in {self.args.output_dir} is complete for this run (see the log).")
         self.continual_resume_checkpoint = resume_from_checkpoint
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        result = super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
+        if self.stopped_orphaned:  # no final model: the run is not finished, its checkpoint resumes it
+            raise SystemExit(f"Stopped at step {self.state.global_step}: the launcher is gone; checkpoint saved.")
+        return result
 
     def _run_epoch(self, *args, **kwargs):
         # Resumed from the last step's checkpoint (a kill after it was written, e.g. during the rotation of older
