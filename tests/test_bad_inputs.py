@@ -384,3 +384,41 @@ def test_a_killed_launcher_does_not_leave_its_trainer_running(world, tmp_path):
     assert len(checkpoints) == 1 and (checkpoints[0] / "trainer_state.json").exists()
     assert not (out / "model.safetensors").exists()  # not a finished run: a restart resumes the checkpoint
     assert "the process that launched this run" in log.read_text()
+
+
+def test_migrate_names_a_bad_file_and_goes_on_with_the_others(tmp_path):
+    """`migrate` on a folder with malformed YAML and a binary file beside good recipes: each bad one is named with
+    its problem, the rest are migrated, and the exit status is 1 (a bare parser traceback without the file's name
+    stopped the whole folder at the first)."""
+    source = tmp_path / "in"
+    source.mkdir()
+    (source / "a_bad.yaml").write_text("model_name_or_path: x\n  learning_rate: : 1\n")
+    (source / "b_binary.yaml").write_bytes(b"\x80\x81\xfe\xff" * 64)
+    (source / "c_good.yaml").write_text((REPO / SFT_RECIPE).read_text())
+    command = [sys.executable, "-m", "open_r1.recipes", "migrate", str(source), "--out", str(tmp_path / "out")]
+    result = subprocess.run(
+        command,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert re.search(r"a_bad.yaml: not migrated: .*line 2", result.stderr), result.stderr
+    assert "b_binary.yaml: not migrated: UnicodeDecodeError" in result.stderr
+    assert (tmp_path / "out" / "c_good.yaml").exists()
+
+
+def test_a_retain_set_that_max_length_empties_is_named_with_the_reason(world, tmp_path):
+    """EWC on a retain set whose prompts fill `max_length`: it said "the retain set ... is empty" although it has 32
+    rows. Now the reason is named: no drawn row keeps an assistant token within `max_length`."""
+    rows = [[{"role": "user", "content": " ".join(["please"] * 400)}, {"role": "assistant", "content": "No."}]] * 32
+    Dataset.from_dict({"messages": rows}).save_to_disk(str(tmp_path / "retain"))
+    cli = ["--config", "recipes/tiny/sft/config_ewc.yaml", *world_args(world, tmp_path / "out")]
+    cli += ["--retain_dataset_id", str(tmp_path / "retain"), "--max_length", "64", "--max_steps", "1"]
+    args = TrlParser((ScriptArguments, SFTConfig, ModelConfig)).parse_args_and_config(cli)
+    with pytest.raises(
+        ValueError, match=r"none of its 32 drawn rows has a labelled \(assistant\) token within `max_le"
+    ):
+        sft.main(*args)

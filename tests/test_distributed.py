@@ -156,6 +156,9 @@ def test_method_is_correct_on_two_processes(world, tmp_path, method, sharding):
         # ZeRO reduces in another order than one process sums: float noise of a few 1e-6 here.
         atol = 1e-6 if sharding == "DDP" else 1e-5
         saved, reference = (load_file(run / "model.safetensors") for run in (full, single))
+        # DeepSpeed's ZeRO-1/2 save writes the tied output embedding as a tensor of its own: compare what both hold.
+        assert reference.keys() <= saved.keys() and saved.keys() - reference.keys() <= {"lm_head.weight"}
+        saved = {name: saved[name] for name in reference}
         _assert_same(saved, reference, atol, f"{method} under {sharding} vs one process at the global batch")
 
     # Rank 1 dies inside the step-4 checkpoint's save; the restart resumes from checkpoint-2.

@@ -412,19 +412,27 @@ def _smoke(args) -> int:
 def _migrate(args) -> int:
     from .recipe_migration import migrate_file
 
+    failed = []
     for item in args.paths:
         root = Path(item)
         files = sorted(root.rglob("*.yaml")) if root.is_dir() else [root]
         for source in files:
             relative = source.relative_to(root) if root.is_dir() else Path(source.name)
             target = source if args.in_place else args.out / relative
-            changed, unmapped = migrate_file(source, target)
+            try:
+                changed, unmapped = migrate_file(source, target)
+            except (OSError, UnicodeDecodeError, ValueError, yaml.YAMLError) as error:  # name it, go on with the rest
+                failed.append(source)
+                print(f"{source}: not migrated: {type(error).__name__}: {error}".replace("\n", " "), file=sys.stderr)
+                continue
             print(f"{source} -> {target}")
             for line in changed:
                 print(f"  changed: {line}")
             for line in unmapped:
                 print(f"  not mapped: {line}")
-    return 0
+    if failed:
+        print(f"{len(failed)} file(s) not migrated: {', '.join(map(str, failed))}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

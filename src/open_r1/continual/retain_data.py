@@ -112,9 +112,15 @@ def labelled_retain_rows(retain, trainer, num_samples: int, seed: int):
     data = retain.select_columns(["messages"]).shuffle(seed=seed)
     data = data.select(range(min(num_samples, len(data))))
     if hasattr(trainer, "_prepare_dataset"):
+        drawn = len(data)
         data = trainer._prepare_dataset(
             data, trainer.processing_class, trainer.args, packing=False, formatting_func=None, dataset_name="fisher"
         )
+        if drawn and len(data) == 0:  # TRL drops rows that max_length leaves without a labelled token
+            raise ValueError(
+                f"The retain set: none of its {drawn} drawn rows has a labelled (assistant) token within `max_length` "
+                f"{trainer.args.max_length}: raise `max_length`, or use shorter retain chats."
+            )
         return data.select_columns(["input_ids", "labels"])
     tokenizer = trainer.processing_class
     return data.map(assistant_labels, fn_kwargs={"tokenizer": tokenizer}, remove_columns=data.column_names)
