@@ -15,6 +15,7 @@ from trl import ModelConfig, TrlParser
 from open_r1 import grpo, sft
 from open_r1.configs import GRPOConfig, GRPOScriptArguments, ScriptArguments, SFTConfig
 from open_r1.recipes import check_recipe
+from open_r1.utils.checkpoints import checkpoint_problems
 
 from .conftest import REPO, world_args
 
@@ -422,3 +423,24 @@ def test_a_retain_set_that_max_length_empties_is_named_with_the_reason(world, tm
         ValueError, match=r"none of its 32 drawn rows has a labelled \(assistant\) token within `max_le"
     ):
         sft.main(*args)
+
+
+def test_a_full_disk_during_a_save_is_named_and_loses_nothing(world, tmp_path):
+    """A checkpoint that does not fit on the disk: torch said `enforce fail at inline_container.cc:672` or
+    `basic_ios::clear: iostream error`. Now the run stops naming the file system, what it was writing and the newest
+    complete checkpoint, which is still there (a 16 MB tmpfs holds one 11.5 MB checkpoint of the tiny model)."""
+    out = tmp_path / "small_disk"
+    out.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(out)]).returncode:
+        pytest.skip("needs root to mount a small file system")
+    try:
+        saving = ("--save_strategy", "steps", "--save_steps", "2", "--max_steps", "4")
+        result = _sft_cli(world, (REPO / SFT_RECIPE).read_text(), tmp_path, "--output_dir", str(out), *saving)
+        assert result.returncode != 0
+        assert re.search(
+            rf"No space left on the file system of {out} \(\d+ bytes free\) writing checkpoint-4", result.stderr
+        )
+        assert f"the newest complete checkpoint is {out / 'checkpoint-2'}" in result.stderr
+        assert checkpoint_problems(str(out / "checkpoint-2")) == []
+    finally:
+        subprocess.run(["umount", str(out)])

@@ -34,9 +34,11 @@ parsed arguments, which shardings it cannot run under, and implements the hooks 
 """
 
 import contextlib
+import errno
 import json
 import logging
 import os
+import shutil
 from collections import defaultdict
 
 import torch
@@ -401,9 +403,32 @@ class ContinualTrainerMixin:
                 weights.enter_context(method.evaluation_weights(self))
             return super().evaluate(*args, **kwargs)
 
+    @contextlib.contextmanager
+    def _naming_a_full_disk(self, what: str):
+        """A save that fails on a full file system says so, with the folder and what is safe, instead of torch's
+        `enforce fail at inline_container.cc` or `basic_ios::clear: iostream error`."""
+        try:
+            yield
+        except Exception as error:  # torch, safetensors and the OS each word it their own way
+            free = shutil.disk_usage(self.args.output_dir).free if os.path.isdir(self.args.output_dir) else None
+            full = getattr(error, "errno", None) == errno.ENOSPC or "No space left" in str(error)
+            if not (full or (free is not None and free < 1 << 20)):
+                raise
+            newest = newest_complete_checkpoint(self.args.output_dir, **self.checkpoint_requirements())
+            raise OSError(
+                errno.ENOSPC,
+                f"No space left on the file system of {self.args.output_dir} ({free} bytes free) writing {what} "
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}). Nothing was lost: "
+                f"the newest complete checkpoint is {newest}. Free space (or lower `save_total_limit`) and restart.",
+            ) from error
+
     def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
         self._check_finite_weights(output_dir or self.args.output_dir)
-        super().save_model(output_dir, _internal_call)
+        if _internal_call:  # inside a checkpoint's save, which names a full disk itself
+            super().save_model(output_dir, _internal_call)
+        else:
+            with self._naming_a_full_disk(output_dir or self.args.output_dir):
+                super().save_model(output_dir, _internal_call)
         if _internal_call and output_dir is not None and os.path.basename(output_dir).startswith("checkpoint-"):
             # A checkpoint: the Trainer writes its optimizer, scheduler and RNG states and `trainer_state.json` next,
             # so what is written here is part of what makes the checkpoint complete.
@@ -469,7 +494,8 @@ class ContinualTrainerMixin:
         limit = self.args.save_total_limit
         self.args.save_total_limit = None
         try:
-            super()._save_checkpoint(model, trial)
+            with self._naming_a_full_disk(f"checkpoint-{self.state.global_step}"):
+                super()._save_checkpoint(model, trial)
         finally:
             self.args.save_total_limit = limit
         if self.args.should_save:
