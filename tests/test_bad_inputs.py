@@ -444,3 +444,26 @@ def test_a_full_disk_during_a_save_is_named_and_loses_nothing(world, tmp_path):
         assert checkpoint_problems(str(out / "checkpoint-2")) == []
     finally:
         subprocess.run(["umount", str(out)])
+
+
+def test_a_resume_onto_a_model_of_another_shape_names_the_checkpoint(world, tmp_path):
+    """The model at the recipe's path was rebuilt with another shape after the checkpoint was written: a raw
+    `size mismatch` traceback that never mentioned the checkpoint. Now the checkpoint and the mismatch are named."""
+    import shutil
+
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(world.base_model, model_dir)
+    first = ("--model_name_or_path", str(model_dir), "--output_dir", str(tmp_path / "out"), "--max_steps", "2")
+    first += ("--save_strategy", "steps", "--save_steps", "2")
+    recipe = (REPO / SFT_RECIPE).read_text()
+    assert _sft_cli(world, recipe, tmp_path, *first).returncode == 0
+    config = AutoConfig.from_pretrained(model_dir)
+    config.intermediate_size *= 2
+    AutoModelForCausalLM.from_config(config).save_pretrained(model_dir)
+    result = _sft_cli(world, recipe, tmp_path, *first)
+    assert result.returncode != 0
+    assert re.search(
+        r"Resuming from .*checkpoint-2: its weights do not fit the model \(.*size mismatch", result.stderr
+    )

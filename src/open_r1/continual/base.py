@@ -369,6 +369,18 @@ class ContinualTrainerMixin:
                 f"newest checkpoint in {self.args.output_dir} is the last finite one; lower `learning_rate`."
             )
 
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        try:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        except RuntimeError as error:
+            if "size mismatch" not in str(error):
+                raise
+            mismatch = next((line.strip() for line in str(error).splitlines() if "size mismatch" in line), "")
+            raise ValueError(
+                f"Resuming from {resume_from_checkpoint}: its weights do not fit the model ({mismatch}): the model "
+                "changed shape since that run. Resume with the model it trained, or start in another `output_dir`."
+            ) from error
+
     def launcher_gone(self) -> bool:
         """Whether the process that started this one has died (this one was re-parented), on any rank: agreed over
         the ranks, so that all of them save and stop at the same step."""
