@@ -25,14 +25,7 @@ from open_r1.utils import get_dataset, get_model, get_tokenizer
 from open_r1.utils.data import add_system_prompt, check_sft_rows, eval_dataset_of, eval_splits, get_split, split_name
 from open_r1.utils.model_utils import check_model_source
 from open_r1.utils.recipe_yaml import RecipeParser
-from open_r1.utils.run_utils import (
-    check_resume_matches,
-    hold_output_dir,
-    recipe_record,
-    resume_checkpoint,
-    setup_logging,
-    train_and_save,
-)
+from open_r1.utils.run_utils import claim_run, setup_logging, train_and_save
 from open_r1.utils.wandb_logging import init_wandb_training
 
 
@@ -47,10 +40,7 @@ def build_trainer(script_args, training_args, model_args):
     check_model_source(model_args)
     check_callbacks(training_args.callbacks)
     check_sharding(enabled_methods(training_args), launch_sharding())  # a method the launch cannot run
-    hold_output_dir(training_args)  # writable, and no other run in it
-    # A resume must be the run its checkpoint recorded: compared before anything loads.
-    record = recipe_record(script_args, training_args, model_args)
-    check_resume_matches(resume_checkpoint(training_args), record)
+    record = claim_run(script_args, training_args, model_args)  # output_dir held, a resume checked
 
     logger.info("Model parameters %s", model_args)
     logger.info("Script parameters %s", script_args)

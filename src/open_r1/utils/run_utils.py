@@ -167,6 +167,15 @@ def check_resume_matches(checkpoint: str | None, record: dict) -> None:
         )
 
 
+def claim_run(script_args, training_args, model_args) -> dict:
+    """What an entry point does before loading anything: hold `output_dir`, and check that a resume is the run its
+    checkpoint recorded. Returns the recipe's record, for the trainer's checkpoints (`trainer.run_recipe`)."""
+    hold_output_dir(training_args)
+    record = recipe_record(script_args, training_args, model_args)
+    check_resume_matches(resume_checkpoint(training_args), record)
+    return record
+
+
 def train_and_save(trainer, script_args, training_args, eval_dataset=None) -> None:
     """Train (resuming if a checkpoint is there), save metrics, state and model, evaluate, push: as Open R1."""
     logger.info("*** Train ***")
