@@ -2,7 +2,7 @@ import pytest
 
 from open_r1.eval.judges import is_refusal, strip_think
 from open_r1.testbed.scoring import score_replies
-from open_r1.utils.math_grading import boxed_answer_is_correct, parse_gold
+from open_r1.utils.math_grading import boxed_answer_is_correct, gold_parses
 
 
 @pytest.mark.parametrize(
@@ -45,8 +45,8 @@ def test_strip_think_only_removes_a_leading_block():
 
 
 def test_boxed_answer_grading():
-    gold = parse_gold("7")
-    assert gold, "a plain-number gold must parse"
+    gold = "7"
+    assert gold_parses(gold), "a plain-number gold must parse"
     assert boxed_answer_is_correct("<think>\n3 + 4 = 7\n</think>\nThe answer is \\boxed{7}.", gold)
     assert not boxed_answer_is_correct("The answer is \\boxed{8}.", gold)
     # The right number without a box does not count.

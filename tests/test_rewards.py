@@ -38,9 +38,9 @@ def test_accuracy_reward_exact_values():
 def test_unparseable_gold_scores_none_and_is_logged(caplog):
     """A gold answer that does not parse scores None (TRL then leaves the completion out of the advantages), never 0
     (a failure the model would be trained away from) nor 1 (review item 7)."""
-    from open_r1.rewards import _gold
+    from open_r1.rewards import _gold_parses
 
-    _gold.cache_clear()  # logged once per gold: this test's own
+    _gold_parses.cache_clear()  # logged once per gold: this test's own
     cosine = get_cosine_scaled_reward()
     with caplog.at_level("WARNING"):
         assert accuracy_reward([chat(GOOD)], ["\\unparseable{"]) == [None]
@@ -162,22 +162,29 @@ def test_accuracy_is_right_off_the_main_thread_none_on_timeout_and_parses_each_g
     import threading
 
     import open_r1.utils.math_grading as grading
-    from open_r1.rewards import _gold
+    from open_r1.rewards import _gold_parses
 
-    _gold.cache_clear()
-    grading.parse_gold.cache_clear()
+    _gold_parses.cache_clear()
+    grading._golds.clear()
     parses = []
-    monkeypatch.setattr(grading, "_parse_gold", lambda *args: parses.append(args) or grading.parse(args[0]))
+    real_parse = grading.parse
+    monkeypatch.setattr(grading, "parse", lambda text, **kw: parses.append(text) or real_parse(text, **kw))
     completions = [chat(GOOD), chat("<think>\nx\n</think>\n\\boxed{8}")] * 4
     assert accuracy_reward(completions, ["7"] * 8) == [1.0, 0.0] * 4
-    assert len(parses) == 1
-    monkeypatch.undo()  # the worker process below takes the module's own functions
+    assert parses.count("7") == 1  # the gold once; each completion's answer once
+    monkeypatch.undo()
 
     results = {}
     worker = threading.Thread(target=lambda: results.update(r=accuracy_reward(completions[:2], ["$7$", "$7$"])))
     worker.start()
     worker.join(120)
     assert results["r"] == [1.0, 0.0]
+    # Parsed sympy objects do not survive pickling (an interval came back False): the worker takes strings.
+    interval = ([chat("<think>\nx\n</think>\n\\boxed{(0,1)}")], ["$x \\in (0,1)$"])
+    worker = threading.Thread(target=lambda: results.update(r=accuracy_reward(*interval)))
+    worker.start()
+    worker.join(120)
+    assert results["r"] == accuracy_reward(*interval) == [1.0]
 
     monkeypatch.setattr(grading, "TIMEOUT_SECONDS", 1)
     huge = "\\boxed{7^{1000000000}}"

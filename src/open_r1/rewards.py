@@ -19,7 +19,7 @@ import math
 import re
 
 from .utils.import_utils import import_callable
-from .utils.math_grading import GradingTimeout, boxed_answer_is_correct, parse_gold
+from .utils.math_grading import GradingUnavailable, boxed_answer_is_correct, gold_parses
 
 
 logger = logging.getLogger(__name__)
@@ -41,30 +41,24 @@ def completion_text(completion) -> str:
 
 
 @functools.lru_cache(maxsize=4096)
-def _gold(solution: str) -> tuple | None:
-    """The parsed gold answer, or None (logged once per gold) when it does not parse in time."""
-    try:
-        gold = parse_gold(solution)
-    except Exception as error:  # noqa: BLE001 - a reward must not stop training
-        logger.warning("accuracy_reward: parsing gold answer %.200r failed (%s); scoring None", solution, error)
-        return None
-    if not gold:
+def _gold_parses(solution: str) -> bool:
+    """Whether the gold answer parses, logged once per gold when it does not (a timeout raises: not remembered)."""
+    parses = gold_parses(solution)
+    if not parses:
         logger.warning("accuracy_reward: gold answer %.200r does not parse; scoring None (left out)", solution)
-        return None
-    return gold
+    return parses
 
 
 def _accuracy_one(text: str, solution: str) -> float | None:
-    """1.0 or 0.0, or None when the gold answer does not parse or the check runs out of time: such a completion can
-    be judged neither right (the bug Open R1 fixed in PR 566) nor wrong, so TRL leaves it out of the advantages and
-    pass@k leaves its prompt out."""
-    gold = _gold(str(solution))
-    if gold is None:
-        return None
+    """1.0 or 0.0, or None when the gold answer does not parse or the check cannot be made (out of time, its worker
+    gone): such a completion can be judged neither right (the bug Open R1 fixed in PR 566) nor wrong. TRL leaves a
+    completion out when all its rewards are None; beside other rewards a None counts as 0 in TRL's sum."""
     try:
-        return float(boxed_answer_is_correct(text[-MAX_PARSE_CHARS:], gold))
-    except GradingTimeout:
-        logger.warning("accuracy_reward: the answer could not be checked in time; scoring None (left out)")
+        if not _gold_parses(str(solution)):
+            return None
+        return float(boxed_answer_is_correct(text[-MAX_PARSE_CHARS:], str(solution)))
+    except GradingUnavailable as error:
+        logger.warning("accuracy_reward: the answer could not be checked (%s); scoring None (left out)", error)
         return None
     except Exception:  # noqa: BLE001 - math-verify cannot compare the answer: it is not the gold one
         return 0.0

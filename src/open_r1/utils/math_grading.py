@@ -2,15 +2,18 @@
 """Math answer checking with math-verify, shared by the testbed scorer and the rewards.
 
 math-verify bounds its parsing and comparison with `signal.alarm`, which works on the main thread only: called from
-another thread it raises, and every completion scored None. So `grade` uses math-verify's own timeouts on the main
-thread, and elsewhere runs the check in a worker process that is killed when it takes longer than the limit. A check
-that runs out of time is neither right nor wrong: it scores None (`GradingTimeout`), as an unparsable gold does.
-Gold answers are parsed once each (a 10 KB gold was parsed again for every completion).
+another thread it raises, and every completion scored None. So on the main thread math-verify's own timeouts apply,
+and elsewhere the check runs in a worker process (`python -m open_r1.utils.math_grading`, strings in, a bool out:
+parsed sympy objects do not survive pickling) that is killed and replaced when it takes longer than the limit. A check
+that runs out of time raises `GradingTimeout` (the rewards score it None); nothing about it is cached. Gold answers
+are parsed once per process (a 10 KB gold was parsed again for every completion).
 """
 
-import functools
-import multiprocessing
+import os
+import subprocess
+import sys
 import threading
+from multiprocessing.connection import Connection
 
 from math_verify import LatexExtractionConfig, parse, verify
 from math_verify.errors import TimeoutException
@@ -23,41 +26,62 @@ TIMEOUT_SECONDS = 5
 STARTUP_SECONDS = 60
 
 
-class GradingTimeout(Exception):
+class GradingUnavailable(Exception):
+    """The check could not be made: neither right nor wrong."""
+
+
+class GradingTimeout(GradingUnavailable):
     """Parsing or comparing took longer than `TIMEOUT_SECONDS`."""
 
 
-def _parse_gold(solution: str, timeout: int | None) -> list:
-    return parse(solution, extraction_mode="first_match", parsing_timeout=timeout, raise_on_error=False)
+_golds: dict[str, list] = {}
 
 
-def _is_correct(completion: str, gold: list, timeout: int | None) -> bool:
-    if "\\boxed" not in completion:
+def _parsed_gold(solution: str, timeout: int | None) -> list:
+    """The gold parsed (plain numbers and LaTeX both parse; [] when it does not), once per process; a timeout raises
+    and is not remembered."""
+    if solution not in _golds:
+        try:
+            gold = parse(solution, extraction_mode="first_match", parsing_timeout=timeout, raise_on_error=True)
+        except Exception:  # noqa: BLE001 - math-verify cannot read it: it does not parse (a timeout is no Exception)
+            gold = []
+        _golds[solution] = gold
+    return _golds[solution]
+
+
+def _gold_parses(solution: str, timeout: int | None) -> bool:
+    return bool(_parsed_gold(solution, timeout))
+
+
+def _is_correct(completion: str, solution: str, timeout: int | None) -> bool:
+    gold = _parsed_gold(solution, timeout)
+    if not gold or "\\boxed" not in completion:
         return False
     answer = parse(completion, extraction_config=_BOXED_ONLY, parsing_timeout=timeout, raise_on_error=True)
     return bool(verify(gold, answer, timeout_seconds=timeout, raise_on_error=True))
 
 
-@functools.lru_cache(maxsize=4096)
-def parse_gold(solution: str) -> tuple:
-    """Parse a gold answer, once per distinct answer; plain numbers ("6") and LaTeX ("$\\frac{1}{2}$", "\\boxed{3}")
-    both parse. An empty tuple means the gold could not be parsed."""
-    return tuple(_run(_parse_gold, solution))
+def gold_parses(solution: str) -> bool:
+    """Whether a gold answer parses (`GradingTimeout` when that is not known in time)."""
+    return _run(_gold_parses, solution)
 
 
-def boxed_answer_is_correct(completion: str, gold) -> bool:
-    """Whether the completion's `\\boxed{}` answer equals the parsed gold answer; `GradingTimeout` when it cannot be
+def boxed_answer_is_correct(completion: str, solution: str) -> bool:
+    """Whether the completion's `\\boxed{}` answer equals the gold `solution`; `GradingTimeout` when it cannot be
     decided in `TIMEOUT_SECONDS`, an error of math-verify's when the answer cannot be compared."""
-    return _run(_is_correct, completion, list(gold))
+    return _run(_is_correct, completion, solution)
 
 
 def answer_score(completion: str, solution: str) -> float:
     """1.0 when the completion's boxed answer is the gold `solution`, else 0.0: for evaluation, where an answer
     that cannot be parsed, compared or decided in time counts as wrong."""
     try:
-        return float(boxed_answer_is_correct(completion, parse_gold(solution)))
+        return float(boxed_answer_is_correct(completion, solution))
     except Exception:  # noqa: BLE001 - GradingTimeout or math-verify's own errors
         return 0.0
+
+
+CHECKS = {"gold_parses": _gold_parses, "is_correct": _is_correct}
 
 
 def _run(check, *args):
@@ -66,11 +90,12 @@ def _run(check, *args):
             return check(*args, TIMEOUT_SECONDS)
         except TimeoutException as error:
             raise GradingTimeout(str(error)) from None
-    return _worker().call(check, args)
+    name = next(name for name, function in CHECKS.items() if function is check)
+    return _WORKER.call(name, args)
 
 
 class _Worker:
-    """One spawned process that runs checks for the threads of this process, one at a time; killed and replaced
+    """One worker process that runs checks for the threads of this process, one at a time; killed and replaced
     when a check outlives `TIMEOUT_SECONDS` (a thread cannot be stopped)."""
 
     def __init__(self):
@@ -78,48 +103,60 @@ class _Worker:
         self.process = None
 
     def _start(self):
-        context = multiprocessing.get_context("spawn")
-        self.connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), daemon=True)
-        self.process.start()
-        child.close()
+        child_reads, parent_writes = os.pipe()
+        parent_reads, child_writes = os.pipe()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "open_r1.utils.math_grading", str(child_reads), str(child_writes)],
+            pass_fds=(child_reads, child_writes),
+            stdin=subprocess.DEVNULL,
+        )
+        os.close(child_reads)
+        os.close(child_writes)
+        self.requests = Connection(parent_writes, readable=False)
+        self.replies = Connection(parent_reads, writable=False)
 
-    def call(self, check, args):
+    def _stop(self):
+        self.process.kill()
+        self.process.wait()
+        self.requests.close()
+        self.replies.close()
+        self.process = None
+
+    def call(self, name: str, args: tuple):
         with self.lock:
-            fresh = self.process is None or not self.process.is_alive()
+            fresh = self.process is None or self.process.poll() is not None
             if fresh:
                 self._start()
-            self.connection.send((check, args))
-            if not self.connection.poll(TIMEOUT_SECONDS + (STARTUP_SECONDS if fresh else 0)):
-                self.process.kill()
-                self.process.join()
-                self.process = None
-                raise GradingTimeout(f"the check took over {TIMEOUT_SECONDS} s (its worker process was stopped)")
             try:
-                ok, value = self.connection.recv()
-            except EOFError:
-                self.process = None
-                raise RuntimeError("the math-verify worker process died") from None
+                self.requests.send((name, args))
+                ready = self.replies.poll(TIMEOUT_SECONDS + (STARTUP_SECONDS if fresh else 0))
+                outcome = self.replies.recv() if ready else None
+            except (EOFError, OSError):
+                self._stop()
+                raise GradingUnavailable("the math-verify worker process died") from None
+            if outcome is None:
+                self._stop()
+                raise GradingTimeout(f"the check took over {TIMEOUT_SECONDS} s (its worker process was stopped)")
+        ok, value = outcome
         if not ok:
-            raise value
+            raise ValueError(value)  # math-verify could not compare the answer
         return value
 
 
-def _serve(connection):
+_WORKER = _Worker()
+
+
+def _serve(requests: Connection, replies: Connection) -> None:
     while True:
         try:
-            check, args = connection.recv()
+            name, args = requests.recv()
         except EOFError:
             return
         try:
-            connection.send((True, check(*args, None)))  # bounded by the parent, which kills this process
+            replies.send((True, CHECKS[name](*args, None)))  # bounded by the parent, which kills this process
         except Exception as error:  # noqa: BLE001 - sent back to the caller, raised there
-            try:
-                connection.send((False, error))
-            except Exception:  # noqa: BLE001 - an error that does not pickle goes back as its text
-                connection.send((False, RuntimeError(repr(error))))
+            replies.send((False, f"{type(error).__name__}: {error}"))
 
 
-@functools.lru_cache(maxsize=1)
-def _worker() -> _Worker:
-    return _Worker()
+if __name__ == "__main__":
+    _serve(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False))
