@@ -305,7 +305,18 @@ def test_a_resume_with_another_recipe_stops_naming_each_difference(world, tmp_pa
         result = _sft_cli(world, recipe, tmp_path, *first, *change)
         assert result.returncode != 0 and "a run with another recipe" in result.stderr, result.stderr[-2000:]
         assert named in result.stderr and "Loading weights" not in result.stderr
-    longer = _sft_cli(world, recipe, tmp_path, *first[:2], "--max_steps", "4", *first[4:])
+    # Training longer, logging, evaluating and speed settings may change.
+    changes = (
+        "--logging_steps",
+        "2",
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "4",
+        "--dataloader_num_workers",
+        "0",
+    )
+    longer = _sft_cli(world, recipe, tmp_path, *first[:2], "--max_steps", "4", *first[4:], *changes)
     assert longer.returncode == 0, longer.stderr[-3000:]
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
 

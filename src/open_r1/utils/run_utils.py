@@ -116,13 +116,26 @@ def resume_checkpoint(training_args, **requirements) -> str | None:
     raise ValueError(f"`resume_from_checkpoint`: {named} cannot be resumed from: {'; '.join(problems)}; {hint}.")
 
 
-# Keys a resume may change: how long to train, how to log, save, evaluate and push, and how the job is launched.
-RESUMABLE_KEYS = {
-    "max_steps", "num_train_epochs", "output_dir", "report_to", "run_name", "disable_tqdm", "push_to_hub",
-    "resume_from_checkpoint", "resume_fallback", "benchmarks", "callbacks", "use_cpu", "local_rank", "deepspeed",
-    "nonfinite_steps", "per_device_eval_batch_size", "project", "trackio_space_id", "skip_memory_metrics",
+# The keys that define what a run trains, compared on resume: the model and adapter, the data, the loss, the optimizer
+# and schedule, the batch, the seeds, and every continual-learning method's keys (by their prefixes). Everything else
+# (how long, how to log, save, evaluate, push and launch, speed and memory settings) may change under a resume.
+RUN_KEYS = {
+    "model_name_or_path", "model_revision", "dtype", "use_peft", "lora_r", "lora_alpha", "lora_dropout",
+    "lora_target_modules", "use_dora", "dataset_name", "dataset_config", "dataset_train_split", "dataset_mixture",
+    "dataset_prompt_column", "chat_template", "system_prompt", "max_length", "truncation_mode", "packing",
+    "assistant_only_loss", "completion_only_loss", "loss_type", "learning_rate", "lr_scheduler_type",
+    "lr_scheduler_kwargs", "warmup_steps", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "optim",
+    "optim_args", "custom_optim", "max_grad_norm", "per_device_train_batch_size", "gradient_accumulation_steps",
+    "seed", "data_seed", "reward_funcs", "reward_weights", "num_generations", "max_completion_length", "beta",
+    "epsilon", "epsilon_high", "temperature", "scale_rewards", "num_iterations", "use_ewc", "use_ema", "use_agem",
+    "use_retain_distillation", "use_trust_region",
 }  # fmt: skip
-RESUMABLE_PREFIXES = ("logging_", "log_", "save_", "eval_", "hub_", "wandb_", "dataloader_", "ddp_", "fsdp")
+RUN_KEY_PREFIXES = (
+    "ewc_", "fisher_", "recompute_fisher", "replay_", "retain_", "distill_", "agem_", "trust_region_", "ema_",
+    "wise_ft_", "preconditioner_", "dynamic_sampling",
+)  # fmt: skip
+# Where a method's state lives, not what it computes.
+MEMORY_KEYS = {"ema_offload", "fisher_offload", "fisher_chunk_size"}
 LOCAL_PATH_KEYS = ("model_name_or_path", "dataset_name", "retain_dataset_id")
 
 
@@ -140,9 +153,9 @@ def recipe_record(*parsed) -> dict:
 
 
 def check_resume_matches(checkpoint: str | None, record: dict) -> None:
-    """Stop, before the model loads, when the recipe resuming `checkpoint` is not the run that wrote it: every key
-    outside `RESUMABLE_KEYS` / `RESUMABLE_PREFIXES` must be as the checkpoint recorded it. The learning rate too: a
-    resume continues the checkpoint's optimizer and schedule, so a new rate would be logged and saved but not used."""
+    """Stop, before the model loads, when the recipe resuming `checkpoint` is not the run that wrote it: the keys of
+    `RUN_KEYS` / `RUN_KEY_PREFIXES` must be as the checkpoint recorded them. The learning rate too: a resume continues
+    the checkpoint's optimizer and schedule, so a new rate would be logged and saved but not used."""
     if checkpoint is None:
         return
     path = os.path.join(checkpoint, RECIPE_FILE)
@@ -151,18 +164,19 @@ def check_resume_matches(checkpoint: str | None, record: dict) -> None:
         return
     with open(path) as handle:
         recorded = json.load(handle)
+    # Keys only one side has (another library version) are not compared.
     changed = [
-        f"`{key}`: {recorded.get(key)!r} in the checkpoint, {record.get(key)!r} now"
-        for key in sorted(set(recorded) | set(record))
-        if key not in RESUMABLE_KEYS
-        and not key.startswith(RESUMABLE_PREFIXES)
-        and recorded.get(key) != record.get(key)
+        f"`{key}`: {recorded[key]!r} in the checkpoint, {record[key]!r} now"
+        for key in sorted(set(recorded) & set(record))
+        if (key in RUN_KEYS or key.startswith(RUN_KEY_PREFIXES))
+        and key not in MEMORY_KEYS
+        and recorded[key] != record[key]
     ]
     if changed:
         raise ValueError(
             f"Resuming from {checkpoint}, a run with another recipe: {'; '.join(changed)}. A resume continues that run "
-            "(its weights, optimizer, schedule and method states); only how long to train and how to log, save, "
-            "evaluate and launch may change. To train on from it with other settings, start a new `output_dir` with "
+            "(its weights, optimizer, schedule and method states); how long to train and how to log, save, evaluate, "
+            "push and launch may change, not what it trains. To train on from it with other settings, start a new `output_dir` with "
             f"`model_name_or_path: {checkpoint}`."
         )
 
