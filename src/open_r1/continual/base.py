@@ -207,14 +207,24 @@ def state_file(checkpoint_dir: str, process_index: int, sharded: bool) -> str:
     return os.path.join(checkpoint_dir, name)
 
 
+# How often a trainer looks for its launcher (one small collective when it does).
+LAUNCHER_POLL_STEPS = 5
+LAUNCHERS = {"accelerate", "torchrun"}
+LAUNCHER_MODULES = {"accelerate.commands.launch", "torch.distributed.run", "torch.distributed.launch"}
+
+
 def _is_launcher(pid: int) -> bool:
-    """Whether process `pid` is accelerate's or torch's launcher (read from /proc; False where there is none)."""
+    """Whether process `pid` is accelerate's or torch's launcher, from its command line's program and first
+    arguments (`accelerate launch`, `torchrun`, `python [-u] -m accelerate.commands.launch|torch.distributed.run`,
+    `python .../bin/accelerate`); False where /proc does not say."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+            argv = handle.read().decode(errors="replace").split("\0")
     except OSError:
         return False
-    return any(name in command for name in ("accelerate", "torch.distributed.run", "torchrun"))
+    programs = [os.path.basename(arg) for arg in argv[:2]]
+    modules = [argv[i + 1] for i, arg in enumerate(argv[:4]) if arg == "-m" and i + 1 < len(argv)]
+    return bool(LAUNCHERS & set(programs)) or bool(LAUNCHER_MODULES & set(modules))
 
 
 def _overrides(method, hook: str) -> bool:
@@ -337,15 +347,20 @@ class ContinualTrainerMixin:
             "state_keys": [method.name for method in self.continual_methods],
         }
 
+    def _any_rank(self, flag) -> bool:
+        """Whether `flag` (a bool or a 0-d tensor) holds on any rank: every rank decides alike, so none raises or
+        skips alone while the others wait in a collective."""
+        flag = torch.as_tensor(flag, dtype=torch.float32).to(self.args.device)
+        if self.args.world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag)
+
     def _handle_nonfinite_gradient(self) -> None:
         """Stop before the optimizer step, or skip it, when this step's gradient holds a NaN or an inf (agreed over
-        ranks when gradients are sharded)."""
+        ranks). One norm per gradient (a multi-tensor kernel, no gradient-sized temporary), one sync a step."""
         grads = [grad for p in self.model.parameters() if (grad := local_grad(p)) is not None]
-        finite = torch.stack([g.isfinite().all() for g in grads]).all() if grads else torch.tensor(True)
-        if is_sharded(self):
-            finite = finite.to(self.args.device, torch.float32)
-            torch.distributed.all_reduce(finite, op=torch.distributed.ReduceOp.MIN)
-        if bool(finite):
+        norms = [norm.to(self.args.device) for norm in torch._foreach_norm(grads)] if grads else []
+        if not self._any_rank(not torch.stack(norms).isfinite().all() if norms else False):
             return
         step = self.state.global_step + 1
         if self.args.nonfinite_steps == "skip":
@@ -360,10 +375,20 @@ class ContinualTrainerMixin:
             f"Lower `learning_rate` (now {self.args.learning_rate}), or set `nonfinite_steps: skip` to skip such steps."
         )
 
+    def _check_finite_loss(self, loss) -> None:
+        """Under DeepSpeed, whose engine steps inside the backward, the loss is what can be checked before a step:
+        each micro-batch's, agreed over ranks."""
+        if self.is_deepspeed_enabled and self._any_rank(not torch.isfinite(loss.detach()).all()):
+            raise FloatingPointError(
+                f"Step {self.state.global_step + 1}: the loss is not finite on some rank; stopped before the backward, "
+                f"so no non-finite weight was written. Lower `learning_rate` (now {self.args.learning_rate})."
+            )
+
     def _check_finite_weights(self, output_dir: str) -> None:
         """Never write a model with a NaN or inf (what a step under DeepSpeed or a method's own update could leave)."""
         bad = [name for name, p in self.model.named_parameters() if not local_tensor(p).isfinite().all()]
-        if bad:
+        if self._any_rank(bool(bad)):  # under ZeRO-3 / FSDP each rank sees its own partition
+            bad = bad or ["on another rank"]
             raise FloatingPointError(
                 f"Not writing {output_dir}: the weights are not finite ({len(bad)} tensors, e.g. `{bad[0]}`). The "
                 f"newest checkpoint in {self.args.output_dir} is the last finite one; lower `learning_rate`."
@@ -382,13 +407,13 @@ class ContinualTrainerMixin:
             ) from error
 
     def launcher_gone(self) -> bool:
-        """Whether the process that started this one has died (this one was re-parented), on any rank: agreed over
-        the ranks, so that all of them save and stop at the same step."""
-        gone = torch.tensor(float(self.launcher_pid is not None and os.getppid() != self.launcher_pid))
-        gone = gone.to(self.args.device)
-        if self.args.world_size > 1 and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(gone, op=torch.distributed.ReduceOp.MAX)
-        return bool(gone)
+        """Whether the process that started this one has died (this one was re-parented), on any rank, looked at every
+        `LAUNCHER_POLL_STEPS` steps: agreed over the ranks, so that all of them save and stop at the same step."""
+        if getattr(self, "_watch_launcher", None) is None:  # once: whether any rank has a launcher to watch
+            self._watch_launcher = self._any_rank(self.launcher_pid is not None)
+        if not self._watch_launcher or self.state.global_step % LAUNCHER_POLL_STEPS:
+            return False
+        return self._any_rank(self.launcher_pid is not None and os.getppid() != self.launcher_pid)
 
     def train(self, resume_from_checkpoint=None, **kwargs):
         if resume_from_checkpoint is True:
@@ -531,7 +556,10 @@ class ContinualTrainerMixin:
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         if not self.model.training or not self.continual_methods:
-            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            if self.model.training:
+                self._check_finite_loss(result[0] if return_outputs else result)
+            return result
         captured = {}
         handle = None
         if any(method.needs_hidden_states for method in self.continual_methods):
@@ -551,11 +579,7 @@ class ContinualTrainerMixin:
             if handle is not None:
                 handle.remove()
         loss, outputs = result if return_outputs else (result, None)
-        if self.is_deepspeed_enabled and not torch.isfinite(loss.detach()).all():  # its engine steps inside backward
-            raise FloatingPointError(
-                f"Step {self.state.global_step + 1}: the loss is not finite ({loss.item()}); stopped before the "
-                f"backward, so no non-finite weight was written. Lower `learning_rate` (now {self.args.learning_rate})."
-            )
+        self._check_finite_loss(loss)
         scale = self._once_per_step_scale(num_items_in_batch)
         for method in self.continual_methods:
             term = method.loss_term(self, model, inputs, captured.get("hidden"))

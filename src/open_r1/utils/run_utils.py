@@ -58,13 +58,20 @@ def hold_output_dir(training_args) -> None:
     handle = open(os.path.join(output_dir, LOCK_FILE), "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except OSError as error:
+        if not isinstance(error, BlockingIOError):  # a file system without locks (NFSv3 without lockd, Lustre noflock)
+            logger.warning(
+                "`output_dir` %s cannot be locked (%s): a second run in it will not be stopped.", output_dir, error
+            )
+            handle.close()
+            return
         handle.seek(0)
         holder = handle.read().strip() or "a process that has not written its name yet"
         handle.close()
         raise RuntimeError(
             f"`output_dir` {output_dir} is in use by another run ({holder}): two runs in one folder overwrite each "
-            "other's checkpoints. Wait for it, stop it, or use another `output_dir`."
+            "other's checkpoints. Wait for it, stop it, or use another `output_dir` (on NFS, a lock of a node that "
+            "died lasts until the server's lease ends, about 90 s)."
         ) from None
     handle.seek(0)
     handle.truncate()
