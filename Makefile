@@ -80,7 +80,7 @@ test: install install-eval
 	HF_HUB_OFFLINE=1 OPEN_R1_EVAL_PYTHON=$(EVAL_PYTHON) $(PYTHON) -m pytest -v -ra --durations=15 tests/
 
 # The whole conformance matrix of tests/test_distributed.py: every method under every sharding it supports, on 2 CPU
-# processes (`make test` runs DDP for every method, ZeRO-2 and ZeRO-3 for EWC and the trust region).
+# processes (`make test` runs the methods that change the gradients under DDP, EWC and the trust region under ZeRO).
 test-distributed: install
 	HF_HUB_OFFLINE=1 OPEN_R1_FULL_MATRIX=1 $(PYTHON) -m pytest -v -ra --durations=15 tests/test_distributed.py
 
