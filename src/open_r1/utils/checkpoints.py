@@ -40,30 +40,34 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 FSDP_WEIGHTS = ("pytorch_model_fsdp_*", "pytorch_model_fsdp*.bin")
 
 
-def atomic_torch_save(obj, path: str) -> None:
-    """torch.save to a temporary file beside `path`, then rename: `path` is either the old file or the whole new one.
-    Its folder is made if missing: under ZeRO-3 a rank may write its state before rank 0 has written the model."""
+def _atomic_write(path: str, write, suffix: str) -> None:
+    """`write(temporary)` into a temporary file beside `path`, then rename: `path` is either the old file or the whole
+    new one. Its folder is made if missing: under ZeRO-3 a rank may write its state before rank 0 has written the
+    model."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-", suffix=".pt")
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-", suffix=suffix)
     os.close(handle)
     try:
-        torch.save(obj, temporary)
+        write(temporary)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def atomic_torch_save(obj, path: str) -> None:
+    """torch.save into `path`, whole or not at all."""
+    _atomic_write(path, lambda temporary: torch.save(obj, temporary), ".pt")
 
 
 def atomic_write_text(text: str, path: str) -> None:
-    """`text` into `path` through a temporary file and a rename, as `atomic_torch_save`."""
-    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-", suffix=".txt")
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
+    """`text` into `path`, whole or not at all."""
+
+    def write(temporary: str) -> None:
+        with open(temporary, "w") as handle:
+            handle.write(text)
+
+    _atomic_write(path, write, ".txt")
 
 
 def _safetensors_problem(path: str) -> str | None:
