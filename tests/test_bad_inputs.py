@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -30,7 +31,7 @@ class _ModelLoaded(Exception):
 
 def _fail_before_the_model(monkeypatch, entry, recipe, cli, error, match):
     """Run the entry point's `main` on the tiny recipe + `cli`; it must stop with `error` matching `match` before
-    `get_model` is called. Returns the seconds it took."""
+    `get_model` is called, leaving no `output_dir` behind. Returns the seconds it took."""
 
     def load_model(*args, **kwargs):
         raise _ModelLoaded
@@ -43,7 +44,9 @@ def _fail_before_the_model(monkeypatch, entry, recipe, cli, error, match):
     start = time.perf_counter()
     with pytest.raises(error, match=match):
         entry.main(*args)
-    return time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    assert not Path(args[1].output_dir).exists(), "a run stopped by bad input left its output_dir behind"
+    return seconds
 
 
 def _jsonl(path, rows, raw: bytes = b""):

@@ -59,7 +59,6 @@ def main(script_args, training_args, model_args):
     check_model_source(model_args)
     check_callbacks(training_args.callbacks)
     check_sharding(enabled_methods(training_args), launch_sharding())  # a method the launch cannot run
-    record = claim_run(script_args, training_args, model_args)  # output_dir held, a resume checked
     check_grpo_arguments(script_args, training_args)
     reward_funcs = get_reward_funcs(script_args)  # unknown names fail here, before anything is loaded
     if training_args.reward_weights is not None and len(training_args.reward_weights) != len(reward_funcs):
@@ -91,6 +90,8 @@ def main(script_args, training_args, model_args):
     if "messages" in dataset[script_args.dataset_train_split].column_names:
         dataset = dataset.remove_columns("messages")
 
+    # Held once the inputs are known good (a typo leaves no folder behind), before the model loads.
+    record = claim_run(script_args, training_args, model_args)  # output_dir held, a resume checked
     tokenizer = get_tokenizer(model_args, training_args)
     model = get_model(model_args, training_args)
     eval_dataset = eval_dataset_of(dataset, evaluated)

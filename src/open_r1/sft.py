@@ -40,7 +40,6 @@ def build_trainer(script_args, training_args, model_args):
     check_model_source(model_args)
     check_callbacks(training_args.callbacks)
     check_sharding(enabled_methods(training_args), launch_sharding())  # a method the launch cannot run
-    record = claim_run(script_args, training_args, model_args)  # output_dir held, a resume checked
 
     logger.info("Model parameters %s", model_args)
     logger.info("Script parameters %s", script_args)
@@ -58,6 +57,8 @@ def build_trainer(script_args, training_args, model_args):
     eval_dataset = eval_dataset_of(dataset, evaluated)
     retain = get_retain_dataset(training_args) if needs_retain_data(training_args) else None
 
+    # Held once the inputs are known good (a typo leaves no folder behind), before the model loads.
+    record = claim_run(script_args, training_args, model_args)  # output_dir held, a resume checked
     tokenizer = get_tokenizer(model_args, training_args)
     model = get_model(model_args, training_args)
 
