@@ -1,4 +1,4 @@
-.PHONY: install install-eval demo testbed evaluate evals-summary bench bench-quick test test-distributed quality style clean
+.PHONY: install system-packages install-eval demo testbed evaluate evals-summary bench bench-quick test test-distributed quality style clean
 
 # Everything runs in a project virtualenv; override VENV to use another one.
 VENV ?= .venv
@@ -14,7 +14,20 @@ $(VENV)/.installed: setup.py
 	$(PYTHON) -m pip install -e ".[dev]"
 	touch $@
 
-install: $(VENV)/.installed
+install: system-packages $(VENV)/.installed
+
+# The local code sandbox runs programs in bubblewrap, with a seccomp filter built by python3-seccomp: installed here
+# when missing and run as root with apt-get; otherwise a warning names them (the sandbox refuses to start without
+# bubblewrap; code rewards can run on e2b, morph or piston meanwhile).
+system-packages:
+	@missing=""; command -v bwrap >/dev/null || missing="bubblewrap"; \
+	/usr/bin/python3 -c "import seccomp" 2>/dev/null || missing="$$missing python3-seccomp"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	else \
+		echo "warning: the local code sandbox needs:$$missing (as root: apt-get install$$missing)"; \
+	fi
 
 # lighteval gets its own environment (see requirements-eval.txt); `make evaluate` sets it up.
 EVAL_VENV ?= .venv-eval

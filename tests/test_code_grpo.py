@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from open_r1.code.sandbox import namespaces_available
+from open_r1.code.sandbox import isolation_problem
 
 from .conftest import accelerate_cmd, run_cli
 
 
-pytestmark = pytest.mark.skipif(namespaces_available() is not None, reason="no namespaces for the local sandbox")
+pytestmark = pytest.mark.skipif(isolation_problem() is not None, reason="no bubblewrap sandbox here")
 
 
 def test_tiny_code_grpo_recipe_trains_with_sandboxed_rewards(world, tmp_path):

@@ -16,10 +16,10 @@ import pytest
 import open_r1.code.providers as providers
 from open_r1.code.providers import E2BProvider, LocalProvider, MorphProvider, PistonProvider
 from open_r1.code.rewards import extract_code, get_cf_code_reward, get_code_format_reward, get_code_reward
-from open_r1.code.sandbox import LocalSandbox, SandboxLimits, namespaces_available
+from open_r1.code.sandbox import LocalSandbox, SandboxLimits, isolation_problem
 
 
-needs_sandbox = pytest.mark.skipif(namespaces_available() is not None, reason="no namespaces here")
+needs_sandbox = pytest.mark.skipif(isolation_problem() is not None, reason="no bubblewrap sandbox here")
 LIMITS = SandboxLimits(cpu_seconds=2, wall_seconds=4, memory_mb=512)
 
 
@@ -158,6 +158,37 @@ def test_cf_code_checker_accepts_any_right_answer():
     reward = get_cf_code_reward(LocalProvider(limits=LIMITS), scoring_mode="pass_fail")
     # "2 3" is not the stored answer but is right; "5 0" is wrong.
     assert reward([fenced("print(2, 3)"), fenced("print(5, 0)")], **columns, language=["python"] * 2) == [1.0, 0.0]
+
+
+FORKING_SOLUTION = """import os, time
+n = int(input())
+workers = []
+for _ in range(3):  # each worker burns 0.6 CPU-s: under the 1 s limit alone, 1.8 s together
+    pid = os.fork()
+    if pid == 0:
+        end = time.process_time() + 0.6
+        while time.process_time() < end:
+            pass
+        os._exit(0)
+    workers.append(pid)
+for pid in workers:
+    os.waitpid(pid, 0)
+print(n * 2)
+"""
+
+
+@needs_sandbox
+def test_cf_code_judges_a_forking_solution_on_all_its_cpu_time():
+    """A solution that splits its work over processes used more CPU than the problem's time limit: over the limit, as
+    a judge says, not a pass the policy could learn to exploit (#32)."""
+    problem = {**CF_PROBLEM, "official_tests": [{"input": "3\n", "output": "6\n"}], "time_limit": 1.0}
+    columns = {key: [value] for key, value in problem.items()}
+    reward = get_cf_code_reward(LocalProvider(limits=LIMITS), scoring_mode="pass_fail")
+    assert reward([fenced(FORKING_SOLUTION)], **columns, language=["python"]) == [0.0]
+    limits = SandboxLimits(cpu_seconds=1.0, wall_seconds=6, memory_mb=256)
+    result = LocalSandbox(limits).run(FORKING_SOLUTION, stdin="3")
+    assert result.status == "timeout", result
+    assert 1.0 <= result.cpu_seconds < 1.4
 
 
 class FakeServer:
@@ -328,7 +359,7 @@ def test_reward_registry_builds_the_code_rewards_and_names_what_is_missing():
     args = GRPOScriptArguments(
         dataset_name="x", reward_funcs=["code", "binary_code", "code_format", "cf_code"], code_provider="local"
     )
-    if namespaces_available() is None:
+    if isolation_problem() is None:
         funcs = get_reward_funcs(args)
         assert [f.__name__ for f in funcs] == [
             "code_reward",
@@ -345,8 +376,8 @@ def test_reward_registry_builds_the_code_rewards_and_names_what_is_missing():
 
 
 def test_local_sandbox_limits_reach_the_programs():
-    if namespaces_available() is not None:
-        pytest.skip("no namespaces here")
+    if isolation_problem() is not None:
+        pytest.skip("no bubblewrap sandbox here")
     tight = LocalSandbox(SandboxLimits(cpu_seconds=1, wall_seconds=2, memory_mb=200))
     assert tight.run("x = bytearray(150 * 2**20)\nprint('ok')").stdout == "ok\n"
     assert tight.run("x = bytearray(300 * 2**20)").status == "error"

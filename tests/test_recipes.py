@@ -101,6 +101,11 @@ def _problems(tmp_path, base="recipes/tiny/sft/config_sft.yaml", name="config_x.
         ("sft", {"num_train_epochs": "${EPOCHS}"}, "${EPOCHS}: a sweep script's placeholder"),
         ("sft", {"warmup_ratio": 0.1}, "warmup_ratio: unknown key; now `warmup_steps`"),
         ("sft", {"torch_dtype": "bfloat16"}, "torch_dtype: unknown key; now `dtype`"),
+        (
+            "grpo",
+            {"code_sandbox_unisolated": True},
+            "code_sandbox_unisolated: unknown key; removed: the local sandbox",
+        ),
     ],
 )
 def test_the_checker_catches_what_used_to_fail_only_at_start(tmp_path, base, changes, expected):

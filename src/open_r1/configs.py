@@ -333,13 +333,9 @@ class GRPOScriptArguments(ScriptArguments):
     code_completion_time_limit: float = field(
         default=60.0, metadata={"help": "Code rewards: wall seconds for all of one completion's test cases."}
     )
-    code_memory_mb: int = field(default=1024, metadata={"help": "Local sandbox: address space per process, MiB."})
-    code_sandbox_unisolated: bool = field(
-        default=False,
-        metadata={
-            "help": "Local sandbox on a machine without Linux namespaces: run with resource limits only (no network "
-            "isolation, shared /tmp). Off: such a machine stops at start with the reason."
-        },
+    code_memory_mb: int = field(
+        default=1024,
+        metadata={"help": "Local sandbox: MiB for a whole program run (every process, and the files it writes)."},
     )
 
     pass_at_k: list[int] = field(

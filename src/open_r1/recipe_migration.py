@@ -31,6 +31,8 @@ REMOVED = {
     "(`assistant_only_loss` / `completion_only_loss`)",
     "logging_dir": "transformers 5 removed it",
     "evaluation_strategy": "renamed `eval_strategy` long ago; set that",
+    "code_sandbox_unisolated": "the local sandbox always isolates programs (bubblewrap); where it cannot, run them "
+    "elsewhere with `code_provider: e2b | morph | piston`",
 }
 # The fork's callbacks that are recipe keys here.
 CALLBACK_KEYS = {"ema_callback": {"use_ema": True}, "sharded_ema_callback": {"use_ema": True}}

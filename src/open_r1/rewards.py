@@ -257,7 +257,6 @@ def code_provider(args):
         num_parallel=args.parallel_code_exec_per_proc,
         limits=limits,
         time_budget_seconds=args.code_completion_time_limit,
-        unisolated=args.code_sandbox_unisolated,
         e2b_router_url=args.e2b_router_url,
         morph_router_url=args.morph_router_url,
     )

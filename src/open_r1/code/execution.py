@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 
 @dataclass
 class RunResult:
-    """What one run gave. `status`: ok, error (non-zero exit), compile_error, signal, timeout, output_limit or
-    sandbox_error (the sandbox itself failed)."""
+    """What one run gave. `status`: ok, error (non-zero exit), compile_error, signal, timeout (over the time limit),
+    memory_limit, file_limit, output_limit or sandbox_error (the sandbox itself failed). `cpu_seconds` counts every
+    process the program started; `peak_memory_mb` is the run's largest resident + /tmp total (local sandbox)."""
 
     status: str
     exit_code: int | None = None
@@ -33,6 +34,7 @@ class RunResult:
     stderr: str = ""
     wall_seconds: float = 0.0
     cpu_seconds: float = 0.0
+    peak_memory_mb: float = 0.0
 
     @property
     def ok(self) -> bool:

@@ -1,27 +1,60 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
-"""The first process inside the local sandbox's namespaces (run by `open_r1.code.sandbox`, not by users).
+"""The first process of a local sandbox run inside bubblewrap (run by `open_r1.code.sandbox`, not by users).
 
-Standalone on purpose (stdlib only, run with `python -I -S`): it starts before anything else in the fresh
-namespaces, as their root and as PID 1 of the new PID namespace, so every process the program starts dies with it.
+Standalone on purpose (stdlib only, run with `python3 -I -S -c <this file>`): it starts inside the sandbox, as the
+program's own unprivileged user, and judges the run. It is the subreaper of every process the program starts, so
+their CPU time reaches it when they end, and it checks the whole run's limits every few milliseconds: CPU seconds
+summed over every process (ended ones included), memory (the processes' resident sets, the files in the private /tmp
+and the run's SysV shared memory; memfd_create is refused by the seccomp filter) and the number of files in /tmp. A run over a limit is killed whole (`kill(-1)` reaches every process of the
+sandbox but this one and bubblewrap's init). Per-process rlimits (CPU, address space, file size, open files and the
+run's process count, which the kernel counts in the run's own user namespace) back the checks up.
 
 Protocol on stdin: one line with the byte length N of a JSON header, N bytes of header, then the program's own stdin
-(left in the pipe for the last step). The header holds `files` (name -> text, written into the work dir), `steps`
-(argv lists run in order; only the last reads stdin, a failing earlier step stops the run: compilation), `limits`,
-`uid` (the unprivileged user the steps run as, or null), `private_tmp` (mount fresh tmpfs over the world-writable
-directories and make / read-only), `workdir` (used as is when `private_tmp` is false) and `status_fd` (where one JSON
-line per finished step is written: exit code, signal, CPU seconds).
+(left in the pipe for the step that reads it). The header holds `files` (name -> text, written into `workdir`),
+`steps` (each `argv`, `limits` and `reads_stdin`; a failing step stops the run: compilation), `env` and `status_fd`,
+where one JSON line says the run started and one per finished step gives its exit code, signal, CPU seconds, peak
+memory and the limit that stopped it, if any.
+
+`python3 -I launcher.py --seccomp-filter` writes the sandbox's seccomp program (BPF) to stdout instead; it needs
+libseccomp's Python binding (Debian: python3-seccomp).
 """
 
 import ctypes
+import errno
 import json
 import os
 import resource
+import select
 import signal
 import sys
 
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
-WORLD_WRITABLE = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
+POLL_SECONDS = 0.01
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
+# Refused by the seccomp filter (EPERM): what no contest program needs and every container escape uses. clone3 gets
+# ENOSYS (its flags cannot be inspected by seccomp), so the C library falls back to clone.
+BLOCKED_SYSCALLS = (
+    "acct add_key bpf delete_module finit_module fsconfig fsmount fsopen fspick init_module io_uring_enter "
+    "io_uring_register io_uring_setup kexec_file_load kexec_load keyctl lookup_dcookie memfd_create mount mount_setattr "
+    "move_mount "
+    "name_to_handle_at open_by_handle_at open_tree perf_event_open personality pivot_root process_vm_readv "
+    "process_vm_writev ptrace quotactl reboot request_key setns swapoff swapon syslog umount2 unshare userfaultfd"
+).split()
+
+
+def write_seccomp_filter(out) -> None:
+    import seccomp  # noqa: PLC0415 - the system's binding, only in this mode
+
+    sandbox_filter = seccomp.SyscallFilter(defaction=seccomp.ALLOW)
+    for name in BLOCKED_SYSCALLS:
+        try:
+            sandbox_filter.add_rule(seccomp.ERRNO(errno.EPERM), name)
+        except (RuntimeError, ValueError):  # a name this kernel's libseccomp does not know
+            pass
+    sandbox_filter.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+    sandbox_filter.export_bpf(out)
 
 
 def read_exact(count: int) -> bytes:
@@ -44,100 +77,171 @@ def read_header() -> dict:
     return json.loads(read_exact(int(length)))
 
 
-def mount(libc, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
-    encode = lambda s: s.encode() if s is not None else None  # noqa: E731
-    if libc.mount(encode(source), encode(target), encode(fstype), flags, encode(data)) != 0:
-        error = ctypes.get_errno()
-        raise OSError(error, f"mount {target}: {os.strerror(error)}")
-
-
-def private_filesystem(limits: dict) -> str:
-    """Fresh tmpfs over every world-writable directory (nothing the program writes outlives it or is seen outside)
-    and the rest of the tree read-only; returns the work dir."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
-    size = f"size={int(limits['file_size_mb']) * 4}m,mode=1777"
-    for directory in WORLD_WRITABLE:
-        if os.path.isdir(directory):
-            mount(libc, "tmpfs", directory, "tmpfs", MS_NOSUID | MS_NODEV, size)
-    # Best effort: a root that is not a mount point of its own (some containers) cannot be remounted.
-    try:
-        mount(libc, None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY)
-    except OSError:
-        pass
-    return "/tmp/work"
-
-
 def set_limits(limits: dict) -> None:
-    cpu = max(1, int(-(-float(limits["cpu_seconds"]) // 1)))
+    """Per-process backstops of the whole-run checks (the checks stop a run first)."""
+    cpu = int(float(limits["cpu_seconds"])) + 1
     memory = int(limits["memory_mb"]) * 2**20
     file_size = int(limits["file_size_mb"]) * 2**20
+    # The kernel counts processes per user of the run's own user namespace: this launcher and bubblewrap's init too.
+    processes = int(limits["max_processes"]) + 2
     for kind, value in (
         (resource.RLIMIT_CPU, (cpu, cpu + 1)),
         (resource.RLIMIT_AS, (memory, memory)),
         (resource.RLIMIT_FSIZE, (file_size, file_size)),
-        (resource.RLIMIT_NPROC, (int(limits["max_processes"]),) * 2),
+        (resource.RLIMIT_NPROC, (processes, processes)),
         (resource.RLIMIT_NOFILE, (256, 256)),
         (resource.RLIMIT_CORE, (0, 0)),
     ):
         resource.setrlimit(kind, value)
 
 
-def run_step(argv: list[str], header: dict, workdir: str, reads_stdin: bool) -> dict:
+def program_processes() -> list[str]:
+    own = {str(os.getpid()), "1"}
+    return [name for name in os.listdir("/proc") if name.isdigit() and name not in own]
+
+
+def live_usage() -> tuple[float, int]:
+    """CPU seconds (each process's own and its ended children's) and resident bytes of the live program processes."""
+    ticks, resident = 0, 0
+    for pid in program_processes():
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as handle:
+                fields = handle.read().rsplit(b")", 1)[1].split()
+            with open(f"/proc/{pid}/statm", "rb") as handle:
+                pages = int(handle.read().split()[1])
+        except (OSError, IndexError, ValueError):  # ended meanwhile
+            continue
+        ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+        resident += pages * PAGE_BYTES
+    return ticks / CLOCK_TICKS, resident
+
+
+def ended_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def tmp_usage(workdir: str) -> tuple[int, int]:
+    """(bytes, files) held in the private /tmp the work dir is on."""
+    stats = os.statvfs(workdir)
+    return (stats.f_blocks - stats.f_bfree) * stats.f_frsize, stats.f_files - stats.f_ffree
+
+
+def shared_memory_bytes() -> int:
+    """Resident bytes of the run's SysV shared memory segments (its own IPC namespace) that no process maps (a mapped
+    one is in its resident set already)."""
+    try:
+        with open("/proc/sysvipc/shm", "rb") as handle:
+            rows = handle.read().splitlines()[1:]
+    except OSError:
+        return 0
+    columns = [row.split() for row in rows]  # key shmid perms size cpid lpid nattch uid gid cuid cgid atime ... rss
+    return sum(int(c[14]) for c in columns if len(c) > 14 and c[6] == b"0")
+
+
+def reap(main_pid: int, statuses: dict) -> None:
+    """Collect every ended child (orphans come to this subreaper); the main process's status is kept."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        if pid == main_pid:
+            statuses["main"] = status
+
+
+def kill_program() -> None:
+    try:
+        os.kill(-1, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def run_step(step: dict, header: dict, workdir: str) -> dict:
+    limits = step["limits"]
+    cpu_start = ended_cpu_seconds()
+    files_start = tmp_usage(workdir)[1]
     pid = os.fork()
     if pid == 0:
         try:
-            if not reads_stdin:
+            if not step["reads_stdin"]:
                 null = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(null, 0)
                 os.dup2(2, 1)  # a compiler's messages go to stderr
-            uid = header.get("uid")
-            if uid is not None:
-                os.setgroups([])
-                os.setgid(uid)
-                os.setuid(uid)
             os.chdir(workdir)
-            set_limits(header["limits"])
-            os.execve(argv[0], argv, header["env"])
+            set_limits(limits)
+            os.execve(step["argv"][0], step["argv"], header["env"])
         except BaseException as error:  # noqa: BLE001 - reported, then the child dies
-            os.write(2, f"sandbox: cannot start {argv[0]}: {error}\n".encode())
+            os.write(2, f"sandbox: cannot start {step['argv'][0]}: {error}\n".encode())
         os._exit(127)
-    # PID 1 reaps every orphan; the step's own status is the one of its PID.
-    while True:
-        waited, status, usage = os.wait4(-1, 0)
-        if waited == pid:
+    process = os.pidfd_open(pid)
+    statuses, stopped, peak = {}, None, 0
+    memory_bytes = int(limits["memory_mb"]) * 2**20
+    while "main" not in statuses:
+        select.select([process], [], [], POLL_SECONDS)
+        reap(pid, statuses)
+        cpu, resident = live_usage()
+        cpu += ended_cpu_seconds() - cpu_start
+        tmp_bytes, files = tmp_usage(workdir)
+        held = resident + tmp_bytes + shared_memory_bytes()
+        peak = max(peak, held)
+        if cpu >= float(limits["cpu_seconds"]):
+            stopped = "cpu"
+        elif held > memory_bytes:
+            stopped = "memory"
+        elif files - files_start > int(limits["max_files"]):
+            stopped = "files"
+        if stopped:
             break
+    os.close(process)
+    # Whatever the program left running dies with its step; every process is reaped, so its CPU time is counted.
+    kill_program()
+    while True:
+        try:
+            waited, status = os.wait()
+        except ChildProcessError:
+            break
+        if waited == pid:
+            statuses["main"] = status
+    status = statuses["main"]
     return {
         "exit": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
-        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "cpu_seconds": ended_cpu_seconds() - cpu_start,
+        "peak_memory_mb": peak / 2**20,
+        "stopped": stopped,
     }
 
 
 def main() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # the program (same user) cannot ptrace this process or open its fds
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     header = read_header()
     status = os.fdopen(int(header["status_fd"]), "w")
     os.set_inheritable(status.fileno(), False)
-    workdir = private_filesystem(header["limits"]) if header["private_tmp"] else header["workdir"]
+    workdir = header["workdir"]
     os.makedirs(workdir, exist_ok=True)
     for name, text in header["files"].items():
         with open(os.path.join(workdir, name), "w", encoding="utf-8") as handle:
             handle.write(text)
-    if header.get("uid") is not None:
-        for path in [workdir, *(os.path.join(workdir, name) for name in header["files"])]:
-            os.chown(path, header["uid"], header["uid"])
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    steps = header["steps"]
-    for index, argv in enumerate(steps):
-        result = run_step(argv, header, workdir, reads_stdin=index == len(steps) - 1)
+    status.write(json.dumps({"started": True}) + "\n")
+    status.flush()
+    for index, step in enumerate(header["steps"]):
+        result = run_step(step, header, workdir)
         status.write(json.dumps({"step": index, **result}) + "\n")
         status.flush()
-        if result["exit"] != 0:
+        if result["exit"] != 0 or result["stopped"]:
             break
     status.close()
-    # Leaving PID 1 kills whatever the program left running in the namespace.
     sys.exit(0)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--seccomp-filter"]:
+        write_seccomp_filter(sys.stdout.buffer)
+    else:
+        main()

@@ -13,7 +13,6 @@ import base64
 import functools
 import io
 import json
-import os
 import pickle
 import zlib
 
@@ -93,11 +92,7 @@ def extract_code(reply: str) -> str:
 
 @functools.cache
 def _sandbox() -> LocalSandbox:
-    return LocalSandbox(
-        SandboxLimits(cpu_seconds=6, wall_seconds=12),
-        parallel=1,
-        unisolated=os.environ.get("OPEN_R1_SANDBOX_UNISOLATED") == "1",
-    )
+    return LocalSandbox(SandboxLimits(cpu_seconds=6, wall_seconds=12), parallel=1)
 
 
 def passes(reply: str, gold_tests: str) -> float:

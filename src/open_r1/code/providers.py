@@ -81,9 +81,9 @@ class CodeProvider(ABC):
 class LocalProvider(CodeProvider):
     name = "local"
 
-    def __init__(self, *args, unisolated: bool = False, **kwargs):
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.sandbox = LocalSandbox(self.limits, parallel=self.num_parallel, unisolated=unisolated)
+        self.sandbox = LocalSandbox(self.limits, parallel=self.num_parallel)
 
     def run(self, program: str, language: str, stdin: str, limits: SandboxLimits | None = None, **files) -> RunResult:
         """One program run; `files`: `extra_files` and `arguments` of `LocalSandbox.run`."""
@@ -347,14 +347,13 @@ def get_provider(
     num_parallel: int = 2,
     limits: SandboxLimits | None = None,
     time_budget_seconds: float = 60.0,
-    unisolated: bool = False,
     e2b_router_url: str | None = None,
     morph_router_url: str | None = None,
     piston_endpoints: list[str] | None = None,
 ) -> CodeProvider:
     common = {"num_parallel": num_parallel, "limits": limits, "time_budget_seconds": time_budget_seconds}
     if name == "local":
-        return LocalProvider(**common, unisolated=unisolated)
+        return LocalProvider(**common)
     if name == "piston":
         return PistonProvider(**common, endpoints=piston_endpoints)
     if name == "e2b":

@@ -1,53 +1,73 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
-"""The local sandbox: run untrusted programs on the training machine, contained.
+"""The local sandbox: run untrusted programs on the training machine, contained by bubblewrap.
 
-Each run is a fresh set of Linux namespaces made by util-linux's `unshare` (network: only a loopback that is down,
-so no socket reaches anything, 127.0.0.1 included; mount: fresh tmpfs over /tmp, /var/tmp, /dev/shm, the rest
-read-only; PID: the program's processes die with it, `/proc` shows only them). Inside, `open_r1/code/launcher.py`
-runs the program as an unprivileged user of its own (one uid per parallel slot) under `setrlimit` limits on CPU
-time, address space, file size, process count and open files, in a throw-away work dir, with an environment of a few
-fixed variables (nothing of the trainer's: no tokens, no keys). The parent enforces the wall-time limit (the whole
-namespace is SIGKILLed) and caps the output it keeps.
+Each run is a fresh `bwrap` sandbox (Debian: bubblewrap): new user, PID, network, IPC, UTS and cgroup namespaces, no
+capability in any mode, no-new-privs, no nested user namespace, and a seccomp filter that refuses mount, ptrace,
+keyctl, bpf, io_uring, unshare and the like (built by Debian's python3-seccomp; without it a warning says the run has
+none). The program sees only what it needs: `/usr` (interpreter, compiler, their libraries) read-only, nosuid and
+nodev, the loader's cache, minimal `/dev` and `/proc`, and a private `/tmp` (a tmpfs of `memory_mb`) holding its work
+dir; the root itself is read-only. No host home, `/etc`, `/opt`, `/srv`, `/work`, repository, dataset or socket is
+there, and its loopback reaches nothing outside. A root trainer runs programs as the unprivileged uid 61000; any
+other trainer as itself, inside a user namespace where it holds no capability.
 
-A machine where namespaces cannot be made (no root and no unprivileged user namespaces) gets a clear error at the
-first use; `unisolated=True` (recipe key `code_sandbox_unisolated`) runs with the resource limits, the clean
-environment and a temporary work dir only: no network isolation, shared /tmp, processes that call setsid may outlive
-the run. Use an external provider (`code_provider: e2b | morph | piston`) there instead.
+Limits hold for the whole run, every process the program starts included (`open_r1/code/launcher.py`, the run's
+subreaper, checks them every 10 ms and kills the run): CPU seconds summed over the processes (fractions kept),
+memory (resident sets plus the files in /tmp), files in /tmp, and processes and threads (RLIMIT_NPROC, which the
+kernel counts in the run's own user namespace, so runs never share it). Where the machine gives writable cgroups
+(root with cgroup v1, as here), each run also runs in a cgroup (one per parallel slot) whose memory and process limits
+the kernel enforces (page cache, tmpfs and kernel memory included). The parent enforces the wall time and caps the output it keeps.
+
+A machine without bubblewrap or user namespaces stops at the first use with the reason, the package to install and
+the external providers (`code_provider: e2b | morph | piston`). What it still cannot contain: a kernel exploit (the
+kernel is shared), CPU and memory bandwidth that slows the trainer beside it, and, without cgroups, memory a program
+takes between two checks (each process is capped at `memory_mb` and the run at `max_processes` processes).
 """
 
 import functools
 import json
+import logging
 import os
 import queue
 import selectors
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+import uuid
+import weakref
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .execution import RunResult
 
 
+logger = logging.getLogger(__name__)
+
 LAUNCHER = Path(__file__).with_name("launcher.py")
-# The launcher runs as (namespace) root with the trainer's own interpreter.
-LAUNCHER_PYTHON = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
 PROGRAM_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/work", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
-# Sandboxed programs run as these uids (root parent only): one per parallel slot, so the process limit is per run.
-UID_BASE = 61_000
+WORKDIR = "/tmp/work"
+# A root trainer runs the sandbox as this unprivileged uid (it owns no file on the host).
+SANDBOX_UID = 61_000
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# A run's cgroup holds the launcher and bubblewrap too (and their page cache): room for them above `memory_mb`.
+CGROUP_OVERHEAD_MB = 64
+INSTALL_HINT = "apt-get install bubblewrap python3-seccomp (Debian/Ubuntu; `make install` does it as root)"
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
-    cpu_seconds: float = field(default=5.0, metadata={"help": "CPU seconds per program run (RLIMIT_CPU)."})
-    wall_seconds: float = field(default=10.0, metadata={"help": "Wall seconds per run; then the namespace is killed."})
-    memory_mb: int = field(default=1024, metadata={"help": "Address space per process, MiB (RLIMIT_AS)."})
+    cpu_seconds: float = field(
+        default=5.0, metadata={"help": "CPU seconds of the whole run: every process's time summed, fractions kept."}
+    )
+    wall_seconds: float = field(default=10.0, metadata={"help": "Wall seconds per run; then the sandbox is killed."})
+    memory_mb: int = field(
+        default=1024,
+        metadata={"help": "MiB for the whole run: every process's resident memory plus the files in its /tmp."},
+    )
     file_size_mb: int = field(default=16, metadata={"help": "Largest file a program may write, MiB (RLIMIT_FSIZE)."})
-    max_processes: int = field(default=64, metadata={"help": "Processes (threads too) of the run's user."})
+    max_files: int = field(default=4096, metadata={"help": "Files and directories a run may make in its /tmp."})
+    max_processes: int = field(default=64, metadata={"help": "Processes and threads of the whole run."})
     max_output_bytes: int = field(default=1 << 20, metadata={"help": "stdout + stderr kept; more stops the run."})
 
 
@@ -67,84 +87,237 @@ def _world_executable(path: str) -> bool:
 
 @functools.cache  # the interpreter does not change during a run; looked up once, not per program
 def program_python() -> str:
-    """The interpreter the programs run with: a system `python3` the sandbox's unprivileged user can execute (not
-    the virtualenv: no training packages on its path); the trainer's own when it runs unprivileged anyway."""
-    candidates = [shutil.which("python3", path=PROGRAM_ENV["PATH"]), LAUNCHER_PYTHON]
+    """The interpreter the launcher and the programs run with: the system's `python3` (not the virtualenv: no
+    training packages on its path), or the trainer's base interpreter where the system has none."""
+    import sys
+
+    candidates = [
+        shutil.which("python3", path=PROGRAM_ENV["PATH"]),
+        os.path.realpath(getattr(sys, "_base_executable", sys.executable)),
+    ]
     for candidate in filter(None, candidates):
         if os.geteuid() != 0 or _world_executable(candidate):
             return os.path.realpath(candidate)
     raise SandboxUnavailableError(
-        f"No Python the sandbox's unprivileged user can run: {LAUNCHER_PYTHON} is inside a directory closed to other "
+        "No Python the sandbox's unprivileged user can run: the trainer's is inside a directory closed to other "
         "users and there is no python3 in /usr/bin or /usr/local/bin (apt-get install python3)."
     )
 
 
-def _namespace_prefix() -> list[str]:
-    base = ["unshare", "--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
-    return base if os.geteuid() == 0 else ["unshare", "--user", "--map-root-user", *base[1:]]
+def _sandbox_uid() -> int | None:
+    return SANDBOX_UID if os.geteuid() == 0 else None
+
+
+def _filesystem() -> list[str]:
+    """bwrap arguments for what programs see besides /tmp: /usr and the top-level links or directories into it."""
+    view = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            view += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            view += ["--ro-bind", top, top]
+    view += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    view += ["--ro-bind-try", "/etc/alternatives", "/etc/alternatives"]
+    prefix = str(Path(program_python()).parent.parent)
+    if not (prefix + "/").startswith("/usr/"):  # an interpreter outside /usr: its own installation, read-only
+        view += ["--ro-bind", prefix, prefix]
+    return view
+
+
+def bwrap_command(memory_mb: int, seccomp_fd: int | None) -> list[str]:
+    command = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session"]
+    command += ["--cap-drop", "ALL", "--clearenv", *_filesystem(), "--proc", "/proc", "--dev", "/dev"]
+    command += ["--size", str(memory_mb * 2**20), "--tmpfs", "/tmp", "--symlink", "/tmp", "/var/tmp"]
+    command += ["--remount-ro", "/dev", "--remount-ro", "/"]  # only /tmp is writable
+    if seccomp_fd is not None:
+        command += ["--seccomp", str(seccomp_fd)]
+    return command
+
+
+@functools.cache
+def seccomp_filter() -> bytes | None:
+    """The seccomp program (BPF) every run loads, built once by the system's python3-seccomp; None (with a warning)
+    where the binding is missing."""
+    system_python = shutil.which("python3", path="/usr/bin:/bin")
+    problem = "there is no /usr/bin/python3"
+    if system_python is not None:
+        built = subprocess.run(
+            [system_python, "-I", str(LAUNCHER), "--seccomp-filter"], capture_output=True, timeout=60, env=PROGRAM_ENV
+        )
+        if built.returncode == 0 and built.stdout:
+            return built.stdout
+        problem = built.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {built.returncode}"]
+        problem = problem[0]
+    logger.warning(
+        "The local sandbox runs without a seccomp filter (%s): apt-get install python3-seccomp adds one.", problem
+    )
+    return None
 
 
 _PROBE_LOCK = threading.Lock()
 _PROBED: dict[str, str | None] = {}
 
 
-def namespaces_available() -> str | None:
-    """None when `unshare` can make the sandbox's namespaces here, else why not (probed once per process)."""
+def isolation_problem() -> str | None:
+    """None when bubblewrap can make the sandbox here, else why not (probed once per process)."""
     with _PROBE_LOCK:
-        if "namespaces" not in _PROBED:
-            if shutil.which("unshare") is None:
-                _PROBED["namespaces"] = "the `unshare` command (util-linux) is not installed"
+        if "bwrap" not in _PROBED:
+            if shutil.which("bwrap") is None:
+                _PROBED["bwrap"] = "bubblewrap (`bwrap`) is not installed"
             else:
+                command = [*bwrap_command(16, None), "/usr/bin/true"]
+                uid = _sandbox_uid()
+                ids = {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
                 try:
-                    probe = subprocess.run(
-                        [*_namespace_prefix(), "true"], capture_output=True, text=True, timeout=30, env=PROGRAM_ENV
-                    )
-                    _PROBED["namespaces"] = (
+                    probe = subprocess.run(command, capture_output=True, text=True, timeout=30, env=PROGRAM_ENV, **ids)
+                    _PROBED["bwrap"] = (
                         None
                         if probe.returncode == 0
-                        else f"`{' '.join(_namespace_prefix())} true` failed: "
-                        f"{probe.stderr.strip() or probe.returncode}"
+                        else f"`bwrap` failed: {probe.stderr.strip() or probe.returncode}"
                     )
                 except (OSError, subprocess.TimeoutExpired) as error:
-                    _PROBED["namespaces"] = f"`unshare` could not run: {error}"
-        return _PROBED["namespaces"]
+                    _PROBED["bwrap"] = f"`bwrap` could not run: {error}"
+        return _PROBED["bwrap"]
+
+
+class SlotCgroup:
+    """A cgroup v1 (memory and pids controllers) under the trainer's own, where those are writable (root): the kernel's
+    hard limits on a whole run. One per parallel slot, reused run after run (making and removing a memory cgroup per
+    run cost ~10 ms); `start(limits)` sets a run's limits, and `procs_files()` are what the run's first process writes
+    its pid into before it starts bubblewrap, so every process of the run is born inside."""
+
+    CONTROLLERS = ("memory", "pids")
+
+    @staticmethod
+    @functools.cache
+    def parents() -> dict[str, Path] | None:
+        if os.geteuid() != 0:
+            return None
+        found = {}
+        try:
+            lines = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(","):
+                if controller in SlotCgroup.CONTROLLERS:
+                    directory = CGROUP_ROOT / controller / path.lstrip("/")
+                    if (directory / "cgroup.procs").exists() and os.access(directory, os.W_OK):
+                        found[controller] = directory
+        return found if len(found) == len(SlotCgroup.CONTROLLERS) else None
+
+    def __init__(self, uid: int):
+        name = f"open_r1_sandbox_{os.getpid()}_{uuid.uuid4().hex[:12]}"
+        self.directories = {c: parent / name for c, parent in self.parents().items()}
+        for directory in self.directories.values():
+            directory.mkdir()
+            os.chown(directory / "cgroup.procs", uid, uid)
+        self._oom_kills_before = 0
+
+    def start(self, limits: SandboxLimits) -> None:
+        self._kill_members()  # a process of the slot's last run still ending must not count in this one
+        memory = self.directories["memory"]
+        limit = str((limits.memory_mb + CGROUP_OVERHEAD_MB) * 2**20)
+        swap = memory / "memory.memsw.limit_in_bytes"  # memory + swap: no swapping past the limit either
+        if swap.exists():
+            swap.write_text("-1")  # memsw may never be below the memory limit: lift it, set both
+        (memory / "memory.limit_in_bytes").write_text(limit)
+        if swap.exists():
+            swap.write_text(limit)
+        (self.directories["pids"] / "pids.max").write_text(str(limits.max_processes + 8))
+        self._oom_kills_before = self._oom_kills()
+
+    def _oom_kills(self) -> int:
+        try:
+            control = (self.directories["memory"] / "memory.oom_control").read_text()
+        except OSError:
+            return 0
+        counts = dict(line.split() for line in control.splitlines() if len(line.split()) == 2)
+        return int(counts.get("oom_kill", 0))
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of the run since `start` for going over the memory limit."""
+        return self._oom_kills() > self._oom_kills_before
+
+    def procs_files(self) -> list[str]:
+        return [str(directory / "cgroup.procs") for directory in self.directories.values()]
+
+    def _kill_members(self) -> None:
+        for directory in self.directories.values():
+            _kill_cgroup_members(directory)
+
+    def remove(self) -> None:
+        """Kill anything left in the slot's cgroups, then remove them."""
+        deadline = time.monotonic() + 5
+        for directory in self.directories.values():
+            while True:
+                try:
+                    _kill_cgroup_members(directory)
+                    directory.rmdir()
+                    break
+                except FileNotFoundError:  # removed (its name may stay listed while ended processes are reaped)
+                    break
+                except OSError:  # busy: a process was still ending
+                    if time.monotonic() > deadline:
+                        logger.warning("sandbox: could not remove %s", directory)
+                        break
+                    time.sleep(0.005)
+
+
+def _kill_cgroup_members(directory: Path) -> None:
+    for pid in (directory / "cgroup.procs").read_text().split():
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def _remove_cgroups(cgroups: list[SlotCgroup]) -> None:
+    for cgroup in cgroups:
+        cgroup.remove()
+
+
+# The run's first process joins its slot's cgroups, then becomes bubblewrap.
+JOIN_CGROUPS = 'for f do [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; shift; done; shift; exec "$@"'
 
 
 class LocalSandbox:
-    """Runs programs contained (module docstring). Thread-safe: `parallel` runs at once, each in a slot of its own."""
+    """Runs programs contained (module docstring). Thread-safe: `parallel` runs at once."""
 
     LANGUAGES = ("python", "cpp")
 
-    def __init__(self, limits: SandboxLimits | None = None, parallel: int = 2, unisolated: bool = False):
+    def __init__(self, limits: SandboxLimits | None = None, parallel: int = 2):
         self.limits = limits or SandboxLimits()
-        self.unisolated = unisolated
-        if not unisolated:
-            reason = namespaces_available()
-            if reason is not None:
-                raise SandboxUnavailableError(
-                    f"The local code sandbox cannot isolate programs on this machine: {reason}. It needs Linux "
-                    "namespaces (run as root, or enable unprivileged user namespaces: sysctl "
-                    "kernel.unprivileged_userns_clone=1). Use an external provider (`code_provider: e2b`, `morph` "
-                    "or `piston`), or set `code_sandbox_unisolated: true` to run with resource limits only (no "
-                    "network isolation, shared /tmp)."
-                )
-        self._slots: queue.Queue[int] = queue.Queue()
-        for slot in range(max(1, parallel)):
-            self._slots.put(slot)
+        reason = isolation_problem()
+        if reason is not None:
+            raise SandboxUnavailableError(
+                f"The local code sandbox cannot isolate programs on this machine: {reason}. It needs bubblewrap and "
+                f"user namespaces ({INSTALL_HINT}; where user namespaces are off: sysctl "
+                "kernel.unprivileged_userns_clone=1 / user.max_user_namespaces). Or run programs elsewhere: "
+                "`code_provider: e2b`, `morph` or `piston`."
+            )
+        self.launcher_source = LAUNCHER.read_text()
+        uid = _sandbox_uid()
+        self._slots: queue.Queue[SlotCgroup | None] = queue.Queue()
+        cgroups = [
+            SlotCgroup(uid) if uid is not None and SlotCgroup.parents() else None for _ in range(max(1, parallel))
+        ]
+        for cgroup in cgroups:
+            self._slots.put(cgroup)
+        weakref.finalize(self, _remove_cgroups, [cgroup for cgroup in cgroups if cgroup is not None])
 
-    def _uid(self, slot: int) -> int | None:
-        if os.geteuid() != 0:
-            return None  # an unprivileged parent runs programs as itself (its user namespace's root)
-        return UID_BASE + (os.getpid() % 400) * 64 + slot
-
-    def steps(self, language: str) -> list[list[str]]:
+    def steps(self, language: str, limits: SandboxLimits) -> list[dict]:
         if language == "python":
-            return [[program_python(), "-I", "main.py"]]
+            return [{"argv": [program_python(), "-I", "main.py"], "limits": limits}]
         if language == "cpp":
-            compiler = shutil.which("g++")
+            compiler = shutil.which("g++", path=PROGRAM_ENV["PATH"])
             if compiler is None:
                 raise SandboxUnavailableError("C++ programs need g++ on this machine (apt-get install g++).")
-            return [[compiler, "-O2", "-std=gnu++17", "-o", "main", "main.cpp"], ["./main"]]
+            # Compilers need more room and time than the programs they build.
+            compiling = replace(limits, memory_mb=max(limits.memory_mb, 2048), cpu_seconds=max(limits.cpu_seconds, 30))
+            compile_step = {"argv": [compiler, "-O2", "-std=gnu++17", "-o", "main", "main.cpp"], "limits": compiling}
+            return [compile_step, {"argv": ["./main"], "limits": limits}]
         raise ValueError(f"The local sandbox runs {self.LANGUAGES}, not {language!r}.")
 
     def run(
@@ -158,86 +331,111 @@ class LocalSandbox:
     ) -> RunResult:
         """Run `source` (a whole program) with `stdin` and command-line `arguments`, `extra_files` beside it in the
         work dir, under `limits` (the sandbox's own by default); stdout/stderr decoded as UTF-8 with replacement."""
-        steps = self.steps(language)
-        steps[-1] = [*steps[-1], *arguments]
+        limits = limits or self.limits
+        steps = self.steps(language, limits)
+        steps[-1]["argv"] = [*steps[-1]["argv"], *arguments]
+        for index, step in enumerate(steps):
+            step["reads_stdin"] = index == len(steps) - 1
         files = {("main.py" if language == "python" else "main.cpp"): source, **(extra_files or {})}
-        slot = self._slots.get()
+        cgroup = self._slots.get()
         try:
-            return self._run(files, steps, stdin, slot, limits or self.limits, compiled=len(steps) > 1)
+            return self._run(files, steps, stdin, limits, cgroup)
         finally:
-            self._slots.put(slot)
+            self._slots.put(cgroup)
 
     def _run(
-        self, files: dict, steps: list, stdin: str, slot: int, limits: SandboxLimits, compiled: bool
+        self, files: dict, steps: list[dict], stdin: str, limits: SandboxLimits, cgroup: SlotCgroup | None
     ) -> RunResult:
-        if compiled:  # compilers need more room than the programs they build
-            limits = SandboxLimits(**{**asdict(limits), "memory_mb": max(limits.memory_mb, 2048)})
-        status_read, status_write = os.pipe()
-        workdir = None if not self.unisolated else tempfile.mkdtemp(prefix="open_r1_sandbox_")
-        uid = self._uid(slot)
-        if workdir is not None and uid is not None:
-            os.chown(workdir, uid, uid)
-        header = json.dumps(
-            {
-                "files": files,
-                "steps": steps,
-                "limits": asdict(limits),
-                "uid": uid,
-                "private_tmp": not self.unisolated,
-                "workdir": workdir,
-                "status_fd": status_write,
-                "env": PROGRAM_ENV,
-            }
-        ).encode()
-        prefix = [] if self.unisolated else _namespace_prefix()
-        started = time.perf_counter()
+        largest = max((step["limits"] for step in steps), key=lambda step_limits: step_limits.memory_mb)
+        uid = _sandbox_uid()
+        pipes = []
         try:
-            process = subprocess.Popen(
-                [*prefix, LAUNCHER_PYTHON, "-I", "-S", str(LAUNCHER)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                pass_fds=(status_write,),
-                start_new_session=True,
-                env=PROGRAM_ENV,
-            )
-        except OSError as error:
-            os.close(status_read)
-            os.close(status_write)
-            return RunResult("sandbox_error", stderr=f"cannot start the sandbox: {error}")
-        os.close(status_write)
-        try:
-            out, err, reason = self._communicate(
-                process, f"{len(header)}\n".encode() + header + stdin.encode(), limits
-            )
+            status_read, status_write = os.pipe()
+            pipes += [status_read, status_write]
+            command = bwrap_command(largest.memory_mb, None)
+            bpf = seccomp_filter()
+            if bpf is not None:
+                filter_read, filter_write = os.pipe()
+                pipes += [filter_read, filter_write]
+                os.write(filter_write, bpf)  # a few hundred bytes: within the pipe's buffer
+                os.close(filter_write)
+                pipes.remove(filter_write)
+                command = bwrap_command(largest.memory_mb, filter_read)
+            if cgroup is not None:
+                cgroup.start(largest)
+                command = ["/bin/sh", "-c", JOIN_CGROUPS, "sh", *cgroup.procs_files(), "--", *command]
+            command += [program_python(), "-I", "-S", "-c", self.launcher_source]
+            header = json.dumps(
+                {
+                    "files": files,
+                    "steps": [{**step, "limits": asdict(step["limits"])} for step in steps],
+                    "workdir": WORKDIR,
+                    "status_fd": status_write,
+                    "env": PROGRAM_ENV,
+                }
+            ).encode()
+            ids = {} if uid is None else {"user": uid, "group": uid, "extra_groups": []}
+            started = time.perf_counter()
+            try:
+                process = subprocess.Popen(
+                    command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    pass_fds=tuple(fd for fd in pipes if fd != status_read),
+                    start_new_session=True,
+                    env=PROGRAM_ENV,
+                    **ids,
+                )
+            except OSError as error:
+                return RunResult("sandbox_error", stderr=f"cannot start the sandbox: {error}")
+            for fd in [fd for fd in pipes if fd != status_read]:
+                os.close(fd)
+                pipes.remove(fd)
+            try:
+                out, err, reason = self._communicate(
+                    process, f"{len(header)}\n".encode() + header + stdin.encode(), limits
+                )
+            finally:
+                if process.poll() is None:
+                    self._kill(process)
+                process.wait()
+                with os.fdopen(status_read) as status_file:
+                    pipes.remove(status_read)
+                    lines = [json.loads(line) for line in status_file.read().splitlines() if line.strip()]
+            oom_killed = cgroup is not None and cgroup.oom_killed()
         finally:
-            if process.poll() is None:
-                self._kill(process)
-            process.wait()
-            with os.fdopen(status_read) as status_file:
-                statuses = [json.loads(line) for line in status_file.read().splitlines() if line.strip()]
-            if workdir is not None:
-                shutil.rmtree(workdir, ignore_errors=True)
+            for fd in pipes:
+                os.close(fd)
+        statuses = [line for line in lines if "step" in line]
         result = RunResult(
             "ok",
             stdout=out.decode("utf-8", errors="replace"),
             stderr=err.decode("utf-8", errors="replace"),
             wall_seconds=time.perf_counter() - started,
             cpu_seconds=sum(s["cpu_seconds"] for s in statuses),
+            peak_memory_mb=max((s["peak_memory_mb"] for s in statuses), default=0.0),
         )
         last = statuses[-1] if statuses else None
         if reason is not None:
             result.status = reason
-        elif last is None:
+        elif not lines:  # bubblewrap or the launcher failed to start: the sandbox's fault, not the program's
             result.status = "sandbox_error"
-        elif compiled and last["step"] == 0 and last["exit"] != 0:
+        elif last is None:  # the program killed its launcher (same user), which ends the run
+            result.status = "error"
+            result.stderr += "\nsandbox: the run ended without a status (its launcher was killed)"
+        elif len(steps) > 1 and last["step"] == 0 and (last["exit"] != 0 or last["stopped"]):
             result.status, result.exit_code = "compile_error", last["exit"]
+        elif last["stopped"] == "cpu" or last["signal"] == signal.SIGXCPU:
+            result.status = "timeout"
+        elif last["cpu_seconds"] >= steps[-1]["limits"].cpu_seconds:  # ended between two checks, over its time
+            result.status = "timeout"
+        elif last["stopped"] == "memory" or (last["signal"] == signal.SIGKILL and oom_killed):
+            result.status = "memory_limit"
+        elif last["stopped"] == "files":
+            result.status = "file_limit"
         elif last["signal"] is not None:
             result.status, result.signal = "signal", last["signal"]
-            # SIGXCPU: the soft CPU limit; SIGKILL near it: the hard one (a program that ignored SIGXCPU).
-            cpu_limit_hit = last["signal"] == signal.SIGKILL and result.cpu_seconds >= 0.9 * limits.cpu_seconds
-            if last["signal"] == signal.SIGXCPU or cpu_limit_hit:
-                result.status = "timeout"
         elif last["exit"] != 0:
             result.status, result.exit_code = "error", last["exit"]
         else:
@@ -246,8 +444,8 @@ class LocalSandbox:
 
     @staticmethod
     def _kill(process: subprocess.Popen) -> None:
-        # The session holds `unshare` and (unisolated) the program; in namespaces, unshare's death kills PID 1
-        # (--kill-child) and PID 1's death everything in its namespace.
+        # The session holds bubblewrap (and the cgroup joiner); bubblewrap's death kills the sandbox's init
+        # (--die-with-parent), and the init's death everything in its PID namespace.
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
