@@ -20,11 +20,12 @@ install: system-packages $(VENV)/.installed
 # when missing and run as root with apt-get; otherwise a warning names them (the sandbox refuses to start without
 # bubblewrap; code rewards can run on e2b, morph or piston meanwhile).
 system-packages:
-	@missing=""; command -v bwrap >/dev/null || missing="bubblewrap"; \
+	@missing=""; bwrap --version 2>/dev/null | grep -Eq ' (0\.([89]|[1-9][0-9])|[1-9])' || missing="bubblewrap"; \
 	/usr/bin/python3 -c "import seccomp" 2>/dev/null || missing="$$missing python3-seccomp"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; } || \
+			echo "warning: apt-get could not install$$missing: the local code sandbox will refuse to start"; \
 	else \
 		echo "warning: the local code sandbox needs:$$missing (as root: apt-get install$$missing)"; \
 	fi

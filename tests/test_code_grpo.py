@@ -4,14 +4,10 @@ GRPO whose `code` reward runs every sampled program in the local sandbox."""
 
 import json
 
-import pytest
-
-from open_r1.code.sandbox import isolation_problem
-
-from .conftest import accelerate_cmd, run_cli
+from .conftest import accelerate_cmd, needs_sandbox, run_cli
 
 
-pytestmark = pytest.mark.skipif(isolation_problem() is not None, reason="no bubblewrap sandbox here")
+pytestmark = needs_sandbox
 
 
 def test_tiny_code_grpo_recipe_trains_with_sandboxed_rewards(world, tmp_path):

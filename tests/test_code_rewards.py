@@ -18,8 +18,9 @@ from open_r1.code.providers import E2BProvider, LocalProvider, MorphProvider, Pi
 from open_r1.code.rewards import extract_code, get_cf_code_reward, get_code_format_reward, get_code_reward
 from open_r1.code.sandbox import LocalSandbox, SandboxLimits, isolation_problem
 
+from .conftest import needs_sandbox
 
-needs_sandbox = pytest.mark.skipif(isolation_problem() is not None, reason="no bubblewrap sandbox here")
+
 LIMITS = SandboxLimits(cpu_seconds=2, wall_seconds=4, memory_mb=512)
 
 
@@ -375,9 +376,8 @@ def test_reward_registry_builds_the_code_rewards_and_names_what_is_missing():
         get_reward_funcs(GRPOScriptArguments(dataset_name="x", reward_funcs=["code"], code_provider="piston"))
 
 
+@needs_sandbox
 def test_local_sandbox_limits_reach_the_programs():
-    if isolation_problem() is not None:
-        pytest.skip("no bubblewrap sandbox here")
     tight = LocalSandbox(SandboxLimits(cpu_seconds=1, wall_seconds=2, memory_mb=200))
     assert tight.run("x = bytearray(150 * 2**20)\nprint('ok')").stdout == "ok\n"
     assert tight.run("x = bytearray(300 * 2**20)").status == "error"

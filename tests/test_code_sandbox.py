@@ -19,10 +19,12 @@ import pytest
 
 from open_r1.code.providers import LocalProvider
 from open_r1.code.rewards import get_code_reward
-from open_r1.code.sandbox import SANDBOX_UID, LocalSandbox, SandboxLimits, isolation_problem
+from open_r1.code.sandbox import SANDBOX_UID, LocalSandbox, SandboxLimits, SlotCgroup
+
+from .conftest import needs_sandbox
 
 
-pytestmark = pytest.mark.skipif(isolation_problem() is not None, reason=f"no sandbox: {isolation_problem()}")
+pytestmark = needs_sandbox
 REPO = Path(__file__).resolve().parents[1]
 
 LIMITS = SandboxLimits(cpu_seconds=1, wall_seconds=3, memory_mb=256, max_output_bytes=1 << 16)
@@ -42,8 +44,7 @@ def processes_of_uid_range(low: int, high: int) -> list[int]:
                 uid = int(status.split("Uid:")[1].split()[0])
             except (OSError, IndexError):
                 continue
-            # A zombie is not running: bubblewrap's monitor exits without reaping its child, the host's init does.
-            if low <= uid < high and "State:\tZ" not in status:
+            if low <= uid < high:
                 pids.append(int(entry.name))
     return pids
 
@@ -156,13 +157,18 @@ def test_non_utf8_output_is_decoded_with_replacement(sandbox):
     [
         ("import os\nos._exit(3)", "error", "exit_code", 3),
         ("import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)", "signal", "signal", 11),
-        ("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\nprint('parent killed')", None, None, None),
+        (
+            "import os, signal\nos.kill(1, signal.SIGSTOP)\nos.kill(1, signal.SIGKILL)\nprint('tried')",
+            None,
+            None,
+            None,
+        ),
     ],
 )
 def test_exits_and_signals_are_reported(sandbox, program, status, field, value):
     result = sandbox.run(program)
-    if status is None:  # its parent, the launcher, runs as the same user: killing it ends the run, as a failure
-        assert result.status == "error" and "launcher was killed" in result.stderr
+    if status is None:  # its launcher is the PID namespace's init: signals from inside do not reach it
+        assert result.status == "ok" and result.stdout == "tried\n"
     else:
         assert result.status == status and getattr(result, field) == value
 
@@ -311,9 +317,9 @@ def test_no_host_file_socket_or_mount_is_reachable(host_secrets):
         assert not (scratch / "left").exists()
 
 
-def test_a_program_that_searches_the_disk_for_its_expected_output_scores_zero(host_secrets):
+def test_a_program_that_searches_the_disk_for_its_expected_output_finds_nothing(host_secrets):
     """The reward hack of #32: the dataset's JSONL (with the expected outputs) lies on the host, world-readable; a
-    program that walks the filesystem for it and prints the answer it finds gets nothing."""
+    program that walks the filesystem for it finds nothing, and the reward gives it nothing."""
     case = {"input": f"query-{uuid.uuid4().hex}", "output": "the answer nobody computed"}
     dataset = host_secrets["base"] / "train.jsonl"
     dataset.write_text(json.dumps(case) + "\n")
@@ -334,8 +340,11 @@ for root in ('/', '/opt', '/work', '/tmp'):
                     pass
 print('not found')
 """
+    walked = LocalSandbox(SandboxLimits(cpu_seconds=20, wall_seconds=30)).run(cheat, stdin=case["input"])
+    assert walked.status == "ok" and walked.stdout == "not found\n", walked
     info = {"language": "python", "test_cases": [{"type": "stdin_stdout", **case}]}
-    reward = get_code_reward(LocalProvider(num_parallel=1, limits=LIMITS, time_budget_seconds=10))
+    generous = SandboxLimits(cpu_seconds=20, wall_seconds=30)
+    reward = get_code_reward(LocalProvider(num_parallel=1, limits=generous, time_budget_seconds=60))
     completion = [{"role": "assistant", "content": f"```python\n{cheat}\n```"}]
     assert reward([completion], verification_info=[info]) == [0.0]
 
@@ -355,6 +364,17 @@ def test_shared_memory_does_not_outlive_a_run_or_pass_between_runs():
     ipcs = subprocess.run(["ipcs", "-m"], capture_output=True, text=True)
     if ipcs.returncode == 0:
         assert "0x0badc0de" not in ipcs.stdout
+
+
+@pytest.fixture(params=["kernel cgroup", "launcher only"])
+def whole_run(request, monkeypatch):
+    """How the whole-run limits are held: with a cgroup per slot (root here) and with the launcher's checks alone (a
+    non-root trainer or a cgroup v2 host): each limit test runs both ways, and the launcher must catch it alone."""
+    if request.param == "kernel cgroup" and SlotCgroup.parents() is None:
+        pytest.skip("no writable cgroup v1 here")
+    if request.param == "launcher only":
+        monkeypatch.setattr(SlotCgroup, "parents", staticmethod(lambda: None))
+    return lambda limits, parallel=1: LocalSandbox(limits, parallel=parallel)
 
 
 FORK_AND_HOLD = """import os, sys, time
@@ -377,17 +397,15 @@ while True:
 """
 
 
-def test_forked_processes_share_one_memory_limit():
-    """6 children of 60 MiB each under a 200 MiB run: stopped at the run's limit (they held 845 MiB under a per-process
-    limit)."""
-    limits = SandboxLimits(cpu_seconds=4, wall_seconds=6, memory_mb=200)
-    result = LocalSandbox(limits).run(FORK_AND_HOLD.format(mb=60))
+def test_forked_processes_share_one_memory_limit(whole_run):
+    """6 children of 60 MiB each under a 200 MiB run: stopped at the run's limit (they held 845 MiB under a
+    per-process limit)."""
+    result = whole_run(SandboxLimits(cpu_seconds=4, wall_seconds=6, memory_mb=200)).run(FORK_AND_HOLD.format(mb=60))
     assert result.status == "memory_limit", result
     assert result.stdout.count("held") < 4
-    assert result.peak_memory_mb < 200 + 2 * 60 + 10
 
 
-def test_shared_memory_a_program_detaches_still_counts():
+def test_shared_memory_a_program_detaches_still_counts(whole_run):
     """SysV segments outlive the processes that map them: their pages count in the run's memory (3 x 128 MiB kept
     host memory after the run)."""
     detached = (
@@ -396,40 +414,71 @@ def test_shared_memory_a_program_detaches_still_counts():
         "    address = libc.shmat(segment, None, 0)\n    ctypes.memset(address, 1, 100 * 2**20)\n"
         "    libc.shmdt(ctypes.c_void_p(address))\nimport time\ntime.sleep(2)\nprint('kept 400 MiB')"
     )
-    result = LocalSandbox(SandboxLimits(cpu_seconds=4, wall_seconds=6, memory_mb=256)).run(detached)
+    result = whole_run(SandboxLimits(cpu_seconds=4, wall_seconds=6, memory_mb=256)).run(detached)
     assert result.status == "memory_limit" and "kept" not in result.stdout, result
+    assert result.peak_memory_mb > 256  # the launcher saw it, whatever the kernel did
 
 
-def test_forked_processes_share_one_cpu_limit_with_its_fraction():
+def test_forked_processes_share_one_cpu_limit_with_its_fraction(whole_run):
     """3 spinning children under cpu_seconds=1: the run stops at about 1 CPU-s in all (they used 2.7 with a limit per
     process), and a 0.5 s limit is half a second, not rounded up to one or two."""
-    sandbox = LocalSandbox(SandboxLimits(cpu_seconds=1, wall_seconds=6, memory_mb=256))
+    sandbox = whole_run(SandboxLimits(cpu_seconds=1, wall_seconds=6, memory_mb=256))
     burst = sandbox.run(FORK_AND_BURN)
-    assert burst.status == "timeout" and 1.0 <= burst.cpu_seconds < 1.3, burst
+    assert burst.status == "timeout" and 1.0 <= burst.cpu_seconds < 1.5, burst
     half = sandbox.run("while True:\n    pass", limits=SandboxLimits(cpu_seconds=0.5, wall_seconds=6, memory_mb=256))
-    assert half.status == "timeout" and 0.5 <= half.cpu_seconds < 0.7, half
+    assert half.status == "timeout" and 0.5 <= half.cpu_seconds < 0.8, half
 
 
-def test_the_cpu_time_of_children_is_counted():
+def test_the_cpu_time_of_children_is_counted(whole_run):
     """A child that burns 0.4 CPU-s and is never waited for is counted (its time was reported as 0.00)."""
     program = (
         "import os, time\nif os.fork() == 0:\n    end = time.process_time() + 0.4\n"
-        "    while time.process_time() < end:\n        pass\n    os._exit(0)\ntime.sleep(1)\nprint('done')"
+        "    while time.process_time() < end:\n        pass\n    os._exit(0)\ntime.sleep(3)\nprint('done')"
     )
-    result = LocalSandbox(LIMITS).run(program)
+    result = whole_run(SandboxLimits(cpu_seconds=2, wall_seconds=6, memory_mb=256)).run(program)
     assert result.status == "ok" and result.stdout == "done\n"
     assert result.cpu_seconds >= 0.35, result
 
 
-def test_files_in_the_private_tmp_count_against_the_run():
+def test_children_cannot_be_hidden_by_ignoring_sigchld(whole_run):
+    """With SIGCHLD ignored, ended children vanish without their CPU time reaching anyone: the seccomp filter refuses
+    it, so 3 children of 0.6 CPU-s one after another are over a 1 s limit."""
+    program = (
+        "import os, signal, time\ntry:\n    signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n    print('ignored', flush=True)\n"
+        "except OSError:\n    print('refused', flush=True)\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n"
+        "        end = time.process_time() + 0.6\n        while time.process_time() < end:\n            pass\n"
+        "        os._exit(0)\n    try:\n        os.waitpid(pid, 0)\n    except ChildProcessError:\n        pass\n"
+        "print('done')"
+    )
+    result = whole_run(SandboxLimits(cpu_seconds=1, wall_seconds=6, memory_mb=256)).run(program)
+    assert result.stdout.startswith("refused") and result.status == "timeout", result
+
+
+def test_a_program_cannot_stop_its_judge(whole_run):
+    """The launcher is PID 1 of the run: a program that sends it SIGSTOP (or SIGKILL) before going over a limit is
+    still stopped (with the launcher as its sibling it paused every check and 3000 files passed a limit of 500)."""
+    program = (
+        "import os, signal\nfor sig in (signal.SIGSTOP, signal.SIGKILL, signal.SIGINT, signal.SIGTERM):\n"
+        "    os.kill(1, sig)\nos.mkdir('/tmp/f')\nfor i in range(3000):\n    open(f'/tmp/f/{i}', 'w').close()\n"
+        "os.kill(1, signal.SIGCONT)\nprint('made 3000')"
+    )
+    result = whole_run(SandboxLimits(cpu_seconds=4, wall_seconds=6, memory_mb=256, max_files=500)).run(program)
+    assert result.status == "file_limit" and "made" not in result.stdout, result
+
+
+def test_files_in_the_private_tmp_count_against_the_run(whole_run):
     """Empty files cost kernel memory (445k of them took ~440 MiB): a run stops at `max_files`; and the bytes it writes
-    to /tmp count in its memory (four 64 MiB tmpfs mounts per run were host memory outside the limit)."""
+    to /tmp count in its memory with its resident set (four 64 MiB tmpfs mounts per run were host memory outside the
+    limit)."""
     many = "import os\nos.makedirs('/tmp/f')\nfor i in range(10**6):\n    open(f'/tmp/f/{i}', 'w').close()"
-    files = LocalSandbox(SandboxLimits(cpu_seconds=4, wall_seconds=6, memory_mb=256, max_files=500)).run(many)
+    files = whole_run(SandboxLimits(cpu_seconds=4, wall_seconds=6, memory_mb=256, max_files=500)).run(many)
     assert files.status == "file_limit", files
-    big = "for i in range(3):\n    open(f'/tmp/{i}', 'wb').write(b'x' * (50 * 2**20))\nprint('wrote 150 MiB')"
-    written = LocalSandbox(SandboxLimits(cpu_seconds=4, wall_seconds=6, memory_mb=100, file_size_mb=64)).run(big)
-    assert written.status in ("memory_limit", "error") and "wrote" not in written.stdout, written
+    both = (
+        "import time\nopen('/tmp/big', 'wb').write(b'x' * (70 * 2**20))\nheld = b'y' * (50 * 2**20)\n"
+        "time.sleep(2)\nprint('held 120 MiB')"
+    )
+    written = whole_run(SandboxLimits(cpu_seconds=4, wall_seconds=6, memory_mb=100, file_size_mb=80)).run(both)
+    assert written.status == "memory_limit" and "held" not in written.stdout, written
 
 
 def test_two_sandboxes_never_share_a_process_limit():
@@ -448,6 +497,7 @@ def test_two_sandboxes_never_share_a_process_limit():
     time.sleep(1.0)  # the bomb holds its process limit
     outcome["threaded"] = second.run(threaded)
     bomber.join()
+    assert outcome["bomb"].status in ("timeout", "memory_limit"), outcome["bomb"]  # it ran to a limit meanwhile
     assert outcome["threaded"].status == "ok" and outcome["threaded"].stdout == "28\n", outcome["threaded"]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from open_r1.code.sandbox import isolation_problem
+from .conftest import needs_sandbox
 
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,7 +20,6 @@ from lcb_fixture import PROBLEMS, reply, row, write_fixture  # noqa: E402
 
 
 EVAL_PYTHON = os.environ.get("OPEN_R1_EVAL_PYTHON", str(REPO / ".venv-eval/bin/python"))
-needs_sandbox = pytest.mark.skipif(isolation_problem() is not None, reason="no bubblewrap sandbox here")
 
 
 def test_private_tests_decode_and_refuse_anything_but_a_string():

@@ -1,19 +1,22 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """The first process of a local sandbox run inside bubblewrap (run by `open_r1.code.sandbox`, not by users).
 
-Standalone on purpose (stdlib only, run with `python3 -I -S -c <this file>`): it starts inside the sandbox, as the
-program's own unprivileged user, and judges the run. It is the subreaper of every process the program starts, so
-their CPU time reaches it when they end, and it checks the whole run's limits every few milliseconds: CPU seconds
+Standalone on purpose (stdlib only, run with `python3 -I -S -c <this file>`): it is PID 1 of the run's PID namespace
+(`bwrap --as-pid-1`), as the program's own unprivileged user, and judges the run. As the namespace's init it cannot be
+stopped or killed from inside (the kernel drops such signals; it ignores the rest), every orphan comes to it, so the
+CPU time of every process reaches it when the process ends (the seccomp filter refuses to ignore SIGCHLD, which would
+let ended children vanish uncounted), and it checks the whole run's limits every 10 ms: CPU seconds
 summed over every process (ended ones included), memory (the processes' resident sets, the files in the private /tmp
-and the run's SysV shared memory; memfd_create is refused by the seccomp filter) and the number of files in /tmp. A run over a limit is killed whole (`kill(-1)` reaches every process of the
-sandbox but this one and bubblewrap's init). Per-process rlimits (CPU, address space, file size, open files and the
-run's process count, which the kernel counts in the run's own user namespace) back the checks up.
+and the run's SysV shared memory; memfd_create and message queues are refused by the seccomp filter) and the number
+of files in /tmp. A run over a limit is killed whole (`kill(-1)` from PID 1 reaches every other process of the
+sandbox). Per-process rlimits (CPU, address space, file size, open files and the run's process count, which the kernel
+counts in the run's own user namespace) back the checks up.
 
 Protocol on stdin: one line with the byte length N of a JSON header, N bytes of header, then the program's own stdin
 (left in the pipe for the step that reads it). The header holds `files` (name -> text, written into `workdir`),
 `steps` (each `argv`, `limits` and `reads_stdin`; a failing step stops the run: compilation), `env` and `status_fd`,
 where one JSON line says the run started and one per finished step gives its exit code, signal, CPU seconds, peak
-memory and the limit that stopped it, if any.
+memory and the limit that stopped it, if any (or the launcher's own failure: `{"error": ...}`).
 
 `python3 -I launcher.py --seccomp-filter` writes the sandbox's seccomp program (BPF) to stdout instead; it needs
 libseccomp's Python binding (Debian: python3-seccomp).
@@ -29,7 +32,8 @@ import signal
 import sys
 
 
-PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
+PR_SET_DUMPABLE = 4
+IGNORED_BY_PID_1 = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2)
 POLL_SECONDS = 0.01
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
@@ -38,7 +42,7 @@ PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 BLOCKED_SYSCALLS = (
     "acct add_key bpf delete_module finit_module fsconfig fsmount fsopen fspick init_module io_uring_enter "
     "io_uring_register io_uring_setup kexec_file_load kexec_load keyctl lookup_dcookie memfd_create mount mount_setattr "
-    "move_mount "
+    "move_mount msgget "
     "name_to_handle_at open_by_handle_at open_tree perf_event_open personality pivot_root process_vm_readv "
     "process_vm_writev ptrace quotactl reboot request_key setns swapoff swapon syslog umount2 unshare userfaultfd"
 ).split()
@@ -54,6 +58,9 @@ def write_seccomp_filter(out) -> None:
         except (RuntimeError, ValueError):  # a name this kernel's libseccomp does not know
             pass
     sandbox_filter.add_rule(seccomp.ERRNO(errno.ENOSYS), "clone3")
+    # Ignoring SIGCHLD (or SA_NOCLDWAIT) makes ended children vanish without their CPU time reaching anyone.
+    sigchld = seccomp.Arg(0, seccomp.EQ, signal.SIGCHLD)
+    sandbox_filter.add_rule(seccomp.ERRNO(errno.EPERM), "rt_sigaction", sigchld, seccomp.Arg(1, seccomp.NE, 0))
     sandbox_filter.export_bpf(out)
 
 
@@ -96,8 +103,8 @@ def set_limits(limits: dict) -> None:
 
 
 def program_processes() -> list[str]:
-    own = {str(os.getpid()), "1"}
-    return [name for name in os.listdir("/proc") if name.isdigit() and name not in own]
+    own = str(os.getpid())
+    return [name for name in os.listdir("/proc") if name.isdigit() and name != own]
 
 
 def live_usage() -> tuple[float, int]:
@@ -121,26 +128,27 @@ def ended_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def tmp_usage(workdir: str) -> tuple[int, int]:
-    """(bytes, files) held in the private /tmp the work dir is on."""
-    stats = os.statvfs(workdir)
+def tmp_usage(tmp_fd: int) -> tuple[int, int]:
+    """(bytes, files) held in the private /tmp (an fd opened at start: renaming paths cannot point the check
+    elsewhere)."""
+    stats = os.fstatvfs(tmp_fd)
     return (stats.f_blocks - stats.f_bfree) * stats.f_frsize, stats.f_files - stats.f_ffree
 
 
 def shared_memory_bytes() -> int:
-    """Resident bytes of the run's SysV shared memory segments (its own IPC namespace) that no process maps (a mapped
-    one is in its resident set already)."""
+    """Resident bytes of the run's SysV shared memory segments (its own IPC namespace), mapped or not (a mapped one is
+    in a resident set too: counted twice, on the safe side)."""
     try:
         with open("/proc/sysvipc/shm", "rb") as handle:
             rows = handle.read().splitlines()[1:]
     except OSError:
         return 0
     columns = [row.split() for row in rows]  # key shmid perms size cpid lpid nattch uid gid cuid cgid atime ... rss
-    return sum(int(c[14]) for c in columns if len(c) > 14 and c[6] == b"0")
+    return sum(int(c[14]) for c in columns if len(c) > 14)
 
 
 def reap(main_pid: int, statuses: dict) -> None:
-    """Collect every ended child (orphans come to this subreaper); the main process's status is kept."""
+    """Collect every ended child (orphans come to PID 1); the main process's status is kept."""
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -159,13 +167,15 @@ def kill_program() -> None:
         pass
 
 
-def run_step(step: dict, header: dict, workdir: str) -> dict:
+def run_step(step: dict, header: dict, workdir: str, tmp_fd: int) -> dict:
     limits = step["limits"]
     cpu_start = ended_cpu_seconds()
-    files_start = tmp_usage(workdir)[1]
+    files_start = tmp_usage(tmp_fd)[1]
     pid = os.fork()
     if pid == 0:
         try:
+            for ignored in (*IGNORED_BY_PID_1, signal.SIGPIPE):  # ignored dispositions survive exec: the defaults
+                signal.signal(ignored, signal.SIG_DFL)
             if not step["reads_stdin"]:
                 null = os.open(os.devnull, os.O_RDONLY)
                 os.dup2(null, 0)
@@ -184,7 +194,7 @@ def run_step(step: dict, header: dict, workdir: str) -> dict:
         reap(pid, statuses)
         cpu, resident = live_usage()
         cpu += ended_cpu_seconds() - cpu_start
-        tmp_bytes, files = tmp_usage(workdir)
+        tmp_bytes, files = tmp_usage(tmp_fd)
         held = resident + tmp_bytes + shared_memory_bytes()
         peak = max(peak, held)
         if cpu >= float(limits["cpu_seconds"]):
@@ -197,6 +207,7 @@ def run_step(step: dict, header: dict, workdir: str) -> dict:
             break
     os.close(process)
     # Whatever the program left running dies with its step; every process is reaped, so its CPU time is counted.
+    # (Leaving PID 1 would kill them too, but a compiled program's run step comes after its compiler's.)
     kill_program()
     while True:
         try:
@@ -216,26 +227,31 @@ def run_step(step: dict, header: dict, workdir: str) -> dict:
 
 
 def main() -> None:
+    # A handled signal could still be sent to PID 1 from inside; none is handled.
+    for handled in IGNORED_BY_PID_1:
+        signal.signal(handled, signal.SIG_IGN)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # the program (same user) cannot ptrace this process or open its fds
-    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     header = read_header()
     status = os.fdopen(int(header["status_fd"]), "w")
     os.set_inheritable(status.fileno(), False)
-    workdir = header["workdir"]
-    os.makedirs(workdir, exist_ok=True)
-    for name, text in header["files"].items():
-        with open(os.path.join(workdir, name), "w", encoding="utf-8") as handle:
-            handle.write(text)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    status.write(json.dumps({"started": True}) + "\n")
-    status.flush()
-    for index, step in enumerate(header["steps"]):
-        result = run_step(step, header, workdir)
-        status.write(json.dumps({"step": index, **result}) + "\n")
+    try:
+        workdir = header["workdir"]
+        os.makedirs(workdir, exist_ok=True)
+        tmp_fd = os.open(os.path.dirname(workdir), os.O_RDONLY | os.O_DIRECTORY)
+        for name, text in header["files"].items():
+            with open(os.path.join(workdir, name), "w", encoding="utf-8") as handle:
+                handle.write(text)
+        status.write(json.dumps({"started": True}) + "\n")
         status.flush()
-        if result["exit"] != 0 or result["stopped"]:
-            break
+        for index, step in enumerate(header["steps"]):
+            result = run_step(step, header, workdir, tmp_fd)
+            status.write(json.dumps({"step": index, **result}) + "\n")
+            status.flush()
+            if result["exit"] != 0 or result["stopped"]:
+                break
+    except Exception as error:  # noqa: BLE001 - the launcher's own failure, reported as the sandbox's
+        status.write(json.dumps({"error": f"{type(error).__name__}: {error}"}) + "\n")
     status.close()
     sys.exit(0)
 

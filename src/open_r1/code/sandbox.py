@@ -1,26 +1,31 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """The local sandbox: run untrusted programs on the training machine, contained by bubblewrap.
 
-Each run is a fresh `bwrap` sandbox (Debian: bubblewrap): new user, PID, network, IPC, UTS and cgroup namespaces, no
-capability in any mode, no-new-privs, no nested user namespace, and a seccomp filter that refuses mount, ptrace,
-keyctl, bpf, io_uring, unshare and the like (built by Debian's python3-seccomp; without it a warning says the run has
-none). The program sees only what it needs: `/usr` (interpreter, compiler, their libraries) read-only, nosuid and
-nodev, the loader's cache, minimal `/dev` and `/proc`, and a private `/tmp` (a tmpfs of `memory_mb`) holding its work
-dir; the root itself is read-only. No host home, `/etc`, `/opt`, `/srv`, `/work`, repository, dataset or socket is
-there, and its loopback reaches nothing outside. A root trainer runs programs as the unprivileged uid 61000; any
-other trainer as itself, inside a user namespace where it holds no capability.
+Each run is a fresh `bwrap` sandbox (bubblewrap >= 0.8.0): new user, PID, network, IPC, UTS and cgroup namespaces, no
+capability in any mode, no-new-privs, no nested user namespace, and a seccomp filter (built by the system's
+python3-seccomp) that refuses mount, ptrace, keyctl, bpf, io_uring, unshare, memfd_create, message queues and
+ignoring SIGCHLD. The program sees only what it needs: `/usr` (interpreter, compiler, their libraries; read-only,
+nosuid, nodev), the loader's cache, minimal `/dev` and `/proc`, and a private `/tmp` (a tmpfs of `memory_mb`) holding
+its work dir; the root itself is read-only. No host home, `/opt`, `/srv`, `/work`, repository, dataset or socket is
+there (`/usr/local` is: where an image installs the trainer's Python there, programs can read its packages), and its
+loopback reaches nothing outside. A root trainer runs programs as the unprivileged uid 61000; any other trainer as
+itself, inside a user namespace where it holds no capability.
 
-Limits hold for the whole run, every process the program starts included (`open_r1/code/launcher.py`, the run's
-subreaper, checks them every 10 ms and kills the run): CPU seconds summed over the processes (fractions kept),
-memory (resident sets plus the files in /tmp), files in /tmp, and processes and threads (RLIMIT_NPROC, which the
-kernel counts in the run's own user namespace, so runs never share it). Where the machine gives writable cgroups
-(root with cgroup v1, as here), each run also runs in a cgroup (one per parallel slot) whose memory and process limits
-the kernel enforces (page cache, tmpfs and kernel memory included). The parent enforces the wall time and caps the output it keeps.
+Limits hold for the whole run, every process the program starts included: the launcher (`open_r1/code/launcher.py`,
+PID 1 of the run, which the program cannot stop or kill) checks them every 10 ms and kills the run: CPU seconds summed
+over the processes (fractions kept), memory (resident sets, files in /tmp, SysV shared memory), files in /tmp; the
+number of processes and threads is RLIMIT_NPROC, which the kernel counts in the run's own user namespace (two runs
+never share it; a non-root trainer's runs also count toward its own user's limit, if it has one). Where the
+machine gives writable cgroup v1 controllers (root, as here), each parallel slot also has a cgroup whose memory and
+process limits the kernel enforces (page cache, tmpfs and kernel memory included). The parent enforces the wall time
+and caps the output it keeps.
 
-A machine without bubblewrap or user namespaces stops at the first use with the reason, the package to install and
-the external providers (`code_provider: e2b | morph | piston`). What it still cannot contain: a kernel exploit (the
-kernel is shared), CPU and memory bandwidth that slows the trainer beside it, and, without cgroups, memory a program
-takes between two checks (each process is capped at `memory_mb` and the run at `max_processes` processes).
+A machine without bubblewrap 0.8, python3-seccomp or user namespaces stops at the first use with the reason, the
+packages to install and the external providers (`code_provider: e2b | morph | piston`). What it cannot contain: a
+kernel exploit (the kernel is shared), CPU and memory bandwidth taken from the trainer beside it; and without a
+writable cgroup v1 (non-root trainers, cgroup v2 hosts), memory the checks do not see: pages between two checks,
+shared mappings written by a process that has ended, kernel buffers (pipes, sockets), each bounded by the
+per-process limits (`memory_mb` of address space, `max_processes` processes).
 """
 
 import functools
@@ -49,10 +54,10 @@ PROGRAM_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/tmp/work", "LAN
 WORKDIR = "/tmp/work"
 # A root trainer runs the sandbox as this unprivileged uid (it owns no file on the host).
 SANDBOX_UID = 61_000
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 # A run's cgroup holds the launcher and bubblewrap too (and their page cache): room for them above `memory_mb`.
 CGROUP_OVERHEAD_MB = 64
 INSTALL_HINT = "apt-get install bubblewrap python3-seccomp (Debian/Ubuntu; `make install` does it as root)"
+BWRAP_VERSION = (0, 8, 0)  # --disable-userns
 
 
 @dataclass(frozen=True)
@@ -124,34 +129,42 @@ def _filesystem() -> list[str]:
     return view
 
 
-def bwrap_command(memory_mb: int, seccomp_fd: int | None) -> list[str]:
+def bwrap_command(memory_mb: int, seccomp_fd: int | None, info_fd: int | None = None) -> list[str]:
     command = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session"]
-    command += ["--cap-drop", "ALL", "--clearenv", *_filesystem(), "--proc", "/proc", "--dev", "/dev"]
+    command += ["--as-pid-1", "--hostname", "sandbox", "--cap-drop", "ALL", "--clearenv"]
+    command += [*_filesystem(), "--proc", "/proc", "--dev", "/dev"]
     command += ["--size", str(memory_mb * 2**20), "--tmpfs", "/tmp", "--symlink", "/tmp", "/var/tmp"]
     command += ["--remount-ro", "/dev", "--remount-ro", "/"]  # only /tmp is writable
     if seccomp_fd is not None:
         command += ["--seccomp", str(seccomp_fd)]
+    if info_fd is not None:  # bubblewrap writes the sandbox's PID 1 there: {"child-pid": N}
+        command += ["--info-fd", str(info_fd)]
     return command
 
 
 @functools.cache
-def seccomp_filter() -> bytes | None:
-    """The seccomp program (BPF) every run loads, built once by the system's python3-seccomp; None (with a warning)
-    where the binding is missing."""
+def seccomp_filter() -> bytes | str:
+    """The seccomp program (BPF) every run loads, built once by the system's python3-seccomp; or why it cannot be."""
     system_python = shutil.which("python3", path="/usr/bin:/bin")
-    problem = "there is no /usr/bin/python3"
-    if system_python is not None:
-        built = subprocess.run(
-            [system_python, "-I", str(LAUNCHER), "--seccomp-filter"], capture_output=True, timeout=60, env=PROGRAM_ENV
-        )
-        if built.returncode == 0 and built.stdout:
-            return built.stdout
-        problem = built.stderr.decode(errors="replace").strip().splitlines()[-1:] or [f"exit {built.returncode}"]
-        problem = problem[0]
-    logger.warning(
-        "The local sandbox runs without a seccomp filter (%s): apt-get install python3-seccomp adds one.", problem
+    if system_python is None:
+        return "there is no /usr/bin/python3 to build the seccomp filter with"
+    built = subprocess.run(
+        [system_python, "-I", str(LAUNCHER), "--seccomp-filter"], capture_output=True, timeout=60, env=PROGRAM_ENV
     )
-    return None
+    if built.returncode == 0 and built.stdout:
+        return built.stdout
+    last_line = (built.stderr.decode(errors="replace").strip().splitlines() or [f"exit {built.returncode}"])[-1]
+    return f"the seccomp filter cannot be built ({last_line}): python3-seccomp is missing"
+
+
+def _bwrap_version_problem() -> str | None:
+    try:
+        reply = subprocess.run(["bwrap", "--version"], capture_output=True, text=True, timeout=30).stdout.split()
+        version = tuple(int(part) for part in reply[-1].split("."))
+    except (OSError, subprocess.TimeoutExpired, IndexError, ValueError):
+        return "`bwrap --version` did not say its version"
+    wanted = ".".join(map(str, BWRAP_VERSION))
+    return None if version >= BWRAP_VERSION else f"bubblewrap {reply[-1]} is older than {wanted}"
 
 
 _PROBE_LOCK = threading.Lock()
@@ -164,6 +177,10 @@ def isolation_problem() -> str | None:
         if "bwrap" not in _PROBED:
             if shutil.which("bwrap") is None:
                 _PROBED["bwrap"] = "bubblewrap (`bwrap`) is not installed"
+            elif (too_old := _bwrap_version_problem()) is not None:
+                _PROBED["bwrap"] = too_old
+            elif isinstance(seccomp_filter(), str):
+                _PROBED["bwrap"] = seccomp_filter()
             else:
                 command = [*bwrap_command(16, None), "/usr/bin/true"]
                 uid = _sandbox_uid()
@@ -191,19 +208,31 @@ class SlotCgroup:
     @staticmethod
     @functools.cache
     def parents() -> dict[str, Path] | None:
+        """The trainer's own cgroup directory of each controller, where all are writable; else None."""
         if os.geteuid() != 0:
             return None
-        found = {}
         try:
-            lines = Path("/proc/self/cgroup").read_text().splitlines()
+            memberships = Path("/proc/self/cgroup").read_text().splitlines()
+            mounts = Path("/proc/self/mountinfo").read_text().splitlines()
         except OSError:
             return None
-        for line in lines:
+        # mountinfo: id parent dev root mount-point options ... - fstype source super-options
+        mounted = {}
+        for line in mounts:
+            fields, _, tail = line.partition(" - ")
+            fields, tail = fields.split(), tail.split()
+            if len(tail) >= 3 and tail[0] == "cgroup":
+                for controller in set(tail[2].split(",")) & set(SlotCgroup.CONTROLLERS):
+                    mounted[controller] = (fields[3], Path(fields[4]))
+        found = {}
+        for line in memberships:
             _, controllers, path = line.split(":", 2)
-            for controller in controllers.split(","):
-                if controller in SlotCgroup.CONTROLLERS:
-                    directory = CGROUP_ROOT / controller / path.lstrip("/")
-                    if (directory / "cgroup.procs").exists() and os.access(directory, os.W_OK):
+            for controller in set(controllers.split(",")) & set(mounted):
+                root, mount_point = mounted[controller]
+                relative = os.path.relpath(path, root)  # the mount shows the hierarchy from `root` down
+                directory = mount_point if relative == "." else mount_point / relative
+                if not relative.startswith("..") and (directory / "cgroup.procs").exists():
+                    if os.access(directory, os.W_OK):
                         found[controller] = directory
         return found if len(found) == len(SlotCgroup.CONTROLLERS) else None
 
@@ -247,6 +276,16 @@ class SlotCgroup:
         for directory in self.directories.values():
             _kill_cgroup_members(directory)
 
+    def finish(self) -> None:
+        """Kill what is left of a run and wait (up to 2 s) until its processes are gone, so the next run's limits
+        can be set and nothing of this run counts in it."""
+        deadline = time.monotonic() + 2
+        while any((d / "cgroup.procs").read_text().strip() for d in self.directories.values()):
+            self._kill_members()
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.002)
+
     def remove(self) -> None:
         """Kill anything left in the slot's cgroups, then remove them."""
         deadline = time.monotonic() + 5
@@ -273,6 +312,21 @@ def _kill_cgroup_members(directory: Path) -> None:
             pass
 
 
+@functools.cache
+def _log_mode_once(with_cgroups: bool) -> None:
+    kernel = (
+        "and the kernel's through a cgroup v1 per slot"
+        if with_cgroups
+        else "only (no writable cgroup v1 here: a non-root trainer or a cgroup v2 host)"
+    )
+    user = "uid 61000" if _sandbox_uid() is not None else "the trainer's own uid, without capabilities"
+    logger.info(
+        "Local code sandbox: bubblewrap and seccomp, programs as %s; whole-run limits by its launcher %s.",
+        user,
+        kernel,
+    )
+
+
 def _remove_cgroups(cgroups: list[SlotCgroup]) -> None:
     for cgroup in cgroups:
         cgroup.remove()
@@ -280,6 +334,31 @@ def _remove_cgroups(cgroups: list[SlotCgroup]) -> None:
 
 # The run's first process joins its slot's cgroups, then becomes bubblewrap.
 JOIN_CGROUPS = 'for f do [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; shift; done; shift; exec "$@"'
+
+
+def _judge(statuses: list[dict], steps: list[dict], reason: str | None, failure: str | None, oom_killed: bool):
+    """(status, exit code, signal) of a run from its steps' status lines, the parent's own stop reason (wall time,
+    output cap), the launcher's failure and whether the kernel killed something of the run for memory."""
+    last = statuses[-1] if statuses else None
+    if reason is not None:
+        return reason, None, None
+    if last is not None and len(steps) > 1 and last["step"] == 0 and (last["exit"] != 0 or last["stopped"]):
+        return "compile_error", last["exit"], None
+    if last is not None and (last["stopped"] == "cpu" or last["signal"] == signal.SIGXCPU):
+        return "timeout", None, None
+    if last is not None and last["cpu_seconds"] >= steps[last["step"]]["limits"].cpu_seconds:
+        return "timeout", None, None  # it ended between two checks, over its time
+    if oom_killed or (last is not None and last["stopped"] == "memory"):
+        return "memory_limit", None, None
+    if failure is not None or last is None or last["step"] != len(steps) - 1:
+        return "sandbox_error", None, None  # the launcher failed or never started: not the program's doing
+    if last["stopped"] == "files":
+        return "file_limit", None, None
+    if last["signal"] is not None:
+        return "signal", None, last["signal"]
+    if last["exit"] != 0:
+        return "error", last["exit"], None
+    return "ok", 0, None
 
 
 class LocalSandbox:
@@ -306,6 +385,7 @@ class LocalSandbox:
         for cgroup in cgroups:
             self._slots.put(cgroup)
         weakref.finalize(self, _remove_cgroups, [cgroup for cgroup in cgroups if cgroup is not None])
+        _log_mode_once(cgroups[0] is not None)
 
     def steps(self, language: str, limits: SandboxLimits) -> list[dict]:
         if language == "python":
@@ -346,23 +426,23 @@ class LocalSandbox:
     def _run(
         self, files: dict, steps: list[dict], stdin: str, limits: SandboxLimits, cgroup: SlotCgroup | None
     ) -> RunResult:
+        # The tmpfs and the cgroup are sized for the hungriest step (a compiler); the launcher holds each step to its
+        # own limits.
         largest = max((step["limits"] for step in steps), key=lambda step_limits: step_limits.memory_mb)
         uid = _sandbox_uid()
-        pipes = []
+        status_read, status_write = os.pipe()
+        filter_read, filter_write = os.pipe()
+        os.write(filter_write, seccomp_filter())  # a few hundred bytes: within the pipe's buffer
+        os.close(filter_write)
+        info_read, info_write = os.pipe()
+        passed = (status_write, filter_read, info_write)
+        command = bwrap_command(largest.memory_mb, filter_read, info_write)
         try:
-            status_read, status_write = os.pipe()
-            pipes += [status_read, status_write]
-            command = bwrap_command(largest.memory_mb, None)
-            bpf = seccomp_filter()
-            if bpf is not None:
-                filter_read, filter_write = os.pipe()
-                pipes += [filter_read, filter_write]
-                os.write(filter_write, bpf)  # a few hundred bytes: within the pipe's buffer
-                os.close(filter_write)
-                pipes.remove(filter_write)
-                command = bwrap_command(largest.memory_mb, filter_read)
             if cgroup is not None:
-                cgroup.start(largest)
+                try:
+                    cgroup.start(largest)
+                except OSError as error:
+                    return RunResult("sandbox_error", stderr=f"cannot set the run's cgroup limits: {error}")
                 command = ["/bin/sh", "-c", JOIN_CGROUPS, "sh", *cgroup.procs_files(), "--", *command]
             command += [program_python(), "-I", "-S", "-c", self.launcher_source]
             header = json.dumps(
@@ -382,31 +462,35 @@ class LocalSandbox:
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
-                    pass_fds=tuple(fd for fd in pipes if fd != status_read),
+                    pass_fds=passed,
                     start_new_session=True,
                     env=PROGRAM_ENV,
                     **ids,
                 )
             except OSError as error:
                 return RunResult("sandbox_error", stderr=f"cannot start the sandbox: {error}")
-            for fd in [fd for fd in pipes if fd != status_read]:
-                os.close(fd)
-                pipes.remove(fd)
+            finally:
+                for fd in passed:
+                    os.close(fd)
+                passed = ()
             try:
                 out, err, reason = self._communicate(
                     process, f"{len(header)}\n".encode() + header + stdin.encode(), limits
                 )
             finally:
                 if process.poll() is None:
-                    self._kill(process)
+                    self._kill(process, info_read)
                 process.wait()
-                with os.fdopen(status_read) as status_file:
-                    pipes.remove(status_read)
-                    lines = [json.loads(line) for line in status_file.read().splitlines() if line.strip()]
+            with os.fdopen(status_read) as status_file:
+                status_read = None
+                lines = [json.loads(line) for line in status_file.read().splitlines() if line.strip()]
             oom_killed = cgroup is not None and cgroup.oom_killed()
         finally:
-            for fd in pipes:
-                os.close(fd)
+            for fd in (*passed, status_read, info_read):
+                if fd is not None:
+                    os.close(fd)
+            if cgroup is not None:
+                cgroup.finish()
         statuses = [line for line in lines if "step" in line]
         result = RunResult(
             "ok",
@@ -416,36 +500,24 @@ class LocalSandbox:
             cpu_seconds=sum(s["cpu_seconds"] for s in statuses),
             peak_memory_mb=max((s["peak_memory_mb"] for s in statuses), default=0.0),
         )
-        last = statuses[-1] if statuses else None
-        if reason is not None:
-            result.status = reason
-        elif not lines:  # bubblewrap or the launcher failed to start: the sandbox's fault, not the program's
-            result.status = "sandbox_error"
-        elif last is None:  # the program killed its launcher (same user), which ends the run
-            result.status = "error"
-            result.stderr += "\nsandbox: the run ended without a status (its launcher was killed)"
-        elif len(steps) > 1 and last["step"] == 0 and (last["exit"] != 0 or last["stopped"]):
-            result.status, result.exit_code = "compile_error", last["exit"]
-        elif last["stopped"] == "cpu" or last["signal"] == signal.SIGXCPU:
-            result.status = "timeout"
-        elif last["cpu_seconds"] >= steps[-1]["limits"].cpu_seconds:  # ended between two checks, over its time
-            result.status = "timeout"
-        elif last["stopped"] == "memory" or (last["signal"] == signal.SIGKILL and oom_killed):
-            result.status = "memory_limit"
-        elif last["stopped"] == "files":
-            result.status = "file_limit"
-        elif last["signal"] is not None:
-            result.status, result.signal = "signal", last["signal"]
-        elif last["exit"] != 0:
-            result.status, result.exit_code = "error", last["exit"]
-        else:
-            result.exit_code = 0
+        failure = next((line["error"] for line in lines if "error" in line), None)
+        result.status, result.exit_code, result.signal = _judge(statuses, steps, reason, failure, oom_killed)
+        if failure is not None:
+            result.stderr += f"\nsandbox: the launcher failed: {failure}"
         return result
 
     @staticmethod
-    def _kill(process: subprocess.Popen) -> None:
-        # The session holds bubblewrap (and the cgroup joiner); bubblewrap's death kills the sandbox's init
-        # (--die-with-parent), and the init's death everything in its PID namespace.
+    def _kill(process: subprocess.Popen, info_fd: int) -> None:
+        """Kill the sandbox's PID 1 (the launcher), which takes its whole PID namespace along, and let bubblewrap reap
+        it and exit; killing bubblewrap instead would leave the launcher's zombie to whatever reaps the trainer's
+        orphans. The session (bubblewrap, the cgroup joiner) is killed if that does not end it."""
+        os.set_blocking(info_fd, False)
+        try:
+            os.kill(int(json.loads(os.read(info_fd, 4096))["child-pid"]), signal.SIGKILL)
+            process.wait(timeout=2)
+            return
+        except (OSError, ValueError, KeyError, TypeError, subprocess.TimeoutExpired):
+            pass
         try:
             os.killpg(process.pid, signal.SIGKILL)
         except ProcessLookupError:
