@@ -44,7 +44,7 @@ def _workdir(tmp_path: Path, recipe_text: str, task: str) -> Path:
     return work
 
 
-def _run(work, env, task, accelerator="zero2", args="--seed 7"):
+def _run(work, env, task, accelerator="zero3", args="--seed 7"):
     return subprocess.run(
         [
             "bash",
@@ -78,8 +78,8 @@ def test_sft_job_renders_version_checks_the_recipe_and_launches_on_all_nodes(tmp
     (launch,) = (tmp_path / "srun.log").read_text().splitlines()
     assert launch.startswith("--nodes=2 --ntasks=2 --nodelist=node1,node2 bash -c accelerate launch")
     for part in (
-        "--config_file recipes/accelerate_configs/zero2.yaml",
-        "--gradient_accumulation_steps 4",
+        "--config_file recipes/accelerate_configs/zero3.yaml",
+        "--gradient_accumulation_steps 2",
         "--num_machines 2",
         "--num_processes 16",
         "--main_process_ip node1",
@@ -93,6 +93,17 @@ def test_recipe_problems_stop_the_job_before_launch(tmp_path):
     env = _fake_cluster(tmp_path, "node1")
     result = _run(_workdir(tmp_path, recipe, "sft"), env, "sft", accelerator="zero3")
     assert result.returncode != 0 and "use_trust_region: trust_region is not supported under ZeRO-3" in result.stdout
+    assert not (tmp_path / "srun.log").exists()
+
+
+def test_a_recipe_that_does_not_fit_the_gpus_stops_the_job_before_launch(tmp_path):
+    """EWC's Fisher estimation does not fit 80 GB under ZeRO-2 (the weights whole on each GPU): the job stops with
+    the planner's table before any GPU time is spent."""
+    recipe = (REPO / "recipes/meta-llama/Llama-3.1-8B-Instruct/sft/config_distill_v00.06.yaml").read_text()
+    env = _fake_cluster(tmp_path, "node1")
+    result = _run(_workdir(tmp_path, recipe, "sft"), env, "sft", accelerator="zero2")
+    assert result.returncode != 0 and "memory: does not fit" in result.stdout, result.stdout[-3000:]
+    assert "| **peak** | **Fisher estimation** |" in result.stdout
     assert not (tmp_path / "srun.log").exists()
 
 

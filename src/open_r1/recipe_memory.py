@@ -1,30 +1,35 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
-"""Per-GPU memory of a recipe under an accelerate config, from the model's config alone (no weights loaded).
+"""Per-GPU memory of a recipe under an accelerate config, phase by phase, from the model's config alone (no weights).
 
-    python -m open_r1.recipes memory RECIPE --accelerate-config CFG [--num-processes N] [--gpu-memory 80GB]
+    python -m open_r1.recipes memory RECIPE [--accelerate-config CFG] [--num-processes N] [--gpu-memory 80GB]
 
 The model is built on PyTorch's `meta` device from its config (`AutoConfig`: a local directory, the Hub, or, offline,
-the copies of the versioned recipes' model configs below), which gives every parameter's shape without memory. Each
-component is then counted per GPU, P parameters, W processes:
+the copies of the versioned recipes' model configs below), which gives every parameter's shape without memory. A run
+goes through phases; the plan counts each one's per-GPU memory, component by component, and the recipe's peak is its
+largest phase (the table says which). P parameters, W processes:
 
-- weights: P x the recipe's dtype; ZeRO-3/FSDP keep P/W plus the largest parameter gathered for compute;
-- gradients and optimizer: DeepSpeed mixed precision keeps 16-bit gradients, an fp32 master copy and fp32 Adam
-  moments (the master copy and moments partitioned from ZeRO-1, gradients from ZeRO-2, weights at ZeRO-3; offloaded
-  optimizer states are on CPU); FSDP with mixed precision upcasts to fp32 (4 + 4 + 8 bytes per parameter over W);
-  without either, torch's AdamW keeps its moments in the parameters' dtype; 8-bit optimizers 2 bytes; DAdamW fp32;
-- methods: EWC's Fisher and anchors (`fisher_storage_dtype`, per rank's shard under ZeRO-3/FSDP, 0 with
-  `fisher_offload`), the per-sample gradients of the Fisher estimation (`fisher_chunk_size` x the largest parameter,
-  1/W of it under ZeRO-3/FSDP, fp32, before training), the EMA shadow (fp32, 0 with `ema_offload`), the trust-region reference (a copy in dtype),
-  GRPO's reference model when `beta` > 0, vLLM colocated (`vllm_gpu_memory_utilization` of the GPU);
-- activations: with gradient checkpointing each layer's input (B x S x h) plus one layer's recomputation
-  (34 B S h values: `ACTIVATION_VALUES_PER_LAYER`), else 34 B S h per layer. S is `max_length` (SFT; null: 4096)
-  or `max_prompt_length` (default 512) + `max_completion_length` (GRPO). Logits: B x S x V in 16-bit and their
-  gradient; SFT's loss adds an fp32 copy (the causal-LM loss upcasts), GRPO's selective log-softmax does not; none
-  with Liger's fused loss.
+- held through every phase: the weights (P x the recipe's dtype; ZeRO-3/FSDP keep P/W plus the largest parameter
+  gathered for compute), gradients and optimizer (DeepSpeed mixed precision: 16-bit gradients, an fp32 master copy and
+  fp32 Adam moments, partitioned from ZeRO-1, gradients from ZeRO-2, weights at ZeRO-3, optimizer states 0 when
+  offloaded; FSDP with mixed precision upcasts to fp32; without either, torch's AdamW keeps its moments in the
+  parameters' dtype, 8-bit optimizers 2 bytes, `custom_optim: dadamw` fp32), GRPO's reference model when `beta` > 0
+  and vLLM colocated (`vllm_gpu_memory_utilization` of the GPU), and each method's state;
+- training step: activations (with gradient checkpointing each layer's input, B x S x h, plus one layer's
+  recomputation, 34 B S h values: `ACTIVATION_VALUES_PER_LAYER`; else 34 B S h per layer; S is `max_length` (SFT;
+  null: 4096) or `max_prompt_length` (default 512) + `max_completion_length` (GRPO)) and logits (B x S x V in 16-bit
+  and their gradient; SFT's loss adds an fp32 copy, GRPO's selective log-softmax does not; none with Liger);
+- GRPO generation without vLLM: the KV cache of the generation batch; evaluation (when `eval_strategy` is set): a
+  forward without gradients; checkpoint save under ZeRO-3/FSDP: the largest parameter gathered whole;
+- each continual-learning method's own rows, declared in its file (`ContinualMethod.memory`): EWC's Fisher and anchors
+  and its Fisher estimation phase (fp32 working copies, squared-gradient sums, the result, an eval-mode forward that
+  gradient checkpointing does not cover), the EMA shadow, LwF's frozen copy and retain pass, A-GEM's gradient copy and
+  retain pass, the trust region's reference copy.
 
-Not counted: the CUDA context and allocator fragmentation (reported as a margin: the verdict wants 10% free),
-communication buckets, vLLM's own activations beyond its reservation. Validated against measured peak memory on CPU
-(`tests/test_recipe_memory.py`).
+Held-through rows count in every phase, so a phase before the first optimizer step (the Fisher estimation) is planned
+with the optimizer state torch allocates only at that step: on the safe side. Not counted: the CUDA context and
+allocator fragmentation (reported as a margin: the verdict wants 10% free), communication buckets, vLLM's own
+activations beyond its reservation. Checked against measured peak memory on CPU (`tests/test_recipe_memory.py`: a
+training run, and the Fisher estimation of a bf16 model).
 """
 
 import dataclasses
@@ -95,31 +100,98 @@ class Launch:
         return launch
 
 
+# The phases a run goes through; a row of phase ALL is held through every one of them (weights, optimizer state,
+# methods' persistent state), the others only while that phase runs (a method may name a phase of its own, e.g. its
+# retain pass after the training backward). The plan's peak is its largest phase.
+ALL = "all phases"
+TRAINING, FISHER, GENERATION, EVALUATION, SAVE = (
+    "training step",
+    "Fisher estimation",
+    "GRPO generation",
+    "evaluation",
+    "checkpoint save",
+)
+
+
+@dataclass(frozen=True)
+class MemoryContext:
+    """What a method needs to declare its GPU memory (`ContinualMethod.memory`): the model's sizes and how the launch
+    holds them, per GPU."""
+
+    params: int  # P: every parameter
+    largest: int  # elements of the largest parameter
+    processes: int  # W
+    sharded: bool  # parameters partitioned over the W ranks (ZeRO-3, FSDP)
+    weight_bytes: int  # per element of the weights (the recipe's dtype)
+    activation_bytes: int  # per activation value (16-bit under mixed precision)
+    hidden: int
+    layers: int
+    vocab: int
+    length: int  # tokens per sequence
+    recipe: dict
+
+    @property
+    def local(self) -> float:
+        """Parameters this rank holds."""
+        return self.params / self.processes if self.sharded else self.params
+
+    def get(self, key: str, config_class):
+        """The recipe's value of `key`, else the default of the method's own config dataclass."""
+        if self.recipe.get(key) is not None:
+            return self.recipe[key]
+        default = next(f for f in dataclasses.fields(config_class) if f.name == key)
+        return default.default_factory() if default.default is dataclasses.MISSING else default.default
+
+    @staticmethod
+    def bytes_of(dtype) -> int:
+        return BYTES.get(str(dtype), 4)
+
+    def activations(self, sequences: int, checkpointed: bool, value_bytes: int | None = None) -> float:
+        """Values kept for one backward of `sequences` x `length` tokens through the decoder."""
+        per_token = self.hidden * (
+            self.layers + ACTIVATION_VALUES_PER_LAYER if checkpointed else ACTIVATION_VALUES_PER_LAYER * self.layers
+        )
+        return (value_bytes or self.activation_bytes) * sequences * self.length * per_token
+
+
 @dataclass
 class MemoryPlan:
-    rows: list[tuple[str, float, str]] = field(default_factory=list)  # (component, bytes per GPU, how)
+    rows: list[tuple[str, str, float, str]] = field(default_factory=list)  # (phase, component, bytes per GPU, how)
     gpu_bytes: float = 80 * GIB
     suggestions: list[str] = field(default_factory=list)
 
+    def phase_total(self, phase: str) -> float:
+        return sum(b for row_phase, _, b, _ in self.rows if row_phase in (ALL, phase))
+
+    @property
+    def phases(self) -> list[str]:
+        """The phases its rows name (a method may add one of its own, e.g. a retain pass), in order."""
+        return list(dict.fromkeys(row[0] for row in self.rows if row[0] != ALL)) or [TRAINING]
+
+    @property
+    def peak_phase(self) -> str:
+        return max(self.phases, key=self.phase_total)
+
     @property
     def total(self) -> float:
-        return sum(b for _, b, _ in self.rows)
+        """The per-GPU peak: the largest phase's memory."""
+        return self.phase_total(self.peak_phase)
 
     def verdict(self) -> str:
         budget = 0.9 * self.gpu_bytes  # 10% for the CUDA context, fragmentation and buffers
+        peak = f"{self.total / GIB:.1f} GiB at its peak ({self.peak_phase})"
         if self.total <= budget:
-            return f"fits: {self.total / GIB:.1f} GiB of {self.gpu_bytes / GIB:.0f} GiB ({(budget - self.total) / GIB:.1f} GiB spare after a 10% margin)"
+            return f"fits: {peak} of {self.gpu_bytes / GIB:.0f} GiB ({(budget - self.total) / GIB:.1f} GiB spare after a 10% margin)"
         over = (self.total - budget) / GIB
         tips = "; ".join(self.suggestions) or "a larger GPU or more processes"
-        return (
-            f"does not fit: {self.total / GIB:.1f} GiB, {over:.1f} GiB over 90% of {self.gpu_bytes / GIB:.0f} GiB. "
-            f"Fits with: {tips}"
-        )
+        return f"does not fit: {peak}, {over:.1f} GiB over 90% of {self.gpu_bytes / GIB:.0f} GiB. Fits with: {tips}"
 
     def table(self) -> str:
-        lines = ["| component | GiB per GPU | how |", "|---|---|---|"]
-        lines += [f"| {name} | {value / GIB:.2f} | {how} |" for name, value, how in self.rows]
-        lines.append(f"| **total** | **{self.total / GIB:.2f}** | {self.verdict()} |")
+        lines = ["| phase | component | GiB per GPU | how |", "|---|---|---|---|"]
+        lines += [f"| {phase} | {name} | {value / GIB:.2f} | {how} |" for phase, name, value, how in self.rows]
+        for phase in self.phases:
+            lines.append(f"| {phase} | *phase total* | {self.phase_total(phase) / GIB:.2f} | |")
+        lines.append(f"| **peak** | **{self.peak_phase}** | **{self.total / GIB:.2f}** | {self.verdict()} |")
         return "\n".join(lines)
 
 
@@ -209,7 +281,7 @@ CHANGES = [
     ("per_device_train_batch_size halved (gradient_accumulation_steps doubled)", _halve_batch),
     ("ZeRO-2 (recipes/accelerate_configs/zero2.yaml)", _sharding("zero2")),
     ("ZeRO-3 (recipes/accelerate_configs/zero3.yaml)", _sharding("zero3")),
-    ("ZeRO-3 with offload_optimizer_device: cpu", _sharding("zero3", offload_optimizer=True)),
+    ("ZeRO-3 with the optimizer on CPU (recipes/accelerate_configs/zero3_offload.yaml)", _sharding("zero3", True)),
 ]
 
 
@@ -226,99 +298,95 @@ def _plan(recipe: dict, launch: Launch, gpu_bytes: float, config) -> MemoryPlan:
     sharded = stage == 3 or launch.sharding == "fsdp"
     local = params / W if sharded else params
     p = MemoryPlan(gpu_bytes=gpu_bytes)
+    rows = p.rows
 
     optim = str(recipe.get("optim", "adamw_torch"))
     if launch.sharding == "fsdp" and mixed:
         # accelerate upcasts 16-bit parameters to fp32 under FSDP mixed precision.
-        p.rows.append(("weights", 4 * local + b_act * largest, "fp32 shard + one gathered parameter (FSDP)"))
-        p.rows.append(("gradients", 4 * local, "fp32 shard (FSDP)"))
+        rows.append((ALL, "weights", 4 * local + b_act * largest, "fp32 shard + one gathered parameter (FSDP)"))
+        rows.append((ALL, "gradients", 4 * local, "fp32 shard (FSDP)"))
         moments = 0 if launch.offload_params else 8 * local
-        p.rows.append(("optimizer", moments, "Adam moments fp32 shard (FSDP)"))
+        rows.append((ALL, "optimizer", moments, "Adam moments fp32 shard (FSDP)"))
     elif deepspeed:
         weights = (b_w * params / W + b_w * largest) if stage == 3 else b_w * params
         if launch.offload_params and stage == 3:
             weights = b_w * largest
-        p.rows.append(("weights", weights, f"{dtype}{' shard + one gathered parameter' if stage == 3 else ''}"))
+        rows.append((ALL, "weights", weights, f"{dtype}{' shard + one gathered parameter' if stage == 3 else ''}"))
         grads = b_w * params / (W if stage >= 2 else 1)
-        p.rows.append(("gradients", grads, f"{dtype}{', partitioned (ZeRO-2/3)' if stage >= 2 else ''}"))
+        rows.append((ALL, "gradients", grads, f"{dtype}{', partitioned (ZeRO-2/3)' if stage >= 2 else ''}"))
         if launch.offload_optimizer:
-            p.rows.append(("optimizer", 0.0, "offloaded to CPU"))
+            rows.append((ALL, "optimizer", 0.0, "offloaded to CPU"))
         else:
             master = 4 * params / W if b_w != 4 else 0
-            p.rows.append(
-                (
-                    "optimizer",
-                    master + 8 * params / W + 4 * params / W,
-                    "fp32 master, Adam moments and fp32 gradient partition (over W)",
-                )
-            )
+            how = "fp32 master, Adam moments and fp32 gradient partition (over W)"
+            rows.append((ALL, "optimizer", master + 8 * params / W + 4 * params / W, how))
     else:
-        p.rows.append(("weights", b_w * params, dtype))
-        p.rows.append(("gradients", b_w * params, dtype))
-        per_param = 2 if "8bit" in optim else (8 if recipe.get("use_dadamw") else 2 * b_w)
-        p.rows.append(("optimizer", per_param * params, f"{optim}: {per_param} bytes per parameter"))
-
-    if recipe.get("use_ewc"):
-        store = BYTES.get(recipe.get("fisher_storage_dtype", "float32"), 4)
-        on_gpu = 0 if recipe.get("fisher_offload") else 2 * store * local
-        p.rows.append(
-            (
-                "EWC Fisher + anchors",
-                on_gpu,
-                "offloaded to CPU" if recipe.get("fisher_offload") else f"2 x {store} bytes per local parameter",
-            )
-        )
-        chunk = int(recipe.get("fisher_chunk_size") or recipe.get("fisher_batch_size", 8))
-        # Partitioned, a rank forms only the rows of each parameter its partition touches: ~1/W of the largest.
-        rows_held = largest / W if sharded else largest
-        held = "the rows of the largest parameter this rank holds" if sharded else "largest parameter"
-        p.rows.append(
-            (
-                "Fisher estimation (transient, before training)",
-                0.0,
-                f"{chunk} x {held} fp32: {chunk * 4 * rows_held / GIB:.2f} GiB, not at once with training",
-            )
-        )
-    if recipe.get("use_ema"):
-        p.rows.append(
-            (
-                "EMA shadow",
-                0 if recipe.get("ema_offload") else 4 * local,
-                "fp32 per local parameter" if not recipe.get("ema_offload") else "offloaded",
-            )
-        )
-    if recipe.get("use_trust_region"):
-        p.rows.append(("trust-region reference", b_w * params / (W if stage == 3 else 1), f"frozen copy in {dtype}"))
-    if is_grpo and float(recipe.get("beta", 0.0)) > 0:
-        p.rows.append(("GRPO reference model", b_w * local, f"frozen copy in {dtype} (beta > 0)"))
-    if is_grpo and recipe.get("use_vllm") and recipe.get("vllm_mode", "colocate") == "colocate":
-        share = float(recipe.get("vllm_gpu_memory_utilization", 0.3))
-        p.rows.append(("vLLM (colocated)", share * gpu_bytes, f"vllm_gpu_memory_utilization {share}"))
+        rows.append((ALL, "weights", b_w * params, dtype))
+        rows.append((ALL, "gradients", b_w * params, dtype))
+        dadamw = recipe.get("custom_optim") == "dadamw"
+        per_param = 2 if "8bit" in optim else (8 if dadamw else 2 * b_w)
+        name = "dadamw (fp32 moments)" if dadamw else optim
+        rows.append((ALL, "optimizer", per_param * params, f"{name}: {per_param} bytes per parameter"))
 
     h, layers, vocab = config.hidden_size, config.num_hidden_layers, config.vocab_size
+    batch = int(recipe.get("per_device_train_batch_size", 8))
     if is_grpo:
-        batch = int(recipe.get("per_device_train_batch_size", 8))
         length = int(recipe.get("max_prompt_length") or 512) + int(recipe.get("max_completion_length", 256))
     else:
-        batch = int(recipe.get("per_device_train_batch_size", 8))
         length = int(recipe.get("max_length") or 4096)  # null: untruncated; 4096 as the fork's data are cut
+    context = MemoryContext(params, largest, W, sharded, b_w, b_act, h, layers, vocab, length, recipe)
+    for method in _enabled_methods(recipe):
+        rows.extend(method.memory(context))
+
+    if is_grpo and float(recipe.get("beta", 0.0)) > 0:
+        rows.append((ALL, "GRPO reference model", b_w * local, f"frozen copy in {dtype} (beta > 0)"))
+    if is_grpo and recipe.get("use_vllm") and recipe.get("vllm_mode", "colocate") == "colocate":
+        share = float(recipe.get("vllm_gpu_memory_utilization", 0.3))
+        rows.append((ALL, "vLLM (colocated)", share * gpu_bytes, f"vllm_gpu_memory_utilization {share}"))
+
     tokens = batch * length
-    if recipe.get("gradient_checkpointing"):
-        activations = b_act * tokens * h * (layers + ACTIVATION_VALUES_PER_LAYER)
-        how = f"checkpointed: {batch} x {length} tokens, layer inputs + one layer"
-    else:
-        activations = b_act * tokens * h * ACTIVATION_VALUES_PER_LAYER * layers
-        how = f"{batch} x {length} tokens, every layer's activations"
-    p.rows.append(("activations", activations, how))
+    checkpointed = bool(recipe.get("gradient_checkpointing"))
+    how = f"{batch} x {length} tokens, " + (
+        "checkpointed: layer inputs + one layer" if checkpointed else "every layer"
+    )
+    rows.append((TRAINING, "activations", context.activations(batch, checkpointed), how))
     if recipe.get("use_liger_kernel"):
-        p.rows.append(("logits", 0.0, "Liger fused linear cross-entropy: not materialised"))
+        rows.append((TRAINING, "logits", 0.0, "Liger fused linear cross-entropy: not materialised"))
     elif is_grpo:  # TRL's selective log-softmax goes row by row: no fp32 copy of the logits
-        p.rows.append(("logits", tokens * vocab * 2 * b_act, f"{batch} x {length} x {vocab}, and their gradient"))
-    else:  # the causal-LM loss upcasts the logits to fp32
-        p.rows.append(
-            ("logits", tokens * vocab * (b_act + 8), f"{batch} x {length} x {vocab}, fp32 copy and its gradient")
+        rows.append(
+            (TRAINING, "logits", tokens * vocab * 2 * b_act, f"{batch} x {length} x {vocab}, and their gradient")
         )
+    else:  # the causal-LM loss upcasts the logits to fp32
+        how = f"{batch} x {length} x {vocab}, fp32 copy and its gradient"
+        rows.append((TRAINING, "logits", tokens * vocab * (b_act + 8), how))
+
+    if is_grpo and not recipe.get("use_vllm"):
+        # transformers' generate: keys and values of every layer for the generation batch.
+        generations = batch * int(recipe.get("steps_per_generation") or recipe.get("gradient_accumulation_steps", 1))
+        kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+        head_dim = getattr(config, "head_dim", None) or h // config.num_attention_heads
+        cache = 2 * layers * generations * length * kv_heads * head_dim * b_act
+        rows.append((GENERATION, "KV cache", cache, f"{generations} sequences x {length} tokens, every layer"))
+        rows.append((GENERATION, "next-token logits", generations * vocab * 4, "fp32, one position at a time"))
+    eval_strategy = recipe.get("eval_strategy", "no")
+    if str(getattr(eval_strategy, "value", eval_strategy)) != "no":  # the parsed recipe holds an IntervalStrategy
+        eval_batch = int(recipe.get("per_device_eval_batch_size", 8))
+        how = f"{eval_batch} x {length} tokens, no gradient: one layer's values and the logits with the loss's copy"
+        eval_bytes = eval_batch * length * (b_act * h * ACTIVATION_VALUES_PER_LAYER + vocab * (b_act + 4))
+        rows.append((EVALUATION, "forward without gradients", eval_bytes, how))
+    if sharded:  # the 16-bit weights are gathered one parameter at a time for the save
+        rows.append((SAVE, "gathered parameter", b_w * largest, "the largest parameter, whole, while it is written"))
     return p
+
+
+def _enabled_methods(recipe: dict):
+    """The continual-learning methods a recipe (a dict of its values) turns on, as the trainer would."""
+    from .continual import METHODS
+
+    class Values(dict):
+        __getattr__ = dict.get  # an absent key reads as unset
+
+    return [method for method in METHODS if method.enabled(Values(recipe))]
 
 
 def plan_recipe(path: Path, accelerate_config: Path | None, processes: int | None, gpu_bytes: float) -> MemoryPlan:
@@ -343,9 +411,7 @@ def plan_recipe(path: Path, accelerate_config: Path | None, processes: int | Non
     for check in parsed[1].continual_checks():  # the first turns EWC on for `custom_optim: fisher`
         check()
     methods = {method.name for method in enabled_methods(parsed[1])}
-    recipe.update(
-        {"use_ewc": "ewc" in methods, "use_ema": "ema" in methods, "use_trust_region": "trust_region" in methods}
-    )
+    recipe["use_ewc"] = "ewc" in methods  # `custom_optim: fisher` turns it on
     recipe["is_grpo"] = kind == "grpo"
     return plan(recipe, launch, gpu_bytes)
 

@@ -287,6 +287,33 @@ def check_recipe(
     return problems
 
 
+def launch_of(path: Path, accelerate_config: Path | None, processes: int | None) -> tuple[Path | None, int | None]:
+    """The accelerate config and process count a recipe runs under: the ones given, else its header's launch line
+    (`--config_file ...`, `--num_processes N`), else the config's own count."""
+    from .recipe_smoke import accelerate_config_of
+
+    text = path.read_text()
+    accelerate_config = accelerate_config or accelerate_config_of(text)
+    header = re.search(r"--num_processes[= ](\d+)", text)
+    return accelerate_config, processes or (int(header.group(1)) if header else None)
+
+
+def memory_verdict(path: Path, accelerate_config: Path | None, processes: int | None, gpu_bytes: float):
+    """(problem, note) of a recipe's per-GPU peak under its launch: a problem with the planner's table and suggestions
+    when it does not fit, a note when its model cannot be sized here (no local config, offline): named, not guessed."""
+    from .recipe_memory import GIB, plan_recipe
+
+    accelerate_config, processes = launch_of(path, accelerate_config, processes)
+    try:
+        memory_plan = plan_recipe(path, accelerate_config, processes, gpu_bytes)
+    except ValueError as error:
+        return None, f"{path}: memory not planned: {error}"
+    if memory_plan.total <= 0.9 * gpu_bytes:
+        return None, None
+    where = f"{accelerate_config or 'one process'} x {processes or 1} on {gpu_bytes / GIB:.0f} GiB GPUs"
+    return f"{path}: memory: {memory_plan.verdict()} ({where})\n{memory_plan.table()}", None
+
+
 def recipe_files(paths: list[str]) -> list[Path]:
     files = []
     for item in paths:
@@ -302,14 +329,10 @@ def recipe_files(paths: list[str]) -> list[Path]:
 
 def _memory(args) -> int:
     from .recipe_memory import parse_size, plan_recipe
-    from .recipe_smoke import accelerate_config_of
 
     status = 0
     for path in recipe_files(args.paths):
-        text = path.read_text()
-        accelerate_config = args.accelerate_config or accelerate_config_of(text)
-        header_processes = re.search(r"--num_processes[= ](\d+)", text)
-        processes = args.num_processes or (int(header_processes.group(1)) if header_processes else None)
+        accelerate_config, processes = launch_of(path, args.accelerate_config, args.num_processes)
         try:
             memory_plan = plan_recipe(path, accelerate_config, processes, parse_size(args.gpu_memory))
         except ValueError as error:
@@ -339,6 +362,12 @@ def main(argv=None) -> int:
         action="append",
         default=[],
         help="Path prefix whose missing paths are outputs of other commands (repeatable).",
+    )
+    check.add_argument(
+        "--gpu-memory",
+        default="80GB",
+        help="Memory of one GPU: a recipe whose planned peak does not fit (10%% margin) under its launch (the "
+        "header's, or --accelerate-config / --num-processes) fails (default: %(default)s; `none` skips the plan).",
     )
     check.add_argument(
         "--allow-missing-packages",
@@ -383,6 +412,16 @@ def main(argv=None) -> int:
             args.allow_missing_packages,
         )
     ]
+    if str(args.gpu_memory).lower() != "none":
+        from .recipe_memory import parse_size
+
+        for path in files:
+            problem, note = memory_verdict(
+                path, args.accelerate_config, args.num_processes, parse_size(args.gpu_memory)
+            )
+            problems += [problem] if problem else []
+            if note:
+                print(f"note: {note}")
     for problem in problems:
         print(problem)
     print(f"{len(files)} recipes checked, {len(problems)} problems")

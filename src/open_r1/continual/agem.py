@@ -71,6 +71,24 @@ class AGEM(ContinualMethod):
     unsupported_sharding = ("ZeRO-1/2", "ZeRO-3", "FSDP")
 
     @classmethod
+    def memory(cls, context) -> list[tuple[str, str, float, str]]:
+        """Its pass after the training backward: a copy of the update's gradients (their dtype) while a retain
+        batch's forward and backward fill the gradients again."""
+        batch = int(context.get("agem_retain_batch_size", AGEMConfig))
+        checkpointed = bool(context.recipe.get("gradient_checkpointing"))
+        logits = batch * context.length * context.vocab * (context.activation_bytes + 8)
+        copy = context.weight_bytes * context.params
+        return [
+            ("retain pass (A-GEM)", "update gradient copy", copy, "one value per trainable parameter"),
+            (
+                "retain pass (A-GEM)",
+                "retain activations and logits",
+                context.activations(batch, checkpointed) + logits,
+                f"{batch} retain sequences",
+            ),
+        ]
+
+    @classmethod
     def from_args(cls, args, retain=None) -> "AGEM":
         return cls(args, retain)
 

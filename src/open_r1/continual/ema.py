@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..callbacks import CHECKPOINT_EMA_DIR
+from ..recipe_memory import ALL
 from .base import ContinualMethod, state_file
 from .sharding import foreach_groups, is_sharded, local_trainable_parameters, split_plain_fp32
 
@@ -64,6 +65,13 @@ class EMAConfig:
 class EMA(ContinualMethod):
     name = "ema"
     enable_key = "use_ema"
+
+    @classmethod
+    def memory(cls, context) -> list[tuple[str, str, float, str]]:
+        """The fp32 shadow of the local parameters (none with `ema_offload`); evaluation and the end swap through
+        CPU copies."""
+        offload = context.get("ema_offload", EMAConfig)
+        return [(ALL, "EMA shadow", 0.0 if offload else 4.0 * context.local, "on CPU" if offload else "fp32")]
 
     @classmethod
     def from_args(cls, args, retain=None) -> "EMA":

@@ -37,6 +37,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
+from ..recipe_memory import ALL, FISHER
 from .base import ContinualMethod, after_backward_available, eval_mode
 from .fisher import (
     FISHER_ESTIMATORS,
@@ -276,6 +277,43 @@ class EWC(ContinualMethod):
     name = "ewc"
     enable_key = "use_ewc"
     needs_retain_data = True
+
+    @classmethod
+    def memory(cls, context) -> list[tuple[str, str, float, str]]:
+        """The Fisher and anchors through the run; before training, the Fisher estimation (`compute_fisher`): fp32
+        working copies of 16-bit weights, the squared-gradient sums and the result (a new tensor while the sums
+        live), per-sample gradients (`fisher_chunk_size` rows of the largest parameter; the whole gradient with the
+        batched estimator) and an eval-mode forward and backward of `fisher_batch_size` retain sequences, which
+        gradient checkpointing does not cover (fp32 on one rank's copies; the model's own dtype when partitioned)."""
+        store = context.bytes_of(context.get("fisher_storage_dtype", EWCConfig))
+        offload = context.get("fisher_offload", EWCConfig)
+        held = 0 if offload else 2 * store * context.local
+        rows = [(ALL, "EWC Fisher + anchors", held, "on CPU" if offload else f"2 x {store} bytes per local parameter")]
+        batch = int(context.get("fisher_batch_size", EWCConfig))
+        chunk = int(context.get("fisher_chunk_size", EWCConfig) or batch)
+        if context.sharded:  # compute_fisher_partitioned: the sharded model itself, sums per partition, in place
+            copies, result, value_bytes = 0.0, 0.0, context.activation_bytes
+            per_sample = chunk * 4 * context.largest / context.processes
+        else:
+            copies = 0.0 if context.weight_bytes == 4 else 4.0 * context.params
+            result, value_bytes = 4.0 * context.local, 4
+            per_sample = chunk * 4.0 * context.largest
+        if context.get("fisher_estimator", EWCConfig) == "batched":
+            per_sample = 4.0 * context.local  # one whole gradient per batch
+        sums = 4.0 * context.local
+        logits = batch * context.length * context.vocab * 12  # fp32 logits, log-probabilities, their gradient
+        forward = context.activations(batch, checkpointed=False, value_bytes=value_bytes) + logits + per_sample
+        rows += [
+            (FISHER, "fp32 working copies", copies, "of the 16-bit weights (none: fp32 or partitioned)"),
+            (FISHER, "squared-gradient sums", sums, "fp32 per local parameter"),
+            (
+                FISHER,
+                "Fisher forward/backward or result",
+                max(forward, result),
+                f"{batch} retain sequences in eval mode + {chunk} per-sample gradients, or the fp32 result",
+            ),
+        ]
+        return rows
 
     @classmethod
     def from_args(cls, args, retain=None) -> "EWC":

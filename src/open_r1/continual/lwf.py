@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..recipe_memory import ALL
 from .base import ContinualMethod, eval_mode
 from .retain_data import RetainBatches
 from .sharding import add_to_local_grad, token_mean_over_ranks, trainable_named_parameters
@@ -62,6 +63,20 @@ class RetainDistillation(ContinualMethod):
     enable_key = "use_retain_distillation"
     needs_retain_data = True
     unsupported_sharding = ("ZeRO-1/2", "ZeRO-3", "FSDP")
+
+    @classmethod
+    def memory(cls, context) -> list[tuple[str, str, float, str]]:
+        """The frozen copy of the starting model, and its own pass after the training backward: a retain batch's
+        forward and backward with the teacher's logits beside the student's (fp32 log-probabilities of both and their
+        gradient), while the update's gradients wait."""
+        batch = int(context.get("distill_batch_size", DistillConfig))
+        checkpointed = bool(context.recipe.get("gradient_checkpointing"))
+        logits = batch * context.length * context.vocab * (2 * context.activation_bytes + 12)
+        retain_pass = context.activations(batch, checkpointed) + logits
+        return [
+            (ALL, "LwF teacher (frozen copy)", context.weight_bytes * context.params, "the starting model"),
+            ("retain pass (LwF)", "retain activations and logits", retain_pass, f"{batch} retain sequences"),
+        ]
 
     @classmethod
     def from_args(cls, args, retain=None) -> "RetainDistillation":

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ..recipe_memory import ALL, TRAINING
 from .base import ContinualMethod
 
 
@@ -90,6 +91,18 @@ class TrustRegion(ContinualMethod):
     enable_key = "use_trust_region"
     needs_hidden_states = True
     unsupported_sharding = ("ZeRO-3", "FSDP")  # the policy's output embedding would be partitioned
+
+    @classmethod
+    def memory(cls, context) -> list[tuple[str, str, float, str]]:
+        """SFT: the frozen reference copy, and in the training step the reference's logits and the fp32
+        log-probabilities of both for the KL. GRPO: TRL's reference model (`beta` > 0), which the planner counts."""
+        if context.recipe.get("is_grpo"):
+            return []
+        tokens = int(context.recipe.get("per_device_train_batch_size", 8)) * context.length
+        return [
+            (ALL, "trust-region reference", context.weight_bytes * context.params, "frozen copy"),
+            (TRAINING, "reference logits and KL", tokens * context.vocab * (context.activation_bytes + 8), "fp32"),
+        ]
 
     @classmethod
     def from_args(cls, args, retain=None) -> ContinualMethod:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from ..recipe_memory import ALL
 from .base import ContinualMethod
 from .sharding import local_trainable_parameters
 
@@ -81,6 +82,11 @@ class WiSEFT(ContinualMethod):
     @classmethod
     def enabled(cls, args) -> bool:
         return getattr(args, cls.enable_key) is not None
+
+    @classmethod
+    def memory(cls, context) -> list[tuple[str, str, float, str]]:
+        """The starting weights it interpolates with are kept on CPU: nothing on the GPU."""
+        return [(ALL, "WiSE-FT start weights", 0.0, "on CPU")]
 
     @classmethod
     def from_args(cls, args, retain=None) -> "WiSEFT":
