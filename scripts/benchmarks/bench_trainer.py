@@ -1,20 +1,24 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """Training throughput and peak memory of plain TRL `SFTTrainer` against this project's trainer, with no method and
-with each method alone, on the testbed's tiny model. Throughput: all configurations in turn in one process, several
-rounds, ratios to TRL within each round (between processes the same run varies by up to 20% here); peak memory: one
-process per configuration:
+with each method alone, on the testbed's tiny model. Throughput: all configurations in one process, several rounds, each
+round in a new shuffled order with garbage collected between configurations, the ratio to TRL taken within each round
+(paired: between processes the same run varies by up to 20% here); peak memory: one process per configuration:
 
     python scripts/benchmarks/bench_trainer.py [--world data/testbed] [--steps 40] [--repeats 3] [--configs ...]
     python scripts/benchmarks/bench_trainer.py --one ewc --world data/testbed --steps 40   # one run, JSON out
 
 Throughput is the mean input tokens of a step (padding included; the same batches for every configuration) over the
-median step time after the first 5 steps (warm-up; EWC's Fisher is computed before step 1 and is not in it). Peak
+median step time after the first 5 steps (warm-up; EWC's Fisher is computed before step 1 and is not in it). A step
+is timed from its start to the next step's start, so every callback of the step is inside (the methods' own
+`on_step_end` work, e.g. the EMA update, runs after other callbacks' step end). Peak
 memory: on the CPU, the process's resident high-water mark grown since just before the trainer was built; on a GPU
 (`--device cuda`), `torch.cuda.max_memory_allocated` over the same span.
 """
 
 import argparse
+import gc
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -77,13 +81,16 @@ def run_one(name: str, world: Path, steps: int, batch: int, device: str = "cpu")
     durations, tokens = [], []
 
     class Clock(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kwargs):
-            self.started, self.seen = time.perf_counter(), state.num_input_tokens_seen
+        """Step k's time: from its `on_step_begin` to step k+1's, whatever runs in between and in which order."""
 
-        def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step > WARMUP_STEPS:
-                durations.append(time.perf_counter() - self.started)
+        started = seen = None
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            now = time.perf_counter()
+            if self.started is not None and state.global_step > WARMUP_STEPS:
+                durations.append(now - self.started)
                 tokens.append(state.num_input_tokens_seen - self.seen)
+            self.started, self.seen = now, state.num_input_tokens_seen
 
     on_gpu = device == "cuda"
     if on_gpu:
@@ -143,10 +150,9 @@ def compare(
     summary = {}
     for name, results in runs.items():
         speeds = [r["tokens_per_second"] for r in results]
-        ratios = [
-            r["seconds_per_step"] and t["seconds_per_step"] / r["seconds_per_step"]
-            for r, t in zip(results, runs.get("trl", []))
-        ]
+        # Paired within a round (the i-th result of each configuration comes from round i): TRL's step time over
+        # this configuration's, so > 1 is faster than TRL.
+        ratios = [t["seconds_per_step"] / r["seconds_per_step"] for r, t in zip(results, runs.get("trl", []))]
         summary[name] = {
             "tokens_per_second": statistics.median(speeds),
             "tokens_per_second_range": [min(speeds), max(speeds)],
@@ -161,7 +167,8 @@ def compare(
 
 def table(summary: dict) -> str:
     lines = [
-        "| configuration | tokens/s (median, range) | s/step | throughput vs TRL SFTTrainer (median, range of rounds) | peak MiB |",
+        "| configuration | tokens/s (median, range) | s/step (median) | throughput vs TRL SFTTrainer, paired per round "
+        "(median, range) | peak MiB |",
         "|---|---|---|---|---|",
     ]
     for name, s in summary.items():
@@ -192,10 +199,12 @@ def main() -> None:
         print(json.dumps(run_one(args.one, args.world, args.steps, args.batch_size, args.device)))
         return
     if args.rounds:
+        order = random.Random(0)
         for _ in range(args.rounds):
-            for name in args.configs:
+            for name in order.sample(args.configs, len(args.configs)):  # no configuration always first
                 result = run_one(name, args.world, args.steps, args.batch_size, args.device)
                 print(RESULT + json.dumps({k: v for k, v in result.items() if k != "peak_mib"}), flush=True)
+                gc.collect()
         return
     summary = compare(args.world, args.steps, args.batch_size, args.repeats, args.configs, device=args.device)
     print(table(summary))
