@@ -47,6 +47,13 @@ def run_cli(args: list[str], timeout: int = 600, env: dict | None = None) -> sub
     return result
 
 
+def aborted_after_its_work(result: subprocess.CompletedProcess, *written: Path) -> bool:
+    """DeepSpeed's CPU shared-memory collectives (built on CPU machines only) sometimes abort a rank as the process
+    exits ("terminate called without an active exception", 1 to 3 of about 15 ZeRO-3 runs here), after the run's
+    outputs are written: the outputs are then checked as usual. Any other failure, or a missing output, fails."""
+    return "terminate called without an active exception" in result.stderr and all(p.exists() for p in written)
+
+
 def free_port() -> int:
     """A port no process listens on now, so the gloo rendezvous cannot collide with another run."""
     with socket.socket() as sock:

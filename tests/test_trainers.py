@@ -1,4 +1,6 @@
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from transformers import AutoModelForCausalLM
 from open_r1.optims import DAdamW
 from open_r1.trainers import ContinualSFTTrainer, SFTTrainerWithDAdamW
 
-from .conftest import REPO, accelerate_cmd, cpu_sft_args, run_cli, tiny_trainer, world_args
+from .conftest import REPO, aborted_after_its_work, accelerate_cmd, cpu_sft_args, run_cli, tiny_trainer, world_args
 
 
 def _args(tmp_path, **overrides):
@@ -167,14 +169,17 @@ def test_ewc_under_deepspeed_zero3_matches_one_process(world, tmp_path):
 
     common = _ewc_comparison_args(world)
     zero3, single, no_ewc = tmp_path / "zero3", tmp_path / "single", tmp_path / "no_ewc"
-    run_cli(
-        [
-            *accelerate_cmd("--config_file", "tests/helpers/zero3_cpu.yaml"),
-            *common,
-            *("--per_device_train_batch_size", "8", "--output_dir", str(zero3)),
-            *("--use_cpu", "false", "--ddp_backend", "gloo"),
-        ]
-    )
+    command = [
+        *accelerate_cmd("--config_file", "tests/helpers/zero3_cpu.yaml"),
+        *common,
+        *("--per_device_train_batch_size", "8", "--output_dir", str(zero3)),
+        *("--use_cpu", "false", "--ddp_backend", "gloo"),
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    outputs = (zero3 / "rank0_weights.pt", zero3 / "trainer_state.json")  # what is compared below
+    if result.returncode != 0 and not aborted_after_its_work(result, *outputs):
+        raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-8000:]}")
     one_process = accelerate_cmd("--num_processes", "1", "--cpu", *common, "--per_device_train_batch_size", "16")
     run_cli([*one_process, "--output_dir", str(single)])
     run_cli([*one_process, "--output_dir", str(no_ewc), "--ewc_lambda", "0"])

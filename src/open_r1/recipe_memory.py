@@ -365,14 +365,16 @@ def _plan(recipe: dict, launch: Launch, gpu_bytes: float, config) -> MemoryPlan:
         generations = batch * int(recipe.get("steps_per_generation") or recipe.get("gradient_accumulation_steps", 1))
         kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
         head_dim = getattr(config, "head_dim", None) or h // config.num_attention_heads
-        cache = 2 * layers * generations * length * kv_heads * head_dim * b_act
-        rows.append((GENERATION, "KV cache", cache, f"{generations} sequences x {length} tokens, every layer"))
+        # The cache grows by concatenation: each step's new copy beside the old one, which the allocator keeps.
+        cache = 2 * 2 * layers * generations * length * kv_heads * head_dim * b_act
+        how = f"{generations} sequences x {length} tokens, every layer, x 2 as it grows"
+        rows.append((GENERATION, "KV cache", cache, how))
         rows.append((GENERATION, "next-token logits", generations * vocab * 4, "fp32, one position at a time"))
     eval_strategy = recipe.get("eval_strategy", "no")
     if str(getattr(eval_strategy, "value", eval_strategy)) != "no":  # the parsed recipe holds an IntervalStrategy
         eval_batch = int(recipe.get("per_device_eval_batch_size", 8))
-        how = f"{eval_batch} x {length} tokens, no gradient: one layer's values and the logits with the loss's copy"
-        eval_bytes = eval_batch * length * (b_act * h * ACTIVATION_VALUES_PER_LAYER + vocab * (b_act + 4))
+        how = f"{eval_batch} x {length} tokens, no gradient: one layer's values, the logits, the loss's fp32 copies"
+        eval_bytes = eval_batch * length * (b_act * h * ACTIVATION_VALUES_PER_LAYER + vocab * (b_act + 8))
         rows.append((EVALUATION, "forward without gradients", eval_bytes, how))
     if sharded:  # the 16-bit weights are gathered one parameter at a time for the save
         rows.append((SAVE, "gathered parameter", b_w * largest, "the largest parameter, whole, while it is written"))

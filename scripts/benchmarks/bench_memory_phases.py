@@ -1,0 +1,139 @@
+# Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
+"""The memory planner against reality, phase by phase: each phase of a run on a ~134M-parameter Llama (built from a
+config, random weights, no Hub) in bf16 and in fp32, each in a fresh process, its measured peak beside the plan.
+
+    python scripts/benchmarks/bench_memory_phases.py [--device cpu|cuda] [--dtypes bfloat16 float32]
+
+Measured: what the phase adds to a process holding the model's weights. On CPU, the resident high-water mark
+(`/proc/self/status` VmHWM, reset through `/proc/self/clear_refs` once the weights are built) minus the resident size
+then; on a GPU, `torch.cuda.max_memory_allocated` minus the allocation then. Planned: the rows the planner gives that
+phase (for the training step also the gradients and the optimizer state, which the first step allocates). Phases:
+the training step (forward, loss, backward, AdamW step, twice), EWC's Fisher estimation (`compute_fisher`, per-sample),
+evaluation (a forward without gradients, with the loss) and GRPO generation without vLLM (`generate`, KV cache).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+
+
+HIDDEN, LAYERS, VOCAB, INTERMEDIATE, HEADS = 768, 12, 32000, 2048, 12
+BATCH, LENGTH, FISHER_BATCH = 4, 256, 2
+PHASES = ("training step", "Fisher estimation", "evaluation", "GRPO generation")
+
+
+def llama_config():
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=VOCAB,
+        hidden_size=HIDDEN,
+        intermediate_size=INTERMEDIATE,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=HEADS,
+        max_position_embeddings=2 * LENGTH,
+        tie_word_embeddings=False,
+    )
+
+
+def measure(phase: str, dtype: str, device: str) -> float:
+    """Bytes the phase adds on top of the built model (run in its own process)."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from open_r1.continual import compute_fisher
+    from open_r1.recipe_memory import resident_kib
+
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    model = LlamaForCausalLM(llama_config()).to(device=device, dtype=getattr(torch, dtype))
+    ids = torch.randint(0, VOCAB, (BATCH, LENGTH), device=device)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+    else:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # the high-water mark starts again from the current resident size
+        before = resident_kib("VmRSS") * 1024
+    if phase == "training step":
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+        for _ in range(2):
+            model(input_ids=ids, labels=ids).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=False)  # gradients stay allocated, as in a run
+    elif phase == "Fisher estimation":
+        model.eval()
+        batches = [{"input_ids": ids[:FISHER_BATCH], "labels": ids[:FISHER_BATCH]}]
+        compute_fisher(model, batches, chunk_size=FISHER_BATCH)
+    elif phase == "evaluation":
+        model.eval()
+        with torch.no_grad():
+            model(input_ids=ids, labels=ids)
+    else:  # GRPO generation: a prompt of LENGTH / 2 tokens completed to LENGTH, KV cache kept
+        model.eval()
+        with torch.no_grad():
+            model.generate(
+                ids[:, : LENGTH // 2], max_new_tokens=LENGTH // 2, min_new_tokens=LENGTH // 2, do_sample=False
+            )
+    if device == "cuda":
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before
+    return resident_kib("VmHWM") * 1024 - before
+
+
+def planned(phase: str, dtype: str) -> float:
+    from open_r1.recipe_memory import ALL, Launch, plan
+
+    recipe = {"model_name_or_path": None, "dtype": dtype, "per_device_train_batch_size": BATCH, "max_length": LENGTH}
+    recipe.update({"gradient_checkpointing": False, "per_device_eval_batch_size": BATCH, "eval_strategy": "steps"})
+    recipe.update({"use_ewc": True, "fisher_batch_size": FISHER_BATCH, "fisher_chunk_size": FISHER_BATCH})
+    if phase == "GRPO generation":
+        recipe.update({"is_grpo": True, "max_prompt_length": LENGTH // 2, "max_completion_length": LENGTH // 2})
+    rows = plan(recipe, Launch(), config_override=llama_config()).rows
+    total = sum(value for row_phase, _, value, _ in rows if row_phase == phase)
+    if phase == "training step":  # allocated by the first step, on top of the weights
+        total += sum(
+            value for row_phase, name, value, _ in rows if row_phase == ALL and name in ("gradients", "optimizer")
+        )
+    return total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
+    parser.add_argument("--measure", nargs=2, metavar=("PHASE", "DTYPE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(*args.measure, args.device)))
+        return
+    parameters = (2 * VOCAB + LAYERS * (4 * HIDDEN + 3 * INTERMEDIATE)) * HIDDEN
+    print(
+        f"Llama {parameters / 1e6:.0f}M parameters (hidden {HIDDEN}, {LAYERS} layers, vocab {VOCAB}), batch {BATCH} x "
+        f"{LENGTH} tokens, Fisher batch {FISHER_BATCH}, device {args.device}\n"
+    )
+    print("| dtype | phase | planned MiB | measured MiB | measured / planned |\n|---|---|---|---|---|")
+    for dtype in args.dtypes:
+        for phase in PHASES:
+            done = subprocess.run(
+                [sys.executable, __file__, "--device", args.device, "--measure", phase, dtype],
+                capture_output=True,
+                text=True,
+            )
+            if done.returncode != 0:
+                print(f"| {dtype} | {phase} | failed: {done.stderr.strip().splitlines()[-1:]} | | |")
+                continue
+            measured = json.loads(done.stdout.strip().splitlines()[-1])
+            plan_bytes = planned(phase, dtype)
+            print(
+                f"| {dtype} | {phase} | {plan_bytes / 2**20:.0f} | {measured / 2**20:.0f} | "
+                f"{measured / plan_bytes:.2f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
