@@ -7,7 +7,8 @@
    method alone: tokens/s and peak memory, alternating runs, medians and ranges, ratios to TRL;
 2. the Fisher paths and EWC's step cost (`bench_fisher.py`);
 3. DAdamW against `torch.optim.AdamW` (`bench_dadamw.py`);
-4. the local code sandbox (`bench_sandbox.py`).
+4. the local code sandbox (`bench_sandbox.py`);
+5. the memory planner's phases against measured peaks (`bench_memory_phases.py`; `--quick`: bf16 only).
 
 `--quick` (under 5 minutes on 2 CPU cores): five trainer configurations x 3 rounds of 45 steps, and smaller Fisher,
 optimizer and sandbox runs. `--device cuda` runs the trainers, the Fisher paths and the optimizers on the first GPU
@@ -90,6 +91,7 @@ def main() -> int:
         dadamw_args = ["--hidden", "256", "--layers", "4", "--repeats", "3", *device]
         dadamw = run_script("bench_dadamw.py", dadamw_args, progress, failures)
         sandbox = run_script("bench_sandbox.py", ["--runs", "10", "--repeats", "1"], progress, failures)
+        phases = run_script("bench_memory_phases.py", ["--dtypes", "bfloat16", *device], progress, failures)
     else:
         from bench_trainer import CONFIGS
 
@@ -99,13 +101,15 @@ def main() -> int:
         fisher = run_script("bench_fisher.py", ["--world", str(args.world), *device], progress, failures)
         dadamw = run_script("bench_dadamw.py", device, progress, failures)
         sandbox = run_script("bench_sandbox.py", [], progress, failures)
+        phases = run_script("bench_memory_phases.py", device, progress, failures)
     seconds = time.perf_counter() - started
     where = machine()
     mode = "quick" if args.quick else "full"
     report = f"""Measured by `make bench{"-quick" if args.quick else ""}` ({mode}, {seconds:.0f} s) on {where}.
 
-Trainers on the testbed's tiny model ({args.device}, batch 16; throughput: the configurations in turn in one process, ratios
-to TRL within each round; peak memory: one process each):
+Trainers on the testbed's tiny model ({args.device}, batch 16; throughput: the configurations in one process, a shuffled
+order each round, each step timed from its start to the next's (the methods' work inside), ratios to TRL paired within
+each round; peak memory: one process each):
 
 {table(trainer)}
 
@@ -124,6 +128,10 @@ DAdamW against torch AdamW (`bench_dadamw.py`):
 Local code sandbox (`bench_sandbox.py`):
 
 {sandbox}
+
+The memory planner's phases against measured peaks (`bench_memory_phases.py`):
+
+{phases}
 """
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench.md").write_text(report)
