@@ -88,7 +88,7 @@ print(json.dumps({"grown": (resident_kib("VmHWM") - before) * 1024, "config": co
 
 
 def test_the_fisher_estimation_peak_is_planned_within_15_percent():
-    """`compute_fisher` on a bf16 Llama of ~33M parameters: the planner's Fisher phase (fp32 working copies, the
+    """`compute_fisher` on a bf16 Llama of 49M parameters: the planner's Fisher phase (fp32 working copies, the
     squared-gradient sums, the result beside them) against the resident memory it really grows by. It used to plan
     16 MiB (one chunk of per-sample gradients) where 592 MiB were taken."""
     done = subprocess.run([sys.executable, "-c", FISHER_MEASURE], capture_output=True, text=True, timeout=600)
@@ -117,4 +117,11 @@ def test_recipes_check_fails_a_recipe_that_does_not_fit_and_prints_the_plan(tmp_
     assert main(["check", str(old), *arguments]) == 1
     out = capsys.readouterr().out
     assert "memory: does not fit" in out and "| **peak** | **training step** |" in out and "Fits with: " in out
+    assert main(["memory", str(old)]) == 1  # the planner's own command says so in its exit code too
     assert main(["check", str(shipped), *arguments]) == 0
+    # A launch line naming an accelerate config that does not exist is a problem, not a silent one-process plan.
+    missing = tmp_path / "config_distill_v00.01.yaml"
+    missing.write_text(shipped.read_text().replace("accelerate_configs/zero3.yaml", "accelerate_configs/nope.yaml"))
+    capsys.readouterr()
+    assert main(["check", str(missing), *arguments]) == 1
+    assert "accelerate_configs/nope.yaml does not exist" in capsys.readouterr().out

@@ -159,6 +159,7 @@ class MemoryPlan:
     rows: list[tuple[str, str, float, str]] = field(default_factory=list)  # (phase, component, bytes per GPU, how)
     gpu_bytes: float = 80 * GIB
     suggestions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the plan had to assume
 
     def phase_total(self, phase: str) -> float:
         return sum(b for row_phase, _, b, _ in self.rows if row_phase in (ALL, phase))
@@ -192,7 +193,7 @@ class MemoryPlan:
         for phase in self.phases:
             lines.append(f"| {phase} | *phase total* | {self.phase_total(phase) / GIB:.2f} | |")
         lines.append(f"| **peak** | **{self.peak_phase}** | **{self.total / GIB:.2f}** | {self.verdict()} |")
-        return "\n".join(lines)
+        return "\n".join(lines + [f"\nAssumed: {note}" for note in self.notes])
 
 
 def model_config(model_name_or_path: str):
@@ -332,8 +333,12 @@ def _plan(recipe: dict, launch: Launch, gpu_bytes: float, config) -> MemoryPlan:
     batch = int(recipe.get("per_device_train_batch_size", 8))
     if is_grpo:
         length = int(recipe.get("max_prompt_length") or 512) + int(recipe.get("max_completion_length", 256))
+        if not recipe.get("max_prompt_length"):
+            p.notes.append("prompts of 512 tokens (GRPO does not truncate prompts): longer ones need more")
     else:
         length = int(recipe.get("max_length") or 4096)  # null: untruncated; 4096 as the fork's data are cut
+        if recipe.get("max_length") is None:
+            p.notes.append("sequences of 4096 tokens (`max_length: null` does not truncate): longer ones need more")
     context = MemoryContext(params, largest, W, sharded, b_w, b_act, h, layers, vocab, length, recipe)
     for method in _enabled_methods(recipe):
         rows.extend(method.memory(context))

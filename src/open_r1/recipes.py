@@ -223,6 +223,10 @@ def check_recipe(
     from .utils.recipe_yaml import RecipeError, load_recipe_yaml
 
     raw = path.read_text()
+    try:  # the launch the recipe runs under: the one given, else its header's
+        accelerate_config, num_processes = launch_of(path, accelerate_config, num_processes)
+    except ValueError as error:
+        return [f"{path}: {error}"]
     match = VERSION_IN_NAME.search(path.name)
     version = version or (match.group(1) if match else "v00.00")
     problems = [
@@ -290,10 +294,13 @@ def check_recipe(
 def launch_of(path: Path, accelerate_config: Path | None, processes: int | None) -> tuple[Path | None, int | None]:
     """The accelerate config and process count a recipe runs under: the ones given, else its header's launch line
     (`--config_file ...`, `--num_processes N`), else the config's own count."""
-    from .recipe_smoke import accelerate_config_of
+    from .recipe_smoke import REPO
 
     text = path.read_text()
-    accelerate_config = accelerate_config or accelerate_config_of(text)
+    if accelerate_config is None and (named := re.search(r"--config_file\s+(\S+\.yaml)", text)):
+        accelerate_config = REPO / named.group(1)
+    if accelerate_config is not None and not Path(accelerate_config).exists():
+        raise ValueError(f"the accelerate config {accelerate_config} does not exist")
     header = re.search(r"--num_processes[= ](\d+)", text)
     return accelerate_config, processes or (int(header.group(1)) if header else None)
 
@@ -303,13 +310,16 @@ def memory_verdict(path: Path, accelerate_config: Path | None, processes: int | 
     when it does not fit, a note when its model cannot be sized here (no local config, offline): named, not guessed."""
     from .recipe_memory import GIB, plan_recipe
 
-    accelerate_config, processes = launch_of(path, accelerate_config, processes)
     try:
+        accelerate_config, processes = launch_of(path, accelerate_config, processes)
         memory_plan = plan_recipe(path, accelerate_config, processes, gpu_bytes)
     except ValueError as error:
-        return None, f"{path}: memory not planned: {error}"
+        if str(error).startswith("`model_name_or_path`: no config"):  # cannot be sized offline: named, not guessed
+            return None, f"{path}: memory not planned: {error}"
+        return f"{path}: memory: {error}", None
     if memory_plan.total <= 0.9 * gpu_bytes:
-        return None, None
+        assumed = "; ".join(memory_plan.notes)
+        return None, (f"{path}: memory fits, assuming {assumed}" if assumed else None)
     where = f"{accelerate_config or 'one process'} x {processes or 1} on {gpu_bytes / GIB:.0f} GiB GPUs"
     return f"{path}: memory: {memory_plan.verdict()} ({where})\n{memory_plan.table()}", None
 
@@ -332,14 +342,16 @@ def _memory(args) -> int:
 
     status = 0
     for path in recipe_files(args.paths):
-        accelerate_config, processes = launch_of(path, args.accelerate_config, args.num_processes)
         try:
+            accelerate_config, processes = launch_of(path, args.accelerate_config, args.num_processes)
             memory_plan = plan_recipe(path, accelerate_config, processes, parse_size(args.gpu_memory))
         except ValueError as error:
             print(f"{path}: {error}")
             status = 1
             continue
         print(f"\n{path} under {accelerate_config or 'one process'}:\n{memory_plan.table()}")
+        if memory_plan.total > 0.9 * memory_plan.gpu_bytes:
+            status = 1
     return status
 
 

@@ -73,9 +73,10 @@ class AGEM(ContinualMethod):
     @classmethod
     def memory(cls, context) -> list[tuple[str, str, float, str]]:
         """Its pass after the training backward: a copy of the update's gradients (their dtype) while a retain
-        batch's forward and backward fill the gradients again."""
+        batch's forward and backward in eval mode (which gradient checkpointing does not cover) fill the gradients
+        again."""
         batch = int(context.get("agem_retain_batch_size", AGEMConfig))
-        checkpointed = bool(context.recipe.get("gradient_checkpointing"))
+        checkpointed = False
         logits = batch * context.length * context.vocab * (context.activation_bytes + 8)
         copy = context.weight_bytes * context.params
         return [

@@ -291,13 +291,14 @@ class EWC(ContinualMethod):
         rows = [(ALL, "EWC Fisher + anchors", held, "on CPU" if offload else f"2 x {store} bytes per local parameter")]
         batch = int(context.get("fisher_batch_size", EWCConfig))
         chunk = int(context.get("fisher_chunk_size", EWCConfig) or batch)
+        # Per-sample gradients of the largest parameter for `chunk` rows, their squares, and the squares' sum.
+        per_sample = (2 * chunk + 1) * 4.0 * context.largest
         if context.sharded:  # compute_fisher_partitioned: the sharded model itself, sums per partition, in place
             copies, result, value_bytes = 0.0, 0.0, context.activation_bytes
-            per_sample = chunk * 4 * context.largest / context.processes
+            per_sample /= context.processes
         else:
             copies = 0.0 if context.weight_bytes == 4 else 4.0 * context.params
             result, value_bytes = 4.0 * context.local, 4
-            per_sample = chunk * 4.0 * context.largest
         if context.get("fisher_estimator", EWCConfig) == "batched":
             per_sample = 4.0 * context.local  # one whole gradient per batch
         sums = 4.0 * context.local
@@ -310,7 +311,7 @@ class EWC(ContinualMethod):
                 FISHER,
                 "Fisher forward/backward or result",
                 max(forward, result),
-                f"{batch} retain sequences in eval mode + {chunk} per-sample gradients, or the fp32 result",
+                f"{batch} retain sequences in eval mode + {chunk} rows' per-sample gradients and squares, or the result",
             ),
         ]
         return rows

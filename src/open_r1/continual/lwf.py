@@ -67,15 +67,17 @@ class RetainDistillation(ContinualMethod):
     @classmethod
     def memory(cls, context) -> list[tuple[str, str, float, str]]:
         """The frozen copy of the starting model, and its own pass after the training backward: a retain batch's
-        forward and backward with the teacher's logits beside the student's (fp32 log-probabilities of both and their
-        gradient), while the update's gradients wait."""
+        forward and backward in eval mode (which gradient checkpointing does not cover) with the teacher's logits
+        beside the student's (the KL's fp32 terms), and the new gradients `autograd.grad` returns while the update's
+        wait."""
         batch = int(context.get("distill_batch_size", DistillConfig))
-        checkpointed = bool(context.recipe.get("gradient_checkpointing"))
-        logits = batch * context.length * context.vocab * (2 * context.activation_bytes + 12)
-        retain_pass = context.activations(batch, checkpointed) + logits
+        logits = batch * context.length * context.vocab * (2 * context.activation_bytes + 20)
+        retain_pass = context.activations(batch, checkpointed=False) + logits
+        phase = "retain pass (LwF)"
         return [
             (ALL, "LwF teacher (frozen copy)", context.weight_bytes * context.params, "the starting model"),
-            ("retain pass (LwF)", "retain activations and logits", retain_pass, f"{batch} retain sequences"),
+            (phase, "retain activations and logits", retain_pass, f"{batch} retain sequences, eval mode"),
+            (phase, "retain gradients", context.weight_bytes * context.params, "beside the update's"),
         ]
 
     @classmethod

@@ -94,14 +94,21 @@ class TrustRegion(ContinualMethod):
 
     @classmethod
     def memory(cls, context) -> list[tuple[str, str, float, str]]:
-        """SFT: the frozen reference copy, and in the training step the reference's logits and the fp32
-        log-probabilities of both for the KL. GRPO: TRL's reference model (`beta` > 0), which the planner counts."""
+        """SFT: the frozen reference copy, and in the training step the KL of `kl_ref_to_policy`: the reference's
+        logits and the policy's again (16-bit), fp32 copies and log-probabilities of both, the reference's
+        probabilities, their difference and its product (~2 x 16-bit + 20 bytes a logit). GRPO: TRL's reference model
+        (`beta` > 0), which the planner counts."""
         if context.recipe.get("is_grpo"):
             return []
         tokens = int(context.recipe.get("per_device_train_batch_size", 8)) * context.length
         return [
             (ALL, "trust-region reference", context.weight_bytes * context.params, "frozen copy"),
-            (TRAINING, "reference logits and KL", tokens * context.vocab * (context.activation_bytes + 8), "fp32"),
+            (
+                TRAINING,
+                "reference logits and KL",
+                tokens * context.vocab * (2 * context.activation_bytes + 20),
+                "16-bit logits of both, fp32 copies, log-probabilities and the KL's terms",
+            ),
         ]
 
     @classmethod
