@@ -20,6 +20,8 @@ import sys
 
 HIDDEN, LAYERS, VOCAB, INTERMEDIATE, HEADS = 768, 12, 32000, 2048, 12
 BATCH, LENGTH, FISHER_BATCH = 4, 256, 2
+# Generation: a cache large enough to stand out of the allocator's noise (a few MiB would not).
+GENERATIONS, PROMPT, COMPLETION = 16, 32, 480
 PHASES = ("training step", "Fisher estimation", "evaluation", "GRPO generation")
 
 
@@ -72,12 +74,11 @@ def measure(phase: str, dtype: str, device: str) -> float:
         model.eval()
         with torch.no_grad():
             model(input_ids=ids, labels=ids)
-    else:  # GRPO generation: a prompt of LENGTH / 2 tokens completed to LENGTH, KV cache kept
+    else:  # GRPO generation: GENERATIONS prompts completed to PROMPT + COMPLETION tokens, KV cache kept
         model.eval()
+        prompts = ids.new_tensor(torch.randint(0, VOCAB, (GENERATIONS, PROMPT)))
         with torch.no_grad():
-            model.generate(
-                ids[:, : LENGTH // 2], max_new_tokens=LENGTH // 2, min_new_tokens=LENGTH // 2, do_sample=False
-            )
+            model.generate(prompts, max_new_tokens=COMPLETION, min_new_tokens=COMPLETION, do_sample=False)
     if device == "cuda":
         torch.cuda.synchronize()
         return torch.cuda.max_memory_allocated() - before
@@ -91,7 +92,8 @@ def planned(phase: str, dtype: str) -> float:
     recipe.update({"gradient_checkpointing": False, "per_device_eval_batch_size": BATCH, "eval_strategy": "steps"})
     recipe.update({"use_ewc": True, "fisher_batch_size": FISHER_BATCH, "fisher_chunk_size": FISHER_BATCH})
     if phase == "GRPO generation":
-        recipe.update({"is_grpo": True, "max_prompt_length": LENGTH // 2, "max_completion_length": LENGTH // 2})
+        recipe.update({"is_grpo": True, "max_prompt_length": PROMPT, "max_completion_length": COMPLETION})
+        recipe.update({"per_device_train_batch_size": GENERATIONS, "gradient_accumulation_steps": 1})
     rows = plan(recipe, Launch(), config_override=llama_config()).rows
     total = sum(value for row_phase, _, value, _ in rows if row_phase == phase)
     if phase == "training step":  # allocated by the first step, on top of the weights
@@ -113,7 +115,8 @@ def main() -> None:
     parameters = (2 * VOCAB + LAYERS * (4 * HIDDEN + 3 * INTERMEDIATE)) * HIDDEN
     print(
         f"Llama {parameters / 1e6:.0f}M parameters (hidden {HIDDEN}, {LAYERS} layers, vocab {VOCAB}), batch {BATCH} x "
-        f"{LENGTH} tokens, Fisher batch {FISHER_BATCH}, device {args.device}\n"
+        f"{LENGTH} tokens, Fisher batch {FISHER_BATCH}, generation {GENERATIONS} x ({PROMPT} + {COMPLETION}) tokens, "
+        f"device {args.device}\n"
     )
     print("| dtype | phase | planned MiB | measured MiB | measured / planned |\n|---|---|---|---|---|")
     for dtype in args.dtypes:

@@ -370,9 +370,9 @@ def _plan(recipe: dict, launch: Launch, gpu_bytes: float, config) -> MemoryPlan:
         generations = batch * int(recipe.get("steps_per_generation") or recipe.get("gradient_accumulation_steps", 1))
         kv_heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
         head_dim = getattr(config, "head_dim", None) or h // config.num_attention_heads
-        # The cache grows by concatenation: each step's new copy beside the old one, which the allocator keeps.
-        cache = 2 * 2 * layers * generations * length * kv_heads * head_dim * b_act
-        how = f"{generations} sequences x {length} tokens, every layer, x 2 as it grows"
+        # The cache grows by concatenation: at each step one layer's keys and values are copied beside the old ones.
+        cache = 2 * layers * generations * length * kv_heads * head_dim * b_act * (1 + 2 / layers)
+        how = f"{generations} sequences x {length} tokens, every layer, and one layer's copy as it grows"
         rows.append((GENERATION, "KV cache", cache, how))
         rows.append((GENERATION, "next-token logits", generations * vocab * 4, "fp32, one position at a time"))
     eval_strategy = recipe.get("eval_strategy", "no")
