@@ -388,12 +388,12 @@ def _plan(recipe: dict, launch: Launch, gpu_bytes: float, config) -> MemoryPlan:
 
 def _enabled_methods(recipe: dict):
     """The continual-learning methods a recipe (a dict of its values) turns on, as the trainer would."""
-    from .continual import METHODS
+    from .continual import enabled_methods
 
     class Values(dict):
         __getattr__ = dict.get  # an absent key reads as unset
 
-    return [method for method in METHODS if method.enabled(Values(recipe))]
+    return enabled_methods(Values(recipe))
 
 
 def plan_recipe(path: Path, accelerate_config: Path | None, processes: int | None, gpu_bytes: float) -> MemoryPlan:
@@ -401,7 +401,6 @@ def plan_recipe(path: Path, accelerate_config: Path | None, processes: int | Non
     vLLM's memory share, ...), methods as the trainer enables them."""
     import dataclasses
 
-    from .continual import enabled_methods
     from .recipes import VERSION_IN_NAME, _fields, _parse, entry_point, render
 
     match = VERSION_IN_NAME.search(path.name)
@@ -411,14 +410,12 @@ def plan_recipe(path: Path, accelerate_config: Path | None, processes: int | Non
     parsed, complaint = _parse(kind, {k: v for k, v in raw.items() if k in _fields(kind)}, launch.processes)
     if complaint is not None:
         raise ValueError(f"the recipe does not parse: {complaint}")
+    for check in parsed[1].continual_checks():  # the first turns EWC on for `custom_optim: fisher`
+        check()
     recipe = {}
     for args in parsed:
         recipe.update({f.name: getattr(args, f.name) for f in dataclasses.fields(args)})
     recipe["bf16"], recipe["fp16"] = raw.get("bf16", False), raw.get("fp16", False)  # the parse drops them on CPU
-    for check in parsed[1].continual_checks():  # the first turns EWC on for `custom_optim: fisher`
-        check()
-    methods = {method.name for method in enabled_methods(parsed[1])}
-    recipe["use_ewc"] = "ewc" in methods  # `custom_optim: fisher` turns it on
     recipe["is_grpo"] = kind == "grpo"
     return plan(recipe, launch, gpu_bytes)
 

@@ -37,6 +37,7 @@ import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -94,8 +95,6 @@ def _world_executable(path: str) -> bool:
 def program_python() -> str:
     """The interpreter the launcher and the programs run with: the system's `python3` (not the virtualenv: no
     training packages on its path), or the trainer's base interpreter where the system has none."""
-    import sys
-
     candidates = [
         shutil.which("python3", path=PROGRAM_ENV["PATH"]),
         os.path.realpath(getattr(sys, "_base_executable", sys.executable)),
@@ -339,19 +338,21 @@ JOIN_CGROUPS = 'for f do [ "$f" = -- ] && break; echo $$ > "$f" || exit 125; shi
 def _judge(statuses: list[dict], steps: list[dict], reason: str | None, failure: str | None, oom_killed: bool):
     """(status, exit code, signal) of a run from its steps' status lines, the parent's own stop reason (wall time,
     output cap), the launcher's failure and whether the kernel killed something of the run for memory."""
-    last = statuses[-1] if statuses else None
     if reason is not None:
         return reason, None, None
-    if last is not None and len(steps) > 1 and last["step"] == 0 and (last["exit"] != 0 or last["stopped"]):
+    if not statuses:  # no step ended: the kernel killed the run for memory, or the launcher failed or never started
+        return ("memory_limit" if oom_killed else "sandbox_error"), None, None
+    last = statuses[-1]
+    if len(steps) > 1 and last["step"] == 0 and (last["exit"] != 0 or last["stopped"]):
         return "compile_error", last["exit"], None
-    if last is not None and (last["stopped"] == "cpu" or last["signal"] == signal.SIGXCPU):
+    if last["stopped"] == "cpu" or last["signal"] == signal.SIGXCPU:
         return "timeout", None, None
-    if last is not None and last["cpu_seconds"] >= steps[last["step"]]["limits"].cpu_seconds:
+    if last["cpu_seconds"] >= steps[last["step"]]["limits"].cpu_seconds:
         return "timeout", None, None  # it ended between two checks, over its time
-    if oom_killed or (last is not None and last["stopped"] == "memory"):
+    if oom_killed or last["stopped"] == "memory":
         return "memory_limit", None, None
-    if failure is not None or last is None or last["step"] != len(steps) - 1:
-        return "sandbox_error", None, None  # the launcher failed or never started: not the program's doing
+    if failure is not None or last["step"] != len(steps) - 1:
+        return "sandbox_error", None, None  # the launcher failed: not the program's doing
     if last["stopped"] == "files":
         return "file_limit", None, None
     if last["signal"] is not None:
