@@ -4,10 +4,14 @@ config, random weights, no Hub) in bf16 and in fp32, each in a fresh process, it
 
     python scripts/benchmarks/bench_memory_phases.py [--device cpu|cuda] [--dtypes bfloat16 float32]
 
-Measured: what the phase adds to a process holding the model's weights. On CPU, the resident high-water mark
-(`/proc/self/status` VmHWM, reset through `/proc/self/clear_refs` once the weights are built) minus the resident size
-then; on a GPU, `torch.cuda.max_memory_allocated` minus the allocation then. Planned: the rows the planner gives that
-phase (for the training step also the gradients and the optimizer state, which the first step allocates). Phases:
+Measured: what the phase adds to a process holding the model's weights, as torch's allocator sees it (the plan's ratio
+is taken on this). On CPU, the high-water mark of torch's allocations (the profiler's memory events: every tensor
+allocated and freed, in order); on a GPU, `torch.cuda.max_memory_allocated` minus the allocation then. On CPU the
+resident growth is printed beside it (`/proc/self/status` VmHWM, reset through `/proc/self/clear_refs` once the weights
+are built, minus the resident size then): it adds what the math libraries allocate outside torch (a matrix
+multiplication's packed copy of its weight) and the C allocator's slack, and moves by +-10% between runs. Planned: the
+rows the planner gives that phase (for the training step also the gradients and the optimizer state, which the first
+step allocates). Phases:
 the training step (forward, loss, backward, AdamW step, twice), EWC's Fisher estimation (`compute_fisher`, per-sample),
 evaluation (a forward without gradients, with the loss) and GRPO generation without vLLM (`generate`, KV cache).
 """
@@ -16,6 +20,7 @@ import argparse
 import json
 import subprocess
 import sys
+from contextlib import nullcontext
 
 
 HIDDEN, LAYERS, VOCAB, INTERMEDIATE, HEADS = 768, 12, 32000, 2048, 12
@@ -40,12 +45,25 @@ def llama_config():
     )
 
 
-def measure(phase: str, dtype: str, device: str) -> float:
-    """Bytes the phase adds on top of the built model (run in its own process)."""
+def allocation_peak(profiler) -> float:
+    """The highest sum of torch's allocations, in bytes, over the profiled span, counted from its start."""
+    events = sorted(
+        (e.start_ns(), e.nbytes()) for e in profiler.profiler.kineto_results.events() if e.name() == "[memory]"
+    )
+    total = peak = 0
+    for _, change in events:
+        total += change
+        peak = max(peak, total)
+    return peak
+
+
+def measure(phase: str, dtype: str, device: str, resident: bool) -> float:
+    """Bytes the phase adds on top of the built model (run in its own process): torch's allocations, or on CPU with
+    `resident` the resident growth (a process without the profiler, whose records would count)."""
     import torch
+    from torch.profiler import ProfilerActivity, profile
     from transformers import LlamaForCausalLM
 
-    from open_r1.continual import compute_fisher
     from open_r1.recipe_memory import resident_kib
 
     torch.manual_seed(0)
@@ -60,6 +78,20 @@ def measure(phase: str, dtype: str, device: str) -> float:
         with open("/proc/self/clear_refs", "w") as handle:
             handle.write("5")  # the high-water mark starts again from the current resident size
         before = resident_kib("VmRSS") * 1024
+    profiled = device == "cpu" and not resident
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) if profiled else nullcontext() as run:
+        run_phase(model, ids, phase)
+    if device == "cuda":
+        torch.cuda.synchronize()
+        return torch.cuda.max_memory_allocated() - before
+    return resident_kib("VmHWM") * 1024 - before if resident else allocation_peak(run)
+
+
+def run_phase(model, ids, phase: str) -> None:
+    import torch
+
+    from open_r1.continual import compute_fisher
+
     if phase == "training step":
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
         for _ in range(2):
@@ -79,10 +111,6 @@ def measure(phase: str, dtype: str, device: str) -> float:
         prompts = ids.new_tensor(torch.randint(0, VOCAB, (GENERATIONS, PROMPT)))
         with torch.no_grad():
             model.generate(prompts, max_new_tokens=COMPLETION, min_new_tokens=COMPLETION, do_sample=False)
-    if device == "cuda":
-        torch.cuda.synchronize()
-        return torch.cuda.max_memory_allocated() - before
-    return resident_kib("VmHWM") * 1024 - before
 
 
 def planned(phase: str, dtype: str) -> float:
@@ -103,14 +131,24 @@ def planned(phase: str, dtype: str) -> float:
     return total
 
 
+def run_measure(phase: str, dtype: str, device: str, resident: bool) -> float:
+    """`measure` in a fresh process; raises with the child's last line of error."""
+    command = [sys.executable, __file__, "--device", device, "--measure", phase, dtype]
+    done = subprocess.run(command + (["--resident"] if resident else []), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--dtypes", nargs="+", default=["bfloat16", "float32"])
     parser.add_argument("--measure", nargs=2, metavar=("PHASE", "DTYPE"), help=argparse.SUPPRESS)
+    parser.add_argument("--resident", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
-        print(json.dumps(measure(*args.measure, args.device)))
+        print(json.dumps(measure(*args.measure, args.device, args.resident)))
         return
     parameters = (2 * VOCAB + LAYERS * (4 * HIDDEN + 3 * INTERMEDIATE)) * HIDDEN
     print(
@@ -118,22 +156,22 @@ def main() -> None:
         f"{LENGTH} tokens, Fisher batch {FISHER_BATCH}, generation {GENERATIONS} x ({PROMPT} + {COMPLETION}) tokens, "
         f"device {args.device}\n"
     )
-    print("| dtype | phase | planned MiB | measured MiB | measured / planned |\n|---|---|---|---|---|")
+    print(
+        "| dtype | phase | planned MiB | allocated MiB | allocated / planned | resident growth MiB |\n"
+        "|---|---|---|---|---|---|"
+    )
     for dtype in args.dtypes:
         for phase in PHASES:
-            done = subprocess.run(
-                [sys.executable, __file__, "--device", args.device, "--measure", phase, dtype],
-                capture_output=True,
-                text=True,
-            )
-            if done.returncode != 0:
-                print(f"| {dtype} | {phase} | failed: {done.stderr.strip().splitlines()[-1:]} | | |")
+            try:
+                allocated = run_measure(phase, dtype, args.device, resident=False)
+                resident = run_measure(phase, dtype, args.device, resident=True) if args.device == "cpu" else None
+            except RuntimeError as error:
+                print(f"| {dtype} | {phase} | failed: {error} | | | |")
                 continue
-            measured = json.loads(done.stdout.strip().splitlines()[-1])
             plan_bytes = planned(phase, dtype)
             print(
-                f"| {dtype} | {phase} | {plan_bytes / 2**20:.0f} | {measured / 2**20:.0f} | "
-                f"{measured / plan_bytes:.2f} |",
+                f"| {dtype} | {phase} | {plan_bytes / 2**20:.0f} | {allocated / 2**20:.0f} | "
+                f"{allocated / plan_bytes:.2f} | {'-' if resident is None else f'{resident / 2**20:.0f}'} |",
                 flush=True,
             )
 

@@ -379,7 +379,9 @@ def _plan(recipe: dict, launch: Launch, gpu_bytes: float, config) -> MemoryPlan:
     if str(getattr(eval_strategy, "value", eval_strategy)) != "no":  # the parsed recipe holds an IntervalStrategy
         eval_batch = int(recipe.get("per_device_eval_batch_size", 8))
         how = f"{eval_batch} x {length} tokens, no gradient: one layer's values, the logits, the loss's fp32 copies"
-        eval_bytes = eval_batch * length * (b_act * h * ACTIVATION_VALUES_PER_LAYER + vocab * (b_act + 8))
+        # The loss upcasts the logits to fp32 (the same tensor when they are fp32) and takes their log-softmax.
+        loss_copies = 4 + (4 if b_act < 4 else 0)
+        eval_bytes = eval_batch * length * (b_act * h * ACTIVATION_VALUES_PER_LAYER + vocab * (b_act + loss_copies))
         rows.append((EVALUATION, "forward without gradients", eval_bytes, how))
     if sharded:  # the 16-bit weights are gathered one parameter at a time for the save
         rows.append((SAVE, "gathered parameter", b_w * largest, "the largest parameter, whole, while it is written"))
