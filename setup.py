@@ -20,6 +20,7 @@ _deps = [
     "flash-attn>=2.7",
     "gguf>=0.17",
     "hypothesis>=6.100",
+    "jieba>=0.42.1",
     "liger-kernel>=0.5",
     "math-verify==0.9.0",
     "matplotlib>=3.8",
@@ -27,6 +28,7 @@ _deps = [
     "packaging>=23.0",
     "peft==0.21.2",
     "pytest",
+    "python-dotenv>=1.0",
     "pyyaml>=6.0",
     "requests>=2.31",
     "ruff>=0.9.0",
@@ -50,7 +52,7 @@ def deps_list(*pkgs):
 
 extras = {}
 # DeepSpeed runs on CPU (gloo), so its ZeRO code paths are tested in CI too.
-extras["tests"] = deps_list("pytest", "hypothesis", "deepspeed", "gguf")
+extras["tests"] = deps_list("pytest", "hypothesis", "deepspeed", "gguf", "jieba")
 extras["quality"] = deps_list("ruff")
 extras["plots"] = deps_list("matplotlib")
 extras["wandb"] = deps_list("wandb")
@@ -65,6 +67,8 @@ extras["gguf"] = deps_list("gguf")  # `python -m open_r1.utils.gguf_import`: tra
 # Remote code sandboxes for the code rewards (`code_provider: e2b | morph` without a router); the local sandbox and
 # Piston need nothing beyond the base install.
 extras["code"] = deps_list("e2b-code-interpreter", "morphcloud")
+# `repetition_language: zh` splits words with jieba, as Open R1.
+extras["zh"] = deps_list("jieba")
 extras["dev"] = extras["quality"] + extras["tests"] + extras["plots"]
 
 install_requires = deps_list(
@@ -75,6 +79,7 @@ install_requires = deps_list(
     "math-verify",
     "packaging",
     "peft",
+    "python-dotenv",
     "pyyaml",
     "requests",
     "safetensors",

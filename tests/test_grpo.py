@@ -381,7 +381,7 @@ def test_soft_overlong_length_is_the_generation_cap(world, tmp_path, monkeypatch
     """DAPO's soft overlong punishment measures against the generation cap `max_completion_length` unless told
     otherwise: a 500-token completion under a 1024-token cap is not punished (review item 8: a separate default of
     256 punished it with -1), one at the cap is, by its cache; an inconsistent pair stops before the model loads."""
-    soft_overlong_at_1024 = ("--reward_funcs", "soft_overlong", "--reward_weights", "1.0")
+    soft_overlong_at_1024 = ("--reward_funcs", "soft_overlong_punishment", "--reward_weights", "1.0")
     soft_overlong_at_1024 += ("--max_completion_length", "1024")
     (soft_overlong,) = _rewards_grpo_main_builds(
         world, tmp_path, monkeypatch, *soft_overlong_at_1024, "--soft_punish_cache", "64"

@@ -18,6 +18,8 @@ from open_r1.rewards import (
     keyword_reward,
     reasoning_steps_reward,
     tag_count_reward,
+    think_format_reward,
+    think_tag_count_reward,
 )
 from open_r1.utils.rl_metrics import group_pass_at_k, pass_at_k, reasoning_behaviour_rates
 
@@ -56,14 +58,14 @@ def test_format_and_tag_rewards():
         "<think>\na\n</think>\n",
         "<think>\na\n</think>\nok <think>again</think>",
     ]
-    assert format_reward([chat(t) for t in texts]) == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert think_format_reward([chat(t) for t in texts]) == [1.0, 0.0, 0.0, 0.0, 0.0]
     assert format_relaxed_reward([chat(t) for t in texts]) == [1.0, 1.0, 0.0, 0.0, 0.0]
-    assert tag_count_reward([chat(t) for t in texts]) == [1.0, 0.0, 0.0, 1.0, 1.0]
+    assert think_tag_count_reward([chat(t) for t in texts]) == [1.0, 0.0, 0.0, 1.0, 1.0]
 
 
 def test_reasoning_steps_cosine_repetition_and_overlong():
     assert reasoning_steps_reward(["Step 1: a\nStep 2: b", "First, a. Next, b. Finally, c."]) == [2 / 3, 1.0]
-    cosine = get_cosine_scaled_reward(max_len=100)
+    cosine = get_cosine_scaled_reward(max_len=100, capped=True)
     short_right, long_wrong = "\\boxed{7}", "x" * 100 + "\\boxed{8}"
     assert cosine([short_right, long_wrong], ["7", "7"]) == pytest.approx(
         [0.5 + 0.25 * (1 + math.cos(9 / 100 * math.pi)), -0.5]
@@ -103,8 +105,10 @@ def test_registry_mixes_named_import_path_and_model_rewards(tmp_path):
 ALL_TEXT_REWARDS = [
     accuracy_reward,
     format_reward,
+    think_format_reward,
     format_relaxed_reward,
     tag_count_reward,
+    think_tag_count_reward,
     reasoning_steps_reward,
     get_cosine_scaled_reward(),
     get_repetition_penalty_reward(),

@@ -5,7 +5,7 @@ their ratio (about 10 for linear time) and exits 1 when a 1 MB completion takes 
     python scripts/benchmarks/bench_rewards.py [--bound 10]
 
 The code rewards (`code`, `binary_code`, `cf_code`) are not here: the programs they extract run in the sandbox under
-its own time limits, and their extraction is `code_format`'s scan; nor `soft_overlong`, which reads only the token
+its own time limits, and their extraction is `code_format`'s scan; nor `soft_overlong_punishment`, which reads only the token
 count.
 """
 
@@ -20,13 +20,17 @@ from open_r1.rewards import _registry
 
 # Per reward, the pieces an adversarial completion repeats (what its regexes or parser scan for).
 SHAPES = {
-    "format": "<think>\n</think>\n<answer>\n",
+    "format": "<think>\n</think>\n<answer>\n\n</answer>x",
+    "think_format": "\n</think>\n",
     "format_relaxed": "<think></think>",
     "tag_count": "<think>\n\n</think>\n<answer>\n",
+    "think_tag_count": "<think>\n\n</think>\n",
     "reasoning_steps": "Step 1: first, \n1. ",
     "code_format": "\n</think>\n<answer>\n```python```",
     "accuracy": "\\boxed{\\frac{1}{",
     "cosine": "\\boxed{\\frac{1}{",
+    "cosine_capped": "\\boxed{\\frac{1}{",
+    "length": "\\boxed{\\frac{1}{",
     "repetition_penalty": "the same words again ",
     "keyword": "I cannot help ",
     "vrar": "I cannot help ",

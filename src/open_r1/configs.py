@@ -273,8 +273,10 @@ class GRPOScriptArguments(ScriptArguments):
     reward_funcs: list[str] = field(
         default_factory=lambda: ["accuracy", "format", "tag_count"],
         metadata={
-            "help": "Rewards: registered names (accuracy, format, format_relaxed, tag_count, reasoning_steps, "
-            "cosine, repetition_penalty, soft_overlong, keyword, vrar), 'package.module:function' or "
+            "help": "Rewards: registered names (Open R1's accuracy, format, tag_count, reasoning_steps, cosine, "
+            "length, repetition_penalty, soft_overlong_punishment, code, binary_code, code_format, cf_code, with "
+            "Open R1's meaning; this project's think_format, think_tag_count, format_relaxed, cosine_capped, keyword, "
+            "vrar), 'package.module:function' or "
             "'model:<path>' (sequence-classification verifier). Weights: `reward_weights`."
         },
     )
@@ -294,6 +296,13 @@ class GRPOScriptArguments(ScriptArguments):
     cosine_max_len: int = field(default=1000, metadata={"help": "Cosine reward: length (characters) of the scale."})
     repetition_n_grams: int = field(default=3, metadata={"help": "Repetition penalty: n-gram size."})
     repetition_max_penalty: float = field(default=-1.0, metadata={"help": "Repetition penalty at full repetition."})
+    repetition_language: str = field(
+        default="en",
+        metadata={
+            "help": "Repetition penalty: how words are split, 'en' (whitespace, lowercased) or 'zh' (jieba).",
+            "choices": ["en", "zh"],
+        },
+    )
     max_completion_len: int | None = field(
         default=None,
         metadata={
@@ -309,8 +318,9 @@ class GRPOScriptArguments(ScriptArguments):
     code_provider: str = field(
         default="e2b",
         metadata={
-            "help": "Where code rewards run programs: 'local' (this machine's sandbox: namespaces + rlimits), "
-            "'e2b', 'morph' (remote sandboxes; SDK or router) or 'piston' (PISTON_ENDPOINTS). See open_r1.code."
+            "help": "Where code rewards run programs: 'local' (this machine's bubblewrap sandbox), 'e2b', 'morph' "
+            "(remote sandboxes; SDK or router; E2B_API_KEY / MORPH_API_KEY from the environment or a .env file) or "
+            "'piston' (PISTON_ENDPOINTS). See open_r1.code."
         },
     )
     e2b_router_url: str | None = field(default=None, metadata={"help": "E2B router host:port (Open R1's router)."})

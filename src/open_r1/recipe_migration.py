@@ -36,6 +36,14 @@ REMOVED = {
 }
 # The fork's callbacks that are recipe keys here.
 CALLBACK_KEYS = {"ema_callback": {"use_ema": True}, "sharded_ema_callback": {"use_ema": True}}
+# Open R1 rewards whose score here differs from Open R1's, and how (said for each recipe that names one).
+REWARDS_THAT_DIFFER = {
+    "cosine": "a gold answer that does not parse scores None here (TRL leaves the completion out), 1.0 in Open R1",
+    "code": "outputs must match line for line here; Open R1 zips the lines, so a program printing only the first "
+    "lines of the expected output passes there",
+    "binary_code": "outputs must match line for line here; Open R1 zips the lines (see `code`)",
+    "ioi_code": "not built here (IOI graders); use `cf_code` or `code`",
+}
 # Keys of files that are not training recipes.
 ACCELERATE_CONFIG_KEYS = {"compute_environment", "distributed_type", "num_processes", "machine_rank"}
 FILTERING_KEYS = {"pass_rate_min", "pass_rate_max", "output_dataset_name"}
@@ -159,6 +167,10 @@ def migrate_text(text: str, version: str | None = None) -> tuple[str, list[str],
             if isinstance(value, str) and version in value and "${VERSION}" not in value and key not in replacements:
                 replacements[key] = _render(key, value.replace(version, "${VERSION}"))
                 changed.append(f"{key}: {version} -> ${{VERSION}}")
+    rewards = config.get("reward_funcs")
+    for name in rewards if isinstance(rewards, list) else []:
+        if name in REWARDS_THAT_DIFFER:
+            unmapped.append(f"reward `{name}` differs from Open R1's: {REWARDS_THAT_DIFFER[name]}")
     placeholders = sorted(set(re.findall(r"\$\{(\w+)\}", text)) - {"VERSION"})
     for name in placeholders:
         unmapped.append(f"${{{name}}}: a sweep script's placeholder, kept; render it before launching")

@@ -2,10 +2,15 @@
 """Reward functions for GRPO, and the registry recipes name them from.
 
 Every reward takes TRL's arguments (`completions` plus the data set's columns as keyword lists) and returns one
-float per completion (`accuracy` and `cosine`: None where the gold answer does not parse, which TRL leaves out). None
-of them raises on malformed, empty, huge or non-UTF-8 completions: such a completion scores the reward's minimum. `reward_funcs` entries in a recipe are:
-- a registered name (`accuracy`, `format`, `format_relaxed`, `tag_count`, `reasoning_steps`, `cosine`,
-  `repetition_penalty`, `soft_overlong`, `keyword`, `vrar`);
+float per completion (`accuracy`: None where the gold answer does not parse, which TRL leaves out). None of them
+raises on malformed, empty, huge or non-UTF-8 completions: such a completion scores the reward's minimum. Open R1's
+names score what they score in Open R1 (huggingface/open-r1 1416fa0, tests/test_upstream_rewards.py), importable from
+here as there (`from open_r1.rewards import code_reward`); this project's variants have their own names.
+`reward_funcs` entries in a recipe are:
+- a registered name: Open R1's `accuracy`, `format`, `tag_count`, `reasoning_steps`, `cosine`, `length`,
+  `repetition_penalty`, `soft_overlong_punishment`, `code`, `binary_code`, `code_format`, `cf_code`; this project's
+  `think_format` and `think_tag_count` (`<think>` then any answer, no `<answer>` tags), `format_relaxed`,
+  `cosine_capped`, `keyword`, `vrar`;
 - `"package.module:function"`, a user reward imported by path;
 - `"model:<hub id or local path>"`, a sequence-classification model used as a verifier (TRL scores it batched,
   its first logit is the reward), as SafeWork-R1's safety/value/knowledge verifiers.
@@ -13,6 +18,7 @@ Weights are TRL's `reward_weights`, one per entry.
 """
 
 import functools
+import importlib.util
 import inspect
 import logging
 import math
@@ -73,27 +79,69 @@ def accuracy_reward(completions, solution, **kwargs) -> list[float | None]:
     return [_accuracy_one(completion_text(c), s) for c, s in zip(completions, solution)]
 
 
-_FORMAT = re.compile(r"^<think>\n.*?\n</think>\n(?!.*<think>).*\S.*$", re.DOTALL)
+_THINK_FORMAT = re.compile(r"^<think>\n.*?\n</think>\n(?!.*<think>).*\S.*$", re.DOTALL)
 _FORMAT_RELAXED = re.compile(r"^\s*<think>.*?</think>(?!.*<think>).*\S.*$", re.DOTALL)
 
 
+def ends_a_line_after(text: str, piece: str, start: int) -> bool:
+    """Whether `piece` occurs at or after `start` with a line's end (or the text's) right after it: the `piece$` of an
+    Open R1 regex under re.MULTILINE, found in linear time."""
+    found = text.find(piece, start)
+    while found >= 0:
+        end = found + len(piece)
+        if end == len(text) or text[end] == "\n":
+            return True
+        found = text.find(piece, found + 1)
+    return False
+
+
+def has_think_answer_format(text: str) -> bool:
+    """Open R1's format, the regex `^<think>\\n.*?\\n</think>\\n<answer>\\n.*?\\n</answer>$` (DOTALL, MULTILINE: the
+    closing tag may end any line), decided in linear time: the first `</think>` block after the opening leaves the
+    most room for the rest, then any closing tag at a line's end will do."""
+    opening, middle = "<think>\n", "\n</think>\n<answer>\n"
+    if not text.startswith(opening):
+        return False
+    found = text.find(middle, len(opening))
+    return found >= 0 and ends_a_line_after(text, "\n</answer>", found + len(middle))
+
+
 def format_reward(completions, **kwargs) -> list[float]:
-    """1 if the completion is `<think>\\n...\\n</think>\\n` followed by a non-empty answer, else 0."""
-    return [float(bool(_FORMAT.match(completion_text(c)))) for c in completions]
+    """Open R1's `format`: 1 if the completion is `<think>\\n...\\n</think>\\n<answer>\\n...\\n</answer>`, else 0."""
+    return [float(has_think_answer_format(completion_text(c))) for c in completions]
+
+
+def think_format_reward(completions, **kwargs) -> list[float]:
+    """`think_format`: 1 if the completion is `<think>\\n...\\n</think>\\n` followed by a non-empty answer (no
+    second think block, no `<answer>` tags needed), else 0."""
+    return [float(bool(_THINK_FORMAT.match(completion_text(c)))) for c in completions]
 
 
 def format_relaxed_reward(completions, **kwargs) -> list[float]:
-    """As `format_reward`, with any whitespace (or none) around the think tags."""
+    """As `think_format`, with any whitespace (or none) around the think tags."""
     return [float(bool(_FORMAT_RELAXED.match(completion_text(c)))) for c in completions]
 
 
+def _tag_counts(tags: tuple[str, ...]):
+    def score(text: str) -> float:
+        return sum(text.count(tag) == 1 for tag in tags) / len(tags)
+
+    return score
+
+
+_UPSTREAM_TAGS = _tag_counts(("<think>\n", "\n</think>\n", "\n<answer>\n", "\n</answer>"))
+_THINK_TAGS = _tag_counts(("<think>\n", "\n</think>\n"))
+
+
 def tag_count_reward(completions, **kwargs) -> list[float]:
-    """0.5 for exactly one `<think>\\n` and 0.5 for exactly one `\\n</think>\\n` (a smooth format signal)."""
+    """Open R1's `tag_count`: 0.25 for each of `<think>\\n`, `\\n</think>\\n`, `\\n<answer>\\n`, `\\n</answer>` found
+    exactly once."""
+    return [_UPSTREAM_TAGS(completion_text(c)) for c in completions]
 
-    def score(text):
-        return 0.5 * (text.count("<think>\n") == 1) + 0.5 * (text.count("\n</think>\n") == 1)
 
-    return [score(completion_text(c)) for c in completions]
+def think_tag_count_reward(completions, **kwargs) -> list[float]:
+    """`think_tag_count`: 0.5 for exactly one `<think>\\n` and 0.5 for exactly one `\\n</think>\\n`."""
+    return [_THINK_TAGS(completion_text(c)) for c in completions]
 
 
 _STEPS = re.compile(r"(Step \d+:|^\d+\.|\n-|\n\*|First,|Second,|Next,|Finally,)")
@@ -110,36 +158,73 @@ def get_cosine_scaled_reward(
     min_value_correct: float = 0.5,
     max_value_correct: float = 1.0,
     max_len: int = 1000,
+    capped: bool = False,
 ):
-    """Accuracy scaled by length on a cosine (Open R1): short right answers score most, short wrong ones least."""
+    """Accuracy scaled by the completion's length in characters on a cosine: short right answers score most, short
+    wrong ones least. As Open R1 by default: the length is not capped at `max_len` (past it the cosine turns back
+    up); `capped` (`cosine_capped`) scores lengths past `max_len` as `max_len`. One difference from Open R1 (which
+    `migrate` reports): a gold that does not parse scores None (TRL leaves the completion out), as `accuracy` does
+    there too, not 1.0, a reward for any completion."""
 
     def cosine_scaled_reward(completions, solution, **kwargs) -> list[float | None]:
         rewards = []
         for completion, sol in zip(completions, solution):
             text = completion_text(completion)
             accuracy = _accuracy_one(text, sol)
-            if accuracy is None:  # the gold does not parse: neither right nor wrong
+            if accuracy is None:  # the gold does not parse (or the check ran out of time)
                 rewards.append(None)
                 continue
-            correct = accuracy == 1.0
-            progress = min(len(text), max_len) / max_len
+            progress = (min(len(text), max_len) if capped else len(text)) / max_len
             cosine = math.cos(progress * math.pi)
-            low, high = (min_value_correct, max_value_correct) if correct else (max_value_wrong, min_value_wrong)
+            right = accuracy == 1.0
+            low, high = (min_value_correct, max_value_correct) if right else (max_value_wrong, min_value_wrong)
             rewards.append(low + 0.5 * (high - low) * (1.0 + cosine))
         return rewards
 
     return cosine_scaled_reward
 
 
-def get_repetition_penalty_reward(ngram_size: int = 3, max_penalty: float = -1.0):
-    """Penalty proportional to the share of repeated word n-grams (Open R1): 0 for none, `max_penalty` for all."""
+def len_reward(completions, solution, **kwargs) -> list[float]:
+    """Open R1's `length` (Kimi 1.5's length reward) over the completions of one call: with L the character length
+    and lambda = 0.5 - (L - min L) / (max L - min L), lambda for a right answer and min(0, lambda) for a wrong one;
+    all 0 when every length is equal. An answer whose gold does not parse counts as right, as in Open R1."""
+    texts = [completion_text(c) for c in completions]
+    lengths = [len(text) for text in texts]
+    shortest, longest = min(lengths, default=0), max(lengths, default=0)
+    if shortest == longest:
+        return [0.0] * len(texts)
+    rewards = []
+    for text, sol, length in zip(texts, solution, lengths):
+        value = 0.5 - (length - shortest) / (longest - shortest)
+        right = _accuracy_one(text, sol) != 0.0  # None: the gold does not parse
+        rewards.append(float(value if right else min(0.0, value)))
+    return rewards
+
+
+def _words_of(language: str):
+    """How `repetition_penalty` splits a text into words: lowercased on whitespace (en), or jieba's segmentation (zh)."""
+    if language == "en":
+        return lambda text: text.lower().split()
+    if language == "zh":
+        if importlib.util.find_spec("jieba") is None:
+            raise ValueError("`repetition_language: zh` needs jieba: pip install jieba")
+        import jieba
+
+        return lambda text: list(jieba.cut(text))
+    raise ValueError(f"`repetition_language`: word splitting for `{language}` is not implemented (en, zh).")
+
+
+def get_repetition_penalty_reward(ngram_size: int = 3, max_penalty: float = -1.0, language: str = "en"):
+    """Open R1's `repetition_penalty`: the share of repeated word n-grams times `max_penalty` (0 for none, or for a
+    completion of fewer than `ngram_size` words); `language` picks the word splitting."""
     if max_penalty > 0:
-        raise ValueError(f"`repetition_max_penalty` must be <= 0, got {max_penalty}.")
+        raise ValueError(f"`repetition_max_penalty`: max_penalty {max_penalty} should not be positive.")
+    words_of = _words_of(language)
 
     def repetition_penalty_reward(completions, **kwargs) -> list[float]:
         rewards = []
         for completion in completions:
-            words = completion_text(completion).lower().split()
+            words = words_of(completion_text(completion))
             ngrams = [tuple(words[i : i + ngram_size]) for i in range(len(words) - ngram_size + 1)]
             if not ngrams:
                 rewards.append(0.0)
@@ -158,7 +243,7 @@ def get_soft_overlong_punishment(max_completion_len: int, soft_punish_cache: int
     if not 0 <= soft_punish_cache <= max_completion_len:
         raise ValueError("`soft_punish_cache` must be in [0, max_completion_len].")
 
-    def soft_overlong_punishment(completion_ids, **kwargs) -> list[float]:
+    def soft_overlong_punishment_reward(completion_ids, **kwargs) -> list[float]:
         rewards = []
         for ids in completion_ids:
             length = len(ids)
@@ -170,7 +255,7 @@ def get_soft_overlong_punishment(max_completion_len: int, soft_punish_cache: int
                 rewards.append(-1.0)
         return rewards
 
-    return soft_overlong_punishment
+    return soft_overlong_punishment_reward
 
 
 def keyword_reward(completions, keywords, **kwargs) -> list[float]:
@@ -205,20 +290,20 @@ def _registry(args) -> dict:
     return {
         "accuracy": lambda: accuracy_reward,
         "format": lambda: format_reward,
+        "think_format": lambda: think_format_reward,
         "format_relaxed": lambda: format_relaxed_reward,
         "tag_count": lambda: tag_count_reward,
+        "think_tag_count": lambda: think_tag_count_reward,
         "reasoning_steps": lambda: reasoning_steps_reward,
-        "cosine": lambda: get_cosine_scaled_reward(
-            args.cosine_min_value_wrong,
-            args.cosine_max_value_wrong,
-            args.cosine_min_value_correct,
-            args.cosine_max_value_correct,
-            args.cosine_max_len,
-        ),
+        "cosine": lambda: get_cosine_scaled_reward(*cosine_values(args)),
+        "cosine_capped": lambda: get_cosine_scaled_reward(*cosine_values(args), capped=True),
+        "length": lambda: len_reward,
         "repetition_penalty": lambda: get_repetition_penalty_reward(
-            args.repetition_n_grams, args.repetition_max_penalty
+            args.repetition_n_grams, args.repetition_max_penalty, args.repetition_language
         ),
-        "soft_overlong": lambda: get_soft_overlong_punishment(args.max_completion_len, args.soft_punish_cache),
+        "soft_overlong_punishment": lambda: get_soft_overlong_punishment(
+            args.max_completion_len, args.soft_punish_cache
+        ),
         "keyword": lambda: keyword_reward,
         "vrar": lambda: get_vrar_reward(args.vrar_accuracy_weight, args.vrar_format_weight),
         "code": lambda: _code_rewards().get_code_reward(provider(), False, args.enforce_same_language),
@@ -227,8 +312,18 @@ def _registry(args) -> dict:
         "cf_code": lambda: _code_rewards().get_cf_code_reward(
             provider(), args.code_eval_test_batch_size, args.code_eval_scoring_mode
         ),
-        "ioi_code": _ioi_not_built,
+        "ioi_code": _refuse_ioi,  # refused when the recipe is read, before any compute
     }
+
+
+def cosine_values(args) -> tuple[float, float, float, float, int]:
+    return (
+        args.cosine_min_value_wrong,
+        args.cosine_max_value_wrong,
+        args.cosine_min_value_correct,
+        args.cosine_max_value_correct,
+        args.cosine_max_len,
+    )
 
 
 def _code_rewards():
@@ -237,7 +332,48 @@ def _code_rewards():
     return rewards
 
 
-def _ioi_not_built():
+# Open R1's code rewards under its import path and signatures (`from open_r1.rewards import code_reward`): each
+# call builds the named provider with this project's sandbox limits.
+def extract_code(completion: str, language: str | None = "python") -> str:
+    return _code_rewards().extract_code(completion, language)
+
+
+def get_code_format_reward(language: str = "python"):
+    return _code_rewards().get_code_format_reward(language)
+
+
+def code_reward(completions, num_parallel=2, provider_type="e2b", enforce_same_language=False, **kwargs):
+    """Open R1's `code_reward`: the pass rate of each completion's last fenced program on its `verification_info`."""
+    from .code.providers import get_provider
+
+    score = _code_rewards().get_code_reward(get_provider(provider_type, num_parallel), False, enforce_same_language)
+    return score(completions, **kwargs)
+
+
+def binary_code_reward(completions, num_parallel=2, provider_type="e2b", enforce_same_language=False, **kwargs):
+    """Open R1's `binary_code_reward`: 1 where the pass rate is above 0.99."""
+    from .code.providers import get_provider
+
+    score = _code_rewards().get_code_reward(get_provider(provider_type, num_parallel), True, enforce_same_language)
+    return score(completions, **kwargs)
+
+
+def cf_code_reward(completions, test_batch_size=1, patch_code=False, scoring_mode="weighted_sum", **kwargs):
+    """Open R1's `cf_code_reward` on the local sandbox (`patch_code` is not supported: programs run as written)."""
+    from .code.providers import get_provider
+
+    if patch_code:
+        raise ValueError("cf_code_reward: `patch_code` is not supported here; programs run as written.")
+    return _code_rewards().get_cf_code_reward(get_provider("local"), test_batch_size, scoring_mode)(
+        completions, **kwargs
+    )
+
+
+def ioi_code_reward(completions, **kwargs):
+    _refuse_ioi()
+
+
+def _refuse_ioi():
     raise ValueError(
         "`reward_funcs`: `ioi_code` is not built in this project: IOI subtasks need the official graders compiled "
         "with each submission (Open R1 runs them as a Piston package). Use `cf_code` or `code`."
@@ -266,6 +402,8 @@ def code_provider(args):
 REWARD_COLUMNS = {
     "accuracy": ("solution",),
     "cosine": ("solution",),
+    "cosine_capped": ("solution",),
+    "length": ("solution",),
     "keyword": ("keywords",),
     "vrar": ("keywords",),
     "code": ("verification_info",),

@@ -25,6 +25,8 @@ import time
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 
+from dotenv import find_dotenv, load_dotenv
+
 from . import execution
 from .execution import RunResult, run_test_cases
 from .sandbox import LocalSandbox, SandboxLimits
@@ -220,6 +222,9 @@ class RemoteSandboxProvider(CodeProvider):
     def __init__(self, *args, router_url: str | None = None, retries: int = 2, **kwargs):
         super().__init__(*args, **kwargs)
         self.router_url, self.retries = router_url, retries
+        # As Open R1: E2B_API_KEY / MORPH_API_KEY may come from a .env file (the working directory's or a parent's);
+        # the environment's own values win.
+        load_dotenv(find_dotenv(usecwd=True))
         if router_url is None and importlib.util.find_spec(self.sdk_module) is None:
             raise ImportError(
                 f"`code_provider: {self.name}` without `{self.name}_router_url` needs the {self.sdk_module} package: "

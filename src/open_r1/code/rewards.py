@@ -20,7 +20,7 @@ import os
 import re
 from functools import lru_cache
 
-from ..rewards import completion_text
+from ..rewards import completion_text, ends_a_line_after
 from .execution import run_test_cases
 from .providers import CodeProvider
 from .sandbox import SandboxLimits
@@ -52,13 +52,7 @@ def has_code_format(text: str, language: str) -> bool:
         if found < 0:
             return False
         positions.append(found + skip)
-    closing = text.find("\n</answer>", positions[-1])
-    while closing >= 0:
-        end = closing + len("\n</answer>")
-        if end == len(text) or text[end] == "\n":
-            return True
-        closing = text.find("\n</answer>", closing + 1)
-    return False
+    return ends_a_line_after(text, "\n</answer>", positions[-1])
 
 
 def get_code_format_reward(language: str = "python"):
