@@ -793,3 +793,20 @@ def test_lwf_and_ewc_add_their_terms_to_the_same_gradient(world, tmp_path):
     assert max(term.abs().max().item() for term in ewc_terms.values()) > 0
     for name, param in named:
         torch.testing.assert_close(composed[name], update[name] + ewc_terms[name] + param.grad, rtol=1e-3, atol=1e-6)
+
+
+def test_the_model_card_names_the_dataset_the_tags_and_every_methods_settings(world, tmp_path):
+    """The card in output_dir/README.md: TRL's generator called with the dataset and tags (it was given a dict as
+    `model_name`: titled "{'dataset_name': ...}", no dataset, no tag), then the methods and their settings."""
+    from huggingface_hub import ModelCard
+
+    out = tmp_path / "ewc"
+    recipe = REPO / "recipes/tiny/sft/config_ewc.yaml"
+    sft.main(*_parse_recipe(recipe, world, out, "--max_steps", "1", "--save_strategy", "no", "--ewc_lambda", "1234"))
+    card = ModelCard.load(out / "README.md")
+    assert "dataset_name" not in card.text.split("\n")[0:3].__str__()
+    assert card.data.datasets == str(world.root / "update")  # TRL writes one dataset as a string
+    assert {"open-r1-safety", "ewc", "sft", "trl"} <= set(card.data.tags)
+    assert f"Base model: `{world.base_model}`" in card.text
+    assert "| ewc | `ewc_lambda` | `1234.0` |" in card.text
+    assert "| ewc | `fisher_num_samples` |" in card.text

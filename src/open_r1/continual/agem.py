@@ -67,6 +67,7 @@ def project_conflicting(grads: list[torch.Tensor], retain_grads: list[torch.Tens
 class AGEM(ContinualMethod):
     name = "agem"
     enable_key = "use_agem"
+    config_class = AGEMConfig
     needs_retain_data = True
     unsupported_sharding = ("ZeRO-1/2", "ZeRO-3", "FSDP")
 

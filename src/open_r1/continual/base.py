@@ -34,6 +34,7 @@ parsed arguments, which shardings it cannot run under, and implements the hooks 
 """
 
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -94,6 +95,8 @@ class ContinualMethod:
     name = "method"
     # The recipe key that turns the method on (a true or positive value).
     enable_key = ""
+    # The dataclass of its recipe keys (their values go into the model card).
+    config_class: type | None = None
     # Whether `loss_term` wants the final hidden states of the policy forward (the trust region does).
     needs_hidden_states = False
     # Whether `from_args` needs the retain split.
@@ -297,6 +300,32 @@ class ContinualTrainerMixin:
         for method in methods:
             method.on_trainer_init(self)
         self.add_callback(_MethodsCallback(self))
+
+    def create_model_card(self, model_name=None, dataset_name=None, tags=None, **kwargs):
+        """TRL's card (base model, dataset, tags, its citation), tagged with each continual-learning method used, and a
+        section naming the base model and every method's settings (Trainer.push_to_hub writes the card through here
+        too)."""
+        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        tags += [method.name for method in self.continual_methods if method.name not in tags]
+        super().create_model_card(model_name=model_name, dataset_name=dataset_name, tags=tags, **kwargs)
+        card = os.path.join(self.args.output_dir, "README.md")
+        if not self.is_world_process_zero() or not os.path.exists(card):
+            return
+        recipe = self.run_recipe or {}
+        lines = ["", "## Continual learning (open-r1-safety)", ""]
+        lines.append(f"Base model: `{recipe.get('model_name_or_path', self.model.config.name_or_path)}`.")
+        if dataset_name:
+            lines.append(f"Update data: `{dataset_name}`.")
+        if not self.continual_methods:
+            lines.append("Methods: none (plain fine-tuning).")
+        else:
+            lines += ["", "| method | setting | value |", "|---|---|---|"]
+            for method in self.continual_methods:
+                for field in dataclasses.fields(method.config_class) if method.config_class else ():
+                    value = getattr(self.args, field.name, recipe.get(field.name))
+                    lines.append(f"| {method.name} | `{field.name}` | `{value}` |")
+        with open(card, "a") as handle:
+            handle.write("\n".join(lines) + "\n")
 
     def install_after_backward(self) -> None:
         """The one place the backward is wrapped: after it (and its data-parallel reduction), on the micro-batch that

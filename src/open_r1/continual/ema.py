@@ -65,6 +65,7 @@ class EMAConfig:
 class EMA(ContinualMethod):
     name = "ema"
     enable_key = "use_ema"
+    config_class = EMAConfig
 
     @classmethod
     def memory(cls, context) -> list[tuple[str, str, float, str]]:

@@ -276,6 +276,7 @@ def recompute_steps(mode: str, interval: float, max_steps: int) -> list[int]:
 class EWC(ContinualMethod):
     name = "ewc"
     enable_key = "use_ewc"
+    config_class = EWCConfig
     needs_retain_data = True
 
     @classmethod

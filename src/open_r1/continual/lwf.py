@@ -61,6 +61,7 @@ def reply_kl(teacher_logits: torch.Tensor, student_logits: torch.Tensor, labels:
 class RetainDistillation(ContinualMethod):
     name = "lwf"
     enable_key = "use_retain_distillation"
+    config_class = DistillConfig
     needs_retain_data = True
     unsupported_sharding = ("ZeRO-1/2", "ZeRO-3", "FSDP")
 

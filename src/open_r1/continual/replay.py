@@ -131,6 +131,7 @@ def _balanced(retain: Dataset, n_rows: int, harmful_fraction: float, harm_column
 class Replay(ContinualMethod):
     name = "replay"
     enable_key = "replay_ratio"
+    config_class = ReplayConfig
     needs_retain_data = True
 
     @classmethod

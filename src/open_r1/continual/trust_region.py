@@ -89,6 +89,7 @@ def adapt_beta(beta: float, kl: float, delta: float) -> float:
 class TrustRegion(ContinualMethod):
     name = "trust_region"
     enable_key = "use_trust_region"
+    config_class = TrustRegionConfig
     needs_hidden_states = True
     unsupported_sharding = ("ZeRO-3", "FSDP")  # the policy's output embedding would be partitioned
 
@@ -183,6 +184,7 @@ class GRPOTrustRegion(ContinualMethod):
     """
 
     name = "trust_region"
+    config_class = TrustRegionConfig
 
     def __init__(self, delta: float | None):
         self.delta = delta

@@ -78,6 +78,7 @@ def interpolate_models(start_dir: str | Path, trained_dir: str | Path, alpha: fl
 class WiSEFT(ContinualMethod):
     name = "wise_ft"
     enable_key = "wise_ft_alpha"
+    config_class = WiSEFTConfig
 
     @classmethod
     def enabled(cls, args) -> bool:

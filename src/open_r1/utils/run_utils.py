@@ -214,7 +214,7 @@ def train_and_save(trainer, script_args, training_args, eval_dataset=None) -> No
     trainer.save_model(training_args.output_dir)
     logger.info("Model saved to %s", training_args.output_dir)
     if trainer.accelerator.is_main_process:
-        trainer.create_model_card({"dataset_name": script_args.dataset_name, "tags": ["open-r1-safety"]})
+        trainer.create_model_card(dataset_name=script_args.dataset_name, tags=["open-r1-safety"])
 
     if eval_dataset is not None:
         logger.info("*** Evaluate ***")
