@@ -182,6 +182,22 @@ def test_run_benchmarks_submits_one_evaluation_job_per_task(tmp_path):
     assert bad.returncode == 2 and "unknown task" in bad.stderr
 
 
+def test_run_benchmarks_takes_open_r1s_spellings_and_names(tmp_path):
+    """Open R1's parser (HfArgumentParser) takes `--model-id` as well as `--model_id`; its benchmark `gpqa` is GPQA
+    Diamond, the name the seed's recipes use too."""
+    env = _fake_cluster(tmp_path, "node1")
+    sbatch = tmp_path / "bin" / "sbatch"
+    sbatch.write_text(f'#!/bin/bash\nprintf "%s\\n" "$*" >> {tmp_path}/sbatch.log\n')
+    sbatch.chmod(0o755)
+    script = [sys.executable, str(REPO / "scripts/run_benchmarks.py"), "--model-id", "org/model"]
+    subprocess.run([*script, "--model-revision", "v2", "--benchmarks", "gpqa"], env=env, check=True)
+    (job,) = (tmp_path / "sbatch.log").read_text().splitlines()
+    assert "--model org/model --revision v2 --task gpqa:diamond " in job
+    from open_r1.recipes import _check_benchmarks
+
+    _check_benchmarks(["gpqa", "math_500"])  # what recipes check says of a recipe's `benchmarks`
+
+
 @pytest.mark.parametrize("override", ["--gradient_accumulation_steps=8", "--gradient_accumulation_steps 8"])
 def test_args_reach_the_training_command_and_accelerate(tmp_path, override):
     """`--args` overrides reach the training script, and a gradient-accumulation override also reaches accelerate's

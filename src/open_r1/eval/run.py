@@ -30,6 +30,7 @@ TASK_GROUPS = {
     "testbed": ["testbed:harmful", "testbed:benign", "testbed:update"],
     "lcb": ["lcb:codegeneration"],
     "lcb_v4": ["lcb:codegeneration_v4"],
+    "gpqa": ["gpqa:diamond"],  # Open R1's name for it
 }
 EVALUATE_MODULE = Path(__file__).resolve().parent / "lighteval_tasks.py"
 
