@@ -39,9 +39,11 @@ def test_upstream_names_build_upstream_functions():
     `ioi_code` is the one upstream name not built here (tests/test_rewards.py says why)."""
     names = {
         "accuracy": "accuracy_reward",
+        "boxed_accuracy": "boxed_accuracy_reward",
         "format": "format_reward",
         "reasoning_steps": "reasoning_steps_reward",
         "cosine": "cosine_scaled_reward",
+        "cosine_capped": "cosine_capped_reward",
         "repetition_penalty": "repetition_penalty_reward",
         "length": "len_reward",
         "tag_count": "tag_count_reward",
@@ -77,6 +79,21 @@ def test_upstream_import_paths():
 )
 def test_accuracy(completion, gold, expected):
     assert accuracy_reward(conversation(completion), [gold]) == [expected]
+
+
+@pytest.mark.parametrize(
+    "completion, gold, upstream, boxed_only",
+    [
+        (r"The final answer is $\frac{1}{2}$.", r"\frac{1}{2}", 1.0, 0.0),  # an anchored answer counts in Open R1
+        (r"\boxed{\frac12}", r"\frac{1}{2}", 0.0, 1.0),  # Open R1 does not repair malformed operators
+        (r"so \boxed{7}", "7", 1.0, 1.0),
+    ],
+)
+def test_accuracy_is_open_r1s_and_boxed_accuracy_this_projects(completion, gold, upstream, boxed_only):
+    from open_r1.rewards import boxed_accuracy_reward
+
+    assert accuracy_reward(conversation(completion), [gold]) == [upstream]
+    assert boxed_accuracy_reward(conversation(completion), [gold]) == [boxed_only]
 
 
 def test_accuracy_of_several_completions():
@@ -185,6 +202,16 @@ def test_length_reward_kimi():
     assert mixed == pytest.approx([0.5, -0.5, 0.0, -0.5])
     unparseable = len_reward(conversation(r"\boxed{answer}", r"\boxed{answer} " + "x" * 10), ["unparseable_latex"] * 2)
     assert unparseable[0] == pytest.approx(0.5) and unparseable[0] > unparseable[1]  # treated as right
+
+
+def test_length_counts_an_answer_it_cannot_check_in_time_as_wrong(monkeypatch):
+    """Open R1's `verify` returns False on a timeout: a short answer whose check runs out of time gets no bonus (an
+    unparseable gold, by contrast, counts as right)."""
+    import open_r1.rewards as rewards
+
+    monkeypatch.setattr(rewards, "_accuracy_one", lambda text, solution: None)
+    monkeypatch.setattr(rewards, "_gold_parses", lambda solution: True)  # the gold parses: the None was a timeout
+    assert len_reward(conversation("short", "a longer one"), [GOLD, GOLD]) == [0.0, -0.5]
 
 
 def test_repetition_penalty_refuses_a_positive_penalty():
@@ -303,3 +330,23 @@ def test_a_dot_env_file_gives_the_remote_sandboxes_their_keys(tmp_path, monkeypa
     get_provider("morph", morph_router_url="localhost:8001")
     assert os.environ["E2B_API_KEY"] == "from-dot-env"
     assert os.environ["MORPH_API_KEY"] == "from-environment"
+
+
+def test_a_checkpoint_recorded_under_the_old_reward_names_resumes_under_the_new(tmp_path):
+    """Before Open R1's names took Open R1's meaning, `accuracy`, `format`, ... were this project's rewards: a run
+    recorded then resumes with the renamed recipe (the same rewards), and stops with the old names (now others)."""
+    import json
+
+    from open_r1.utils.checkpoints import RECIPE_FILE
+    from open_r1.utils.run_utils import REWARD_NAMES_VERSION, check_resume_matches
+
+    checkpoint = tmp_path / "checkpoint-2"
+    checkpoint.mkdir()
+    (checkpoint / RECIPE_FILE).write_text(json.dumps({"reward_funcs": ["accuracy", "format", "soft_overlong"]}))
+    renamed = ["boxed_accuracy", "think_format", "soft_overlong_punishment"]
+    check_resume_matches(str(checkpoint), {"reward_funcs": renamed, "reward_names_version": REWARD_NAMES_VERSION})
+    with pytest.raises(ValueError, match="`reward_funcs`: \\['boxed_accuracy', 'think_format'"):
+        old_names = ["accuracy", "format", "soft_overlong_punishment"]
+        check_resume_matches(
+            str(checkpoint), {"reward_funcs": old_names, "reward_names_version": REWARD_NAMES_VERSION}
+        )

@@ -46,13 +46,12 @@ def llama_config():
 
 
 def allocation_peak(profiler) -> float:
-    """The highest sum of torch's allocations, in bytes, over the profiled span, counted from its start."""
-    events = sorted(
-        (e.start_ns(), e.nbytes()) for e in profiler.profiler.kineto_results.events() if e.name() == "[memory]"
-    )
+    """The highest sum of torch's allocations, in bytes, over the profiled span, counted from its start (events in
+    time order; a stable sort keeps the recorded order of events at one instant)."""
+    events = [e for e in profiler.profiler.kineto_results.events() if e.name() == "[memory]"]
     total = peak = 0
-    for _, change in events:
-        total += change
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        total += event.nbytes()
         peak = max(peak, total)
     return peak
 

@@ -28,6 +28,7 @@ SHAPES = {
     "reasoning_steps": "Step 1: first, \n1. ",
     "code_format": "\n</think>\n<answer>\n```python```",
     "accuracy": "\\boxed{\\frac{1}{",
+    "boxed_accuracy": "\\boxed{\\frac{1}{",
     "cosine": "\\boxed{\\frac{1}{",
     "cosine_capped": "\\boxed{\\frac{1}{",
     "length": "\\boxed{\\frac{1}{",

@@ -217,9 +217,10 @@ class ContinualGRPOTrainer(ContinualTrainerMixin, GRPOTrainer):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._round_rewards = rewards_per_func  # for dynamic sampling's decision
         mode = "train" if self.model.training else "eval"
-        if "accuracy_reward" in self.reward_func_names:
+        graded = [name for name in ("accuracy_reward", "boxed_accuracy_reward") if name in self.reward_func_names]
+        if graded:
             group = self.num_generations if mode == "train" else self.num_generations_eval
-            accuracy = rewards_per_func[:, self.reward_func_names.index("accuracy_reward")].view(-1, group)
+            accuracy = rewards_per_func[:, self.reward_func_names.index(graded[0])].view(-1, group)
             # A prompt whose gold does not parse (accuracy None, NaN here) is neither a success nor a failure.
             scorable = ~torch.isnan(accuracy).any(dim=1)
             ks = [k for k in self.pass_at_k if k <= group]

@@ -38,7 +38,11 @@ REMOVED = {
 CALLBACK_KEYS = {"ema_callback": {"use_ema": True}, "sharded_ema_callback": {"use_ema": True}}
 # Open R1 rewards whose score here differs from Open R1's, and how (said for each recipe that names one).
 REWARDS_THAT_DIFFER = {
-    "cosine": "a gold answer that does not parse scores None here (TRL leaves the completion out), 1.0 in Open R1",
+    "cosine": "a gold answer that does not parse scores None here (TRL leaves the completion out), 1.0 in Open R1; "
+    "golds are read as `accuracy` reads them, so a plain number such as 7 parses here (Open R1's cosine reads golds "
+    "as LaTeX only: there every completion of such a gold scores 1.0)",
+    "length": "golds are read as `accuracy` reads them, so a plain number such as 7 parses here and answers are "
+    "graded (Open R1's length reads golds as LaTeX only: there every completion of such a gold counts as right)",
     "code": "outputs must match line for line here; Open R1 zips the lines, so a program printing only the first "
     "lines of the expected output passes there",
     "binary_code": "outputs must match line for line here; Open R1 zips the lines (see `code`)",

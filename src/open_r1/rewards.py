@@ -5,12 +5,14 @@ Every reward takes TRL's arguments (`completions` plus the data set's columns as
 float per completion (`accuracy`: None where the gold answer does not parse, which TRL leaves out). None of them
 raises on malformed, empty, huge or non-UTF-8 completions: such a completion scores the reward's minimum. Open R1's
 names score what they score in Open R1 (huggingface/open-r1 1416fa0, tests/test_upstream_rewards.py), importable from
-here as there (`from open_r1.rewards import code_reward`); this project's variants have their own names.
+here as there (`from open_r1.rewards import code_reward`), but for the differences `migrate` names
+(`recipe_migration.REWARDS_THAT_DIFFER`); this project's variants have their own names. Rewards read the last
+message of a conversational completion (Open R1 reads the first; TRL's completions have one).
 `reward_funcs` entries in a recipe are:
 - a registered name: Open R1's `accuracy`, `format`, `tag_count`, `reasoning_steps`, `cosine`, `length`,
   `repetition_penalty`, `soft_overlong_punishment`, `code`, `binary_code`, `code_format`, `cf_code`; this project's
-  `think_format` and `think_tag_count` (`<think>` then any answer, no `<answer>` tags), `format_relaxed`,
-  `cosine_capped`, `keyword`, `vrar`;
+  `boxed_accuracy` (only a `\\boxed{}` answer counts), `think_format` and `think_tag_count` (`<think>` then any answer,
+  no `<answer>` tags), `format_relaxed`, `cosine_capped`, `keyword`, `vrar`;
 - `"package.module:function"`, a user reward imported by path;
 - `"model:<hub id or local path>"`, a sequence-classification model used as a verifier (TRL scores it batched,
   its first logit is the reward), as SafeWork-R1's safety/value/knowledge verifiers.
@@ -25,7 +27,7 @@ import math
 import re
 
 from .utils.import_utils import import_callable
-from .utils.math_grading import GradingUnavailable, boxed_answer_is_correct, gold_parses
+from .utils.math_grading import GradingUnavailable, answer_is_correct, boxed_answer_is_correct, gold_parses
 
 
 logger = logging.getLogger(__name__)
@@ -55,14 +57,15 @@ def _gold_parses(solution: str) -> bool:
     return parses
 
 
-def _accuracy_one(text: str, solution: str) -> float | None:
-    """1.0 or 0.0, or None when the gold answer does not parse or the check cannot be made (out of time, its worker
-    gone): such a completion can be judged neither right (the bug Open R1 fixed in PR 566) nor wrong. TRL leaves a
-    completion out when all its rewards are None; beside other rewards a None counts as 0 in TRL's sum."""
+def _accuracy_one(text: str, solution: str, check=answer_is_correct) -> float | None:
+    """1.0 or 0.0 by `check` (Open R1's, or `boxed_answer_is_correct`), or None when the gold answer does not parse
+    or the check cannot be made (out of time, its worker gone): such a completion can be judged neither right (the
+    bug Open R1 fixed in PR 566) nor wrong. TRL leaves a completion out when all its rewards are None; beside other
+    rewards a None counts as 0 in TRL's sum."""
     try:
         if not _gold_parses(str(solution)):
             return None
-        return float(boxed_answer_is_correct(text[-MAX_PARSE_CHARS:], str(solution)))
+        return float(check(text[-MAX_PARSE_CHARS:], str(solution)))
     except GradingUnavailable as error:
         logger.warning("accuracy_reward: the answer could not be checked (%s); scoring None (left out)", error)
         return None
@@ -71,12 +74,19 @@ def _accuracy_one(text: str, solution: str) -> float | None:
 
 
 def accuracy_reward(completions, solution, **kwargs) -> list[float | None]:
-    """1 if the completion's `\\boxed{}` answer equals the gold `solution` under math-verify, else 0.
+    """Open R1's `accuracy`: 1 if the completion's answer (its `\\boxed{}` one first, else an anchored one such as
+    "the final answer is $7$") equals the gold `solution` under math-verify, else 0.
 
-    Plain-number golds ("6") parse; a gold that does not parse scores None (logged): TRL leaves such completions out
-    of the group baseline and the loss, and pass@k leaves their prompt out.
+    Plain-number golds ("6") parse; a gold that does not parse scores None (logged), as in Open R1: TRL leaves such
+    completions out of the group baseline and the loss, and pass@k leaves their prompt out.
     """
     return [_accuracy_one(completion_text(c), s) for c, s in zip(completions, solution)]
+
+
+def boxed_accuracy_reward(completions, solution, **kwargs) -> list[float | None]:
+    """`boxed_accuracy`: as `accuracy`, but only a `\\boxed{}` answer counts (what `accuracy` meant here before it
+    took Open R1's meaning; the testbed's evaluation scores the same way)."""
+    return [_accuracy_one(completion_text(c), s, boxed_answer_is_correct) for c, s in zip(completions, solution)]
 
 
 _THINK_FORMAT = re.compile(r"^<think>\n.*?\n</think>\n(?!.*<think>).*\S.*$", re.DOTALL)
@@ -162,9 +172,10 @@ def get_cosine_scaled_reward(
 ):
     """Accuracy scaled by the completion's length in characters on a cosine: short right answers score most, short
     wrong ones least. As Open R1 by default: the length is not capped at `max_len` (past it the cosine turns back
-    up); `capped` (`cosine_capped`) scores lengths past `max_len` as `max_len`. One difference from Open R1 (which
-    `migrate` reports): a gold that does not parse scores None (TRL leaves the completion out), as `accuracy` does
-    there too, not 1.0, a reward for any completion."""
+    up); `capped` (`cosine_capped`) scores lengths past `max_len` as `max_len`. Graded as `accuracy`. Two differences
+    from Open R1 (which `migrate` reports): a gold that does not parse scores None (TRL leaves the completion out), as
+    `accuracy` does there too, not 1.0, a reward for any completion; and a plain-number gold ("7") parses here, where
+    Open R1's cosine reads golds as LaTeX only (so there every completion of such a gold scores 1.0)."""
 
     def cosine_scaled_reward(completions, solution, **kwargs) -> list[float | None]:
         rewards = []
@@ -181,13 +192,17 @@ def get_cosine_scaled_reward(
             rewards.append(low + 0.5 * (high - low) * (1.0 + cosine))
         return rewards
 
+    if capped:  # TRL logs rewards by function name: both in one recipe must not share it
+        cosine_scaled_reward.__name__ = "cosine_capped_reward"
     return cosine_scaled_reward
 
 
 def len_reward(completions, solution, **kwargs) -> list[float]:
     """Open R1's `length` (Kimi 1.5's length reward) over the completions of one call: with L the character length
     and lambda = 0.5 - (L - min L) / (max L - min L), lambda for a right answer and min(0, lambda) for a wrong one;
-    all 0 when every length is equal. An answer whose gold does not parse counts as right, as in Open R1."""
+    all 0 when every length is equal. Graded as `accuracy`; an answer whose gold does not parse counts as right, as
+    in Open R1, one that cannot be checked in time as wrong. One difference (reported by `migrate`): a plain-number
+    gold ("7") parses here, where Open R1's length reads golds as LaTeX only and counts every answer right."""
     texts = [completion_text(c) for c in completions]
     lengths = [len(text) for text in texts]
     shortest, longest = min(lengths, default=0), max(lengths, default=0)
@@ -196,9 +211,20 @@ def len_reward(completions, solution, **kwargs) -> list[float]:
     rewards = []
     for text, sol, length in zip(texts, solution, lengths):
         value = 0.5 - (length - shortest) / (longest - shortest)
-        right = _accuracy_one(text, sol) != 0.0  # None: the gold does not parse
-        rewards.append(float(value if right else min(0.0, value)))
+        rewards.append(float(value if _length_right(text, sol) else min(0.0, value)))
     return rewards
+
+
+def _length_right(text: str, solution: str) -> bool:
+    """Right for `length`: Open R1 counts an answer whose gold does not parse as right, and one it cannot check in
+    time as wrong (its `verify` returns False on a timeout)."""
+    accuracy = _accuracy_one(text, solution)
+    if accuracy is not None:
+        return accuracy == 1.0
+    try:
+        return not _gold_parses(str(solution))
+    except GradingUnavailable:
+        return False
 
 
 def _words_of(language: str):
@@ -289,6 +315,7 @@ def _registry(args) -> dict:
     provider = functools.cache(lambda: code_provider(args))
     return {
         "accuracy": lambda: accuracy_reward,
+        "boxed_accuracy": lambda: boxed_accuracy_reward,
         "format": lambda: format_reward,
         "think_format": lambda: think_format_reward,
         "format_relaxed": lambda: format_relaxed_reward,
@@ -333,7 +360,8 @@ def _code_rewards():
 
 
 # Open R1's code rewards under its import path and signatures (`from open_r1.rewards import code_reward`): each
-# call builds the named provider with this project's sandbox limits.
+# call builds the named provider (sandbox limits at their defaults; a router URL among the keywords is used, as
+# Open R1 passes its keywords to the provider).
 def extract_code(completion: str, language: str | None = "python") -> str:
     return _code_rewards().extract_code(completion, language)
 
@@ -342,31 +370,34 @@ def get_code_format_reward(language: str = "python"):
     return _code_rewards().get_code_format_reward(language)
 
 
-def code_reward(completions, num_parallel=2, provider_type="e2b", enforce_same_language=False, **kwargs):
-    """Open R1's `code_reward`: the pass rate of each completion's last fenced program on its `verification_info`."""
+def _provider_of(provider_type: str, num_parallel: int, kwargs: dict):
     from .code.providers import get_provider
 
-    score = _code_rewards().get_code_reward(get_provider(provider_type, num_parallel), False, enforce_same_language)
-    return score(completions, **kwargs)
+    routers = {key: kwargs.pop(key) for key in ("e2b_router_url", "morph_router_url") if key in kwargs}
+    return get_provider(provider_type, num_parallel, **routers)
+
+
+def code_reward(completions, num_parallel=2, provider_type="e2b", enforce_same_language=False, **kwargs):
+    """Open R1's `code_reward`: the pass rate of each completion's last fenced program on its `verification_info`."""
+    provider = _provider_of(provider_type, num_parallel, kwargs)
+    return _code_rewards().get_code_reward(provider, False, enforce_same_language)(completions, **kwargs)
 
 
 def binary_code_reward(completions, num_parallel=2, provider_type="e2b", enforce_same_language=False, **kwargs):
     """Open R1's `binary_code_reward`: 1 where the pass rate is above 0.99."""
-    from .code.providers import get_provider
-
-    score = _code_rewards().get_code_reward(get_provider(provider_type, num_parallel), True, enforce_same_language)
-    return score(completions, **kwargs)
+    provider = _provider_of(provider_type, num_parallel, kwargs)
+    return _code_rewards().get_code_reward(provider, True, enforce_same_language)(completions, **kwargs)
 
 
-def cf_code_reward(completions, test_batch_size=1, patch_code=False, scoring_mode="weighted_sum", **kwargs):
-    """Open R1's `cf_code_reward` on the local sandbox (`patch_code` is not supported: programs run as written)."""
-    from .code.providers import get_provider
-
+def cf_code_reward(
+    completions, test_batch_size=1, patch_code=False, scoring_mode="weighted_sum", provider_type="piston", **kwargs
+):
+    """Open R1's `cf_code_reward`, on Piston (PISTON_ENDPOINTS) as there, or `provider_type="local"`. `patch_code`
+    is not supported: programs run as written."""
     if patch_code:
         raise ValueError("cf_code_reward: `patch_code` is not supported here; programs run as written.")
-    return _code_rewards().get_cf_code_reward(get_provider("local"), test_batch_size, scoring_mode)(
-        completions, **kwargs
-    )
+    provider = _provider_of(provider_type, 2, kwargs)
+    return _code_rewards().get_cf_code_reward(provider, test_batch_size, scoring_mode)(completions, **kwargs)
 
 
 def ioi_code_reward(completions, **kwargs):
@@ -401,6 +432,7 @@ def code_provider(args):
 # The dataset columns each registered reward reads (TRL passes every column to every reward as a keyword list).
 REWARD_COLUMNS = {
     "accuracy": ("solution",),
+    "boxed_accuracy": ("solution",),
     "cosine": ("solution",),
     "cosine_capped": ("solution",),
     "length": ("solution",),

@@ -15,12 +15,25 @@ import sys
 import threading
 from multiprocessing.connection import Connection
 
+from latex2sympy2_extended import NormalizationConfig
 from math_verify import LatexExtractionConfig, parse, verify
 from math_verify.errors import TimeoutException
 
 
 # Only the boxed answer counts: a completion without `\boxed{}` is never right.
 _BOXED_ONLY = [LatexExtractionConfig(try_extract_without_anchor=False, boxed_match_priority=0)]
+# Open R1's `accuracy_reward`: the boxed answer first, else an anchored one ("the final answer is $...$"), in LaTeX
+# without malformed operators or `nits` normalisation (Open R1 also sets `equations=True`, which math-verify now
+# deprecates as what its parser does anyway).
+_OPEN_R1_ANSWER = [
+    LatexExtractionConfig(
+        normalization_config=NormalizationConfig(
+            nits=False, malformed_operators=False, basic_latex=True, boxed="all", units=True
+        ),
+        boxed_match_priority=0,
+        try_extract_without_anchor=False,
+    )
+]
 TIMEOUT_SECONDS = 5
 # A fresh worker imports math-verify and sympy before its first check.
 STARTUP_SECONDS = 60
@@ -61,6 +74,20 @@ def _is_correct(completion: str, solution: str, timeout: int | None) -> bool:
     return bool(verify(gold, answer, timeout_seconds=timeout, raise_on_error=True))
 
 
+def _is_correct_open_r1(completion: str, solution: str, timeout: int | None) -> bool:
+    gold = _parsed_gold(solution, timeout)
+    if not gold:
+        return False
+    answer = parse(
+        completion,
+        extraction_config=_OPEN_R1_ANSWER,
+        extraction_mode="first_match",
+        parsing_timeout=timeout,
+        raise_on_error=True,
+    )
+    return bool(verify(gold, answer, timeout_seconds=timeout, raise_on_error=True))
+
+
 def gold_parses(solution: str) -> bool:
     """Whether a gold answer parses (`GradingTimeout` when that is not known in time)."""
     return _run(_gold_parses, solution)
@@ -72,6 +99,12 @@ def boxed_answer_is_correct(completion: str, solution: str) -> bool:
     return _run(_is_correct, completion, solution)
 
 
+def answer_is_correct(completion: str, solution: str) -> bool:
+    """Open R1's `accuracy_reward` check: the completion's boxed (or anchored) answer equals the gold `solution`;
+    `GradingTimeout` when it cannot be decided in `TIMEOUT_SECONDS`."""
+    return _run(_is_correct_open_r1, completion, solution)
+
+
 def answer_score(completion: str, solution: str) -> float:
     """1.0 when the completion's boxed answer is the gold `solution`, else 0.0: for evaluation, where an answer
     that cannot be parsed, compared or decided in time counts as wrong."""
@@ -81,7 +114,7 @@ def answer_score(completion: str, solution: str) -> float:
         return 0.0
 
 
-CHECKS = {"gold_parses": _gold_parses, "is_correct": _is_correct}
+CHECKS = {"gold_parses": _gold_parses, "is_correct": _is_correct, "is_correct_open_r1": _is_correct_open_r1}
 
 
 def _run(check, *args):

@@ -156,7 +156,31 @@ def recipe_record(*parsed) -> dict:
     for key in LOCAL_PATH_KEYS:
         if isinstance(record.get(key), str) and os.path.exists(record[key]):
             record[key] = os.path.realpath(record[key])
+    if "reward_funcs" in record:
+        record["reward_names_version"] = REWARD_NAMES_VERSION
     return record
+
+
+# The version of reward names a record is written with. Before version 2, `accuracy`, `format`, `tag_count`, `cosine`
+# and `soft_overlong` were this project's rewards; since, those names are Open R1's and this project's keep their own.
+REWARD_NAMES_VERSION = 2
+REWARDS_RENAMED_IN_2 = {
+    "accuracy": "boxed_accuracy",
+    "format": "think_format",
+    "tag_count": "think_tag_count",
+    "cosine": "cosine_capped",
+    "soft_overlong": "soft_overlong_punishment",
+}
+
+
+def renamed_rewards(recorded: dict) -> dict:
+    """A checkpoint's record with its rewards under today's names: a run recorded before version 2 trained the
+    rewards that are now `boxed_accuracy`, `think_format`, ... (so resuming it under the old names, which now mean
+    Open R1's rewards, is another recipe, and under the new ones is the same)."""
+    if recorded.get("reward_names_version", 1) >= REWARD_NAMES_VERSION or "reward_funcs" not in recorded:
+        return recorded
+    names = [REWARDS_RENAMED_IN_2.get(name, name) for name in recorded["reward_funcs"] or []]
+    return {**recorded, "reward_funcs": names, "reward_names_version": REWARD_NAMES_VERSION}
 
 
 def check_resume_matches(checkpoint: str | None, record: dict) -> None:
@@ -170,7 +194,7 @@ def check_resume_matches(checkpoint: str | None, record: dict) -> None:
         logger.warning("%s records no recipe (written before they were recorded): not compared.", checkpoint)
         return
     with open(path) as handle:
-        recorded = json.load(handle)
+        recorded = renamed_rewards(json.load(handle))
     # Keys only one side has (another library version) are not compared.
     changed = [
         f"`{key}`: {recorded[key]!r} in the checkpoint, {record[key]!r} now"
