@@ -50,7 +50,6 @@ REWARDS_THAT_DIFFER = {
 }
 # Keys of files that are not training recipes.
 ACCELERATE_CONFIG_KEYS = {"compute_environment", "distributed_type", "num_processes", "machine_rank"}
-FILTERING_KEYS = {"pass_rate_min", "pass_rate_max", "output_dataset_name"}
 
 
 def suggestion(key: str) -> str | None:
@@ -89,12 +88,6 @@ def migrate_text(text: str, version: str | None = None) -> tuple[str, list[str],
         return text, [], ["not a YAML mapping"]
     if ACCELERATE_CONFIG_KEYS <= set(config):
         return text, [], ["an accelerate config, not a recipe: use it with `accelerate launch --config_file`"]
-    if FILTERING_KEYS & set(config):
-        return (
-            text,
-            [],
-            ["a pass-rate filtering recipe of upstream's scripts/pass_rate_filtering (not in this project)"],
-        )
     lines = text.split("\n")
     changed, unmapped = [], []
     replacements: dict[str, list[str] | None] = {}  # key -> new block lines (None: comment the block out)

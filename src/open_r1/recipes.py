@@ -46,32 +46,42 @@ def render(text: str, version: str) -> str:
     return text.replace("${VERSION}", version).replace("$VERSION", version)
 
 
+# Keys only a pass-rate filtering recipe has (Open R1's recipes/dataset_filtering).
+FILTERING_KEYS = {"pass_rate_min", "pass_rate_max", "output_dataset_name"}
+
+
 def entry_point(path: Path, config: dict) -> str:
+    """`sft`, `grpo` or `pass_rate` (src/open_r1/pass_rate_filtering.py): the program a recipe is for."""
+    if "dataset_filtering" in path.parts or FILTERING_KEYS & set(config):
+        return "pass_rate"
     return "grpo" if "grpo" in path.parts or "reward_funcs" in config else "sft"
 
 
-def recipe_parser(kind: str):
-    """The `TrlParser` of the entry point (`sft` or `grpo`) that a recipe is for."""
+def _dataclasses(kind: str) -> tuple:
     from trl import ModelConfig
 
     from .configs import GRPOConfig, GRPOScriptArguments, ScriptArguments, SFTConfig
-    from .utils.recipe_yaml import RecipeParser
 
-    dataclasses = (
+    if kind == "pass_rate":
+        from .pass_rate_filtering import PassRateScriptArguments
+
+        return PassRateScriptArguments, GRPOConfig, ModelConfig
+    return (
         (GRPOScriptArguments, GRPOConfig, ModelConfig) if kind == "grpo" else (ScriptArguments, SFTConfig, ModelConfig)
     )
-    return RecipeParser(dataclasses)
+
+
+def recipe_parser(kind: str):
+    """The `TrlParser` of the entry point (`sft`, `grpo` or `pass_rate`) that a recipe is for."""
+    from .utils.recipe_yaml import RecipeParser
+
+    return RecipeParser(_dataclasses(kind))
 
 
 def _fields(kind: str) -> set[str]:
     import dataclasses
 
-    from trl import ModelConfig
-
-    from .configs import GRPOConfig, GRPOScriptArguments, ScriptArguments, SFTConfig
-
-    classes = (GRPOScriptArguments, GRPOConfig) if kind == "grpo" else (ScriptArguments, SFTConfig)
-    return {f.name for cls in (*classes, ModelConfig) for f in dataclasses.fields(cls)}
+    return {f.name for cls in _dataclasses(kind) for f in dataclasses.fields(cls)}
 
 
 def _unknown_key_problem(key: str, fields: set[str]) -> str:
@@ -144,7 +154,7 @@ def _check_groups(kind: str, script_args, training_args, model_args) -> list:
     groups = [*script_args.checks(), lambda: check_training_values(training_args), *training_args.continual_checks()]
     groups += [lambda: check_model_args(model_args), lambda: check_callbacks(training_args.callbacks)]
     groups.append(lambda: _check_benchmarks(training_args.benchmarks))
-    if kind == "grpo":
+    if kind in ("grpo", "pass_rate"):
         from .rewards import get_reward_funcs
 
         groups += [lambda: check_grpo_arguments(script_args, training_args), lambda: get_reward_funcs(script_args)]
