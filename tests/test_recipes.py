@@ -4,7 +4,7 @@ import subprocess
 import pytest
 import yaml
 
-from open_r1.recipes import check_recipe, main, recipe_files
+from open_r1.recipes import check_recipe, main, recipe_files, unbound_placeholders
 
 from .conftest import REPO
 
@@ -66,11 +66,6 @@ def test_methods_the_accelerate_config_cannot_run_are_reported(tmp_path):
     assert check_recipe(agem, accelerate_config=REPO / "recipes/accelerate_configs/ddp.yaml") == []
 
 
-def test_versioned_recipes_need_version_in_output_dir(tmp_path):
-    path = _recipe(tmp_path, name="config_distill_v01.02.yaml", output_dir="data/fixed")
-    assert check_recipe(path) == [f"{path}: output_dir: a versioned recipe must put ${{VERSION}} in it"]
-
-
 @pytest.mark.skipif(shutil.which("envsubst") is None, reason="envsubst (gettext-base) not installed")
 def test_envsubst_renders_a_versioned_recipe(tmp_path):
     recipe = REPO / "recipes/meta-llama/Llama-3.1-8B-Instruct/sft/config_distill_v00.06.yaml"
@@ -98,7 +93,6 @@ def _problems(tmp_path, base="recipes/tiny/sft/config_sft.yaml", name="config_x.
         ("sft", {"use_liger_kernel": True}, "use_liger_kernel: needs liger-kernel"),
         ("sft", {"attn_implementation": "flash_attention_2"}, "attn_implementation: needs flash-attn"),
         ("sft", {"optim": "paged_adamw_8bit"}, "optim: needs bitsandbytes"),
-        ("sft", {"num_train_epochs": "${EPOCHS}"}, "${EPOCHS}: a sweep script's placeholder"),
         ("sft", {"warmup_ratio": 0.1}, "warmup_ratio: unknown key; now `warmup_steps`"),
         ("sft", {"torch_dtype": "bfloat16"}, "torch_dtype: unknown key; now `dtype`"),
         (
@@ -160,10 +154,9 @@ def test_migrate_rewrites_every_rename_and_fork_key_keeping_comments(tmp_path, c
     assert "changed: fisher_num_batches 2000 x fisher_batch_size 1 -> fisher_num_samples 2000" in report
     problems = check_recipe(tmp_path / "config_distill_v00.31.yaml", allow_missing_packages=True)
     assert problems == [], problems
-    problems = check_recipe(tmp_path / "config_grpo_v00.12.yaml", num_processes=7, allow_missing_packages=True)
-    assert [p.split(": ", 1)[1] for p in problems] == [
-        "${LEARNING_RATE}: a sweep script's placeholder; render it first (e.g. `LEARNING_RATE=... envsubst`)"
-    ]
+    grpo = tmp_path / "config_grpo_v00.12.yaml"
+    assert check_recipe(grpo, num_processes=7, allow_missing_packages=True) == []  # ${LEARNING_RATE}: a stand-in
+    assert unbound_placeholders(grpo) == ["LEARNING_RATE"] and unbound_placeholders(grpo, {"LEARNING_RATE": "1"}) == []
 
 
 def test_the_fork_recipes_fail_check_until_migrated(tmp_path):
@@ -171,3 +164,48 @@ def test_the_fork_recipes_fail_check_until_migrated(tmp_path):
     for key in ("torch_dtype: unknown key; now `dtype`", "warmup_ratio: unknown key; now `warmup_steps`"):
         assert any(key in p for p in problems), problems
     assert any("fisher_num_batches: unknown key; now `fisher_num_samples`" in p for p in problems)
+
+
+def test_a_sweep_template_is_checked_with_its_placeholders_bound(tmp_path, capsys):
+    """`check --set NAME=VALUE` binds a sweep template's placeholders, the others take a stand-in and are named; a
+    bound value the recipe cannot take is a problem like any other. The entry points still refuse the template."""
+    config = yaml.safe_load((REPO / "recipes/tiny/sft/config_sft.yaml").read_text())
+    config.update(model_name_or_path=str(tmp_path), dataset_name=str(tmp_path))
+    config.pop("learning_rate", None), config.pop("run_name", None)
+    text = yaml.safe_dump(config) + "run_name: sweep-${RUN_NAME}\nlearning_rate: ${LEARNING_RATE}\n"
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    assert main(["check", str(path), "--gpu-memory", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "${LEARNING_RATE}: a sweep template's placeholder, checked with a stand-in" in out and "${RUN_NAME}" in out
+    assert (
+        main(["check", str(path), "--gpu-memory", "none", "--set", "RUN_NAME=x", "--set", "LEARNING_RATE=1e-5"]) == 0
+    )
+    assert "placeholder" not in capsys.readouterr().out
+    assert main(["check", str(path), "--gpu-memory", "none", "--set", "LEARNING_RATE=fast"]) == 1
+    assert "learning_rate" in capsys.readouterr().out
+
+
+def test_the_naming_rule_is_this_projects_and_migrate_keeps_the_last_of_a_repeated_key(tmp_path):
+    """Open R1's `OlympicCoder-7B/sft/config_v00.00.yaml` names its output without a version: not this project's
+    rule to enforce on it. A fork recipe giving `assistant_only_loss` twice keeps the value YAML kept."""
+    from open_r1.recipe_migration import migrate_text
+
+    config = yaml.safe_load((REPO / "recipes/tiny/sft/config_sft.yaml").read_text())
+    config.update(model_name_or_path=str(tmp_path), dataset_name=str(tmp_path), output_dir="data/OlympicCoder-7B")
+    foreign = tmp_path / "config_v00.00.yaml"
+    foreign.write_text(yaml.safe_dump(config))
+    assert check_recipe(foreign) == []
+    ours = REPO / "recipes/meta-llama/Llama-3.1-8B-Instruct/sft/config_distill_v00.00.yaml"
+    renamed = ours.read_text().replace("${VERSION}", "v00.00")
+    copy = ours.with_name("config_distill_v99.99.yaml")
+    try:
+        copy.write_text(renamed)
+        assert any("a versioned recipe must put ${VERSION} in it" in p for p in check_recipe(copy))
+    finally:
+        copy.unlink()
+    text, changed, _ = migrate_text("assistant_only_loss: false\nlearning_rate: 1.0e-5\nassistant_only_loss: true\n")
+    assert yaml.safe_load(text) == {"assistant_only_loss": True, "learning_rate": 1.0e-5}
+    assert "# [migrate] assistant_only_loss: false" in text and changed[0].startswith(
+        "assistant_only_loss: given again"
+    )

@@ -34,6 +34,11 @@ REMOVED = {
     "code_sandbox_unisolated": "the local sandbox always isolates programs (bubblewrap); where it cannot, run them "
     "elsewhere with `code_provider: e2b | morph | piston`",
 }
+# What replaces the fork's benchmark_callback, which ran lighteval inside the training process at every save.
+BENCHMARK_CALLBACK = (
+    "the fork ran lighteval inside training at each save; here each checkpoint pushed with `push_to_hub_revision` "
+    "has its `benchmarks` submitted as Slurm jobs, and `make evaluate MODEL=<checkpoint>` evaluates one anywhere"
+)
 # The fork's callbacks that are recipe keys here.
 CALLBACK_KEYS = {"ema_callback": {"use_ema": True}, "sharded_ema_callback": {"use_ema": True}}
 # Open R1 rewards whose score here differs from Open R1's, and how (said for each recipe that names one).
@@ -80,16 +85,37 @@ def _render(key: str, value) -> list[str]:
     return text.split("\n")
 
 
+def _drop_repeated_keys(text: str) -> tuple[str, list[str]]:
+    """A top-level key given twice: YAML kept the last value silently, and this project's reader refuses it. The
+    earlier blocks are commented out, so the recipe keeps the value it had."""
+    lines = text.split("\n")
+    starts = [(i, m.group(1)) for i, line in enumerate(lines) if (m := re.match(r"^([A-Za-z_][\w.-]*)\s*:", line))]
+    ends = [start for start, _ in starts[1:]] + [len(lines)]
+    last = {key: start for start, key in starts}
+    changed = []
+    for (start, key), end in zip(starts, ends):
+        if last[key] != start:
+            while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
+                end -= 1
+            lines[start:end] = [f"# [migrate] {line}" for line in lines[start:end]]
+            changed.append(
+                f"{key}: given again at line {last[key] + 1}; this one (line {start + 1}) commented out, "
+                "the later value kept (YAML kept it)"
+            )
+    return "\n".join(lines), changed
+
+
 def migrate_text(text: str, version: str | None = None) -> tuple[str, list[str], list[str]]:
     """(migrated text, what changed, what could not be mapped and why). `version` (from the file name, e.g. v00.24)
     is replaced by `${VERSION}` where the recipe spelt it out in its output directory, run name or Hub ids."""
+    text, repeated = _drop_repeated_keys(text)
     config = yaml.safe_load(text.replace("${", "$_{")) or {}
     if not isinstance(config, dict):
         return text, [], ["not a YAML mapping"]
     if ACCELERATE_CONFIG_KEYS <= set(config):
         return text, [], ["an accelerate config, not a recipe: use it with `accelerate launch --config_file`"]
     lines = text.split("\n")
-    changed, unmapped = [], []
+    changed, unmapped = repeated, []
     replacements: dict[str, list[str] | None] = {}  # key -> new block lines (None: comment the block out)
     additions: list[str] = []
 
@@ -135,7 +161,9 @@ def migrate_text(text: str, version: str | None = None) -> tuple[str, list[str],
     if isinstance(config.get("callbacks"), list):
         kept = []
         for name in config["callbacks"]:
-            if name in CALLBACK_KEYS:
+            if name == "benchmark_callback":
+                changed.append(f"callbacks: benchmark_callback removed ({BENCHMARK_CALLBACK})")
+            elif name in CALLBACK_KEYS:
                 for key, value in CALLBACK_KEYS[name].items():
                     if key not in config:
                         additions += _render(key, value)
@@ -146,6 +174,10 @@ def migrate_text(text: str, version: str | None = None) -> tuple[str, list[str],
                 kept.append(name)
                 if name != "push_to_hub_revision":
                     unmapped.append(f"callbacks: {name!r} has no counterpart here (known: push_to_hub_revision)")
+        if "benchmark_callback" in config["callbacks"] and config.get("push_to_hub") and config.get("benchmarks"):
+            if "push_to_hub_revision" not in kept:  # what evaluates each checkpoint here
+                kept.append("push_to_hub_revision")
+                changed.append("callbacks + push_to_hub_revision (each pushed checkpoint's `benchmarks` run on Slurm)")
         ema_added = any(name in CALLBACK_KEYS for name in config["callbacks"])
         if ema_added and config.get("push_to_hub") and config.get("hub_strategy", "every_save") != "end":
             # The fork pushed each checkpoint's raw weights; with `use_ema` each checkpoint's EMA goes to its own branch.

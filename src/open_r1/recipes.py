@@ -219,6 +219,17 @@ def _num_processes(accelerate_config: Path | None) -> int | None:
     return int(yaml.safe_load(accelerate_config.read_text()).get("num_processes", 1))
 
 
+def unbound_placeholders(path: Path, bindings: dict[str, str] | None = None) -> list[str]:
+    """The sweep placeholders of a recipe (`${NAME}`, not ${VERSION}) that `bindings` leave unset."""
+    return sorted(set(re.findall(r"\$\{(\w+)\}", path.read_text())) - {"VERSION"} - set(bindings or {}))
+
+
+def _is_project_recipe(path: Path) -> bool:
+    from .recipe_smoke import REPO
+
+    return (REPO / "recipes") in Path(path).resolve().parents
+
+
 def check_recipe(
     path: Path,
     version: str | None = None,
@@ -226,8 +237,13 @@ def check_recipe(
     allow_missing: tuple[str, ...] = (),
     num_processes: int | None = None,
     allow_missing_packages: bool = False,
+    bindings: dict[str, str] | None = None,
 ) -> list[str]:
-    """Problems of one recipe, each as 'file: key: problem' (empty when it is fine): all of them, not the first."""
+    """Problems of one recipe, each as 'file: key: problem' (empty when it is fine): all of them, not the first.
+    A sweep template's placeholders (`${RUN_NAME}`) take their `bindings` (`check --set RUN_NAME=x`), else a stand-in
+    value, so that every other rule is checked (`unbound_placeholders` names them; the entry points refuse a recipe
+    with any left). The naming rule of versioned recipes (${VERSION} in output_dir and run_name) is this project's:
+    it applies to the recipes under its `recipes/` folder, not to a user's or another project's."""
     from .continual import enabled_methods
     from .utils.data import looks_like_local_path
     from .utils.recipe_yaml import RecipeError, load_recipe_yaml
@@ -239,18 +255,18 @@ def check_recipe(
         return [f"{path}: {error}"]
     match = VERSION_IN_NAME.search(path.name)
     version = version or (match.group(1) if match else "v00.00")
-    problems = [
-        f"{path}: ${{{name}}}: a sweep script's placeholder; render it first (e.g. `{name}=... envsubst`)"
-        for name in sorted(set(re.findall(r"\$\{(\w+)\}", raw)) - {"VERSION"})
-    ]
+    problems = []
+    bound = render(raw, version)
+    for name, value in (bindings or {}).items():
+        bound = bound.replace(f"${{{name}}}", value)
     try:
-        # Placeholders were reported above; a stand-in value lets every other rule be checked.
-        config = load_recipe_yaml(re.sub(r"\$\{\w+\}", "1", render(raw, version)), str(path))
+        # A stand-in value for each unbound placeholder lets every other rule be checked.
+        config = load_recipe_yaml(re.sub(r"\$\{\w+\}", "1", bound), str(path))
     except RecipeError as error:
         return [str(error)]
     if not isinstance(config, dict):
         return [f"{path}: not a YAML mapping"]
-    if match:
+    if match and _is_project_recipe(path):
         raw_config = load_recipe_yaml(raw, str(path)) or {}
         for key in ("output_dir", "run_name"):
             if key in raw_config and "VERSION" not in str(raw_config[key]):
@@ -392,6 +408,15 @@ def main(argv=None) -> int:
         "header's, or --accelerate-config / --num-processes) fails (default: %(default)s; `none` skips the plan).",
     )
     check.add_argument(
+        "--set",
+        dest="bindings",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="A sweep template's placeholder ${NAME} bound to VALUE for the check (repeatable; unbound ones take a "
+        "stand-in, and are named).",
+    )
+    check.add_argument(
         "--allow-missing-packages",
         action="store_true",
         help="Do not report packages (liger-kernel, flash-attn, vllm, bitsandbytes) missing on this machine, e.g. on a "
@@ -422,6 +447,12 @@ def main(argv=None) -> int:
     if args.command == "smoke":
         return _smoke(args)
     files = recipe_files(args.paths)
+    bindings = {}
+    for binding in args.bindings:
+        name, equals, value = binding.partition("=")
+        if not equals or not re.fullmatch(r"\w+", name):
+            parser.error(f"--set {binding!r}: expected NAME=VALUE")
+        bindings[name] = value
     problems = [
         p
         for f in files
@@ -432,8 +463,15 @@ def main(argv=None) -> int:
             tuple(args.allow_missing),
             args.num_processes,
             args.allow_missing_packages,
+            bindings,
         )
     ]
+    for path in files:
+        for name in unbound_placeholders(path, bindings):
+            print(
+                f"note: {path}: ${{{name}}}: a sweep template's placeholder, checked with a stand-in value; bind it "
+                f"with `--set {name}=...`, and render it before launching (the entry points refuse it)"
+            )
     if str(args.gpu_memory).lower() != "none":
         from .recipe_memory import parse_size
 
