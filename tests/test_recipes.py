@@ -209,3 +209,17 @@ def test_the_naming_rule_is_this_projects_and_migrate_keeps_the_last_of_a_repeat
     assert "# [migrate] assistant_only_loss: false" in text and changed[0].startswith(
         "assistant_only_loss: given again"
     )
+
+
+@pytest.mark.parametrize(
+    "pushes, callbacks",
+    [("push_to_hub: true\nhub_model_id: org/m\n", ["push_to_hub_revision"]), ("push_to_hub: false\n", None)],
+)
+def test_migrate_replaces_the_forks_benchmark_callback(pushes, callbacks):
+    """The fork's benchmark_callback ran lighteval inside training at each save; here a pushed checkpoint's
+    `benchmarks` run as Slurm jobs (push_to_hub_revision), and a run that does not push evaluates with make evaluate."""
+    from open_r1.recipe_migration import migrate_text
+
+    text, changed, _ = migrate_text(f"callbacks:\n- benchmark_callback\n{pushes}benchmarks:\n- math_500\n")
+    assert yaml.safe_load(text).get("callbacks") == callbacks
+    assert any(line.startswith("callbacks: benchmark_callback removed") for line in changed)
