@@ -45,17 +45,6 @@ def llama_config():
     )
 
 
-def allocation_peak(profiler) -> float:
-    """The highest sum of torch's allocations, in bytes, over the profiled span, counted from its start (events in
-    time order; a stable sort keeps the recorded order of events at one instant)."""
-    events = [e for e in profiler.profiler.kineto_results.events() if e.name() == "[memory]"]
-    total = peak = 0
-    for event in sorted(events, key=lambda e: e.start_ns()):
-        total += event.nbytes()
-        peak = max(peak, total)
-    return peak
-
-
 def measure(phase: str, dtype: str, device: str, resident: bool) -> float:
     """Bytes the phase adds on top of the built model (run in its own process): torch's allocations, or on CPU with
     `resident` the resident growth (a process without the profiler, whose records would count)."""
@@ -63,7 +52,7 @@ def measure(phase: str, dtype: str, device: str, resident: bool) -> float:
     from torch.profiler import ProfilerActivity, profile
     from transformers import LlamaForCausalLM
 
-    from open_r1.recipe_memory import resident_kib
+    from open_r1.recipe_memory import allocation_peak, resident_kib
 
     torch.manual_seed(0)
     torch.set_num_threads(2)

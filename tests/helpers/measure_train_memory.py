@@ -4,8 +4,9 @@ from a config, the world's tokenizer) trained a few steps by the project's SFT t
 
     python tests/helpers/measure_train_memory.py WORLD OUT_JSON --hidden 768 --layers 6 [--ewc] [--ema]
 
-Prints the peak resident memory grown since just before the model was created (/proc/self/status VmHWM - VmRSS then),
-and the planner's prediction for the same settings."""
+Prints the peak of torch's allocations from just before the model is created to the end of training (the profiler's
+memory events: on CPU what `torch.cuda.max_memory_allocated` is on a GPU), and the planner's prediction for the same
+settings."""
 
 import argparse
 import json
@@ -27,10 +28,11 @@ def main() -> None:
 
     import torch
     from datasets import Dataset, load_from_disk
+    from torch.profiler import ProfilerActivity, profile
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from open_r1.configs import SFTConfig
-    from open_r1.recipe_memory import Launch, plan, resident_kib
+    from open_r1.recipe_memory import Launch, allocation_peak, plan
     from open_r1.trainers import ContinualSFTTrainer
 
     torch.set_num_threads(2)
@@ -86,17 +88,16 @@ def main() -> None:
         "use_ema": args.ema,
         "fisher_batch_size": 2,
     }
-    before = resident_kib("VmRSS")
-    model = LlamaForCausalLM(config)
-    trainer = ContinualSFTTrainer(
-        model=model, args=training, train_dataset=train, processing_class=tokenizer, retain_dataset=retain["train"]
-    )
-    trainer.train()
-    peak = resident_kib("VmHWM")
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as run:
+        model = LlamaForCausalLM(config)
+        trainer = ContinualSFTTrainer(
+            model=model, args=training, train_dataset=train, processing_class=tokenizer, retain_dataset=retain["train"]
+        )
+        trainer.train()
     predicted = plan(recipe, Launch(), config_override=config)
     result = {
         "parameters": sum(p.numel() for p in model.parameters()),
-        "measured_bytes": (peak - before) * 1024,
+        "measured_bytes": allocation_peak(run),
         "predicted_bytes": predicted.total,
         "rows": predicted.rows,
     }

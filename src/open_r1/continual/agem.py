@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..recipe_memory import LOSS_BYTES_PER_LOGIT
 from .base import ContinualMethod, eval_mode
 from .retain_data import RetainBatches
 from .sharding import token_mean_over_ranks, trainable_named_parameters
@@ -78,7 +79,7 @@ class AGEM(ContinualMethod):
         again."""
         batch = int(context.get("agem_retain_batch_size", AGEMConfig))
         checkpointed = False
-        logits = batch * context.length * context.vocab * (context.activation_bytes + 8)
+        logits = batch * context.length * context.vocab * LOSS_BYTES_PER_LOGIT
         copy = context.weight_bytes * context.params
         return [
             ("retain pass (A-GEM)", "update gradient copy", copy, "one value per trainable parameter"),

@@ -37,7 +37,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from ..recipe_memory import ALL, FISHER
+from ..recipe_memory import ALL, FISHER, LOSS_BYTES_PER_LOGIT
 from .base import ContinualMethod, after_backward_available, eval_mode
 from .fisher import (
     FISHER_ESTIMATORS,
@@ -303,7 +303,7 @@ class EWC(ContinualMethod):
         if context.get("fisher_estimator", EWCConfig) == "batched":
             per_sample = 4.0 * context.local  # one whole gradient per batch
         sums = 4.0 * context.local
-        logits = batch * context.length * context.vocab * 12  # fp32 logits, log-probabilities, their gradient
+        logits = batch * context.length * context.vocab * LOSS_BYTES_PER_LOGIT  # fp32: the copy is the logits
         forward = context.activations(batch, checkpointed=False, value_bytes=value_bytes) + logits + per_sample
         rows += [
             (FISHER, "fp32 working copies", copies, "of the 16-bit weights (none: fp32 or partitioned)"),
