@@ -64,7 +64,15 @@ def test_pass_rates_are_the_mean_weighted_reward_and_the_interval_is_strict(worl
         assert row["pass_rate"] == pytest.approx(sum(scored) / len(scored))
     inside = [row["solution"] for row in generated if 0.25 < row["pass_rate"] < 0.75]
     assert kept["solution"] == inside
-    assert set(generated["pass_rate"]) - {0.25, 0.75} != set()  # the coin spreads the rates
+
+
+def test_the_interval_is_open_and_an_unscored_row_is_dropped():
+    from open_r1.pass_rate_filtering import PassRateScriptArguments, kept, pass_rate
+
+    args = PassRateScriptArguments(dataset_name="x", pass_rate_min=0.25, pass_rate_max=0.75)
+    assert [kept(rate, args) for rate in (0.25, 0.2500001, 0.5, 0.7499999, 0.75)] == [False, True, True, True, False]
+    assert pass_rate([1.0, math.nan, 0.0]) == 0.5 and math.isnan(pass_rate([math.nan] * 3))
+    assert not kept(pass_rate([math.nan] * 3), args)
 
 
 def test_open_r1s_path_runs_the_same_program(world, tmp_path):
@@ -78,7 +86,10 @@ def test_open_r1s_path_runs_the_same_program(world, tmp_path):
     "extra, message",
     [
         (("--pass_rate_min", "0.8", "--pass_rate_max", "0.2"), "`pass_rate_min` (0.8) must be below `pass_rate_max`"),
-        (("--dataset_end_index", "100000"), "`dataset_end_index` (100000) is past the 600 rows"),
+        (
+            ("--dataset_start_index", "600", "--dataset_end_index", "800"),
+            "`dataset_start_index` (600) is past the 600",
+        ),
         (("--dataset_split", "validation"), "has no split 'validation'"),
         (("--reward_funcs", "acuracy"), "unknown reward 'acuracy'"),
     ],
@@ -90,8 +101,24 @@ def test_bad_input_stops_before_the_model_loads(world, tmp_path, extra, message)
     assert not (tmp_path / "bad" / "generations").exists()
 
 
-def test_open_r1s_filtering_recipes_pass_the_checker():
-    from open_r1.recipes import check_recipe
+def test_open_r1s_filtering_recipes_pass_the_checker_and_are_not_planned_as_training():
+    """The memory planner plans training: a filtering recipe (generation only) would be refused on a node that can
+    size its model (116.7 GiB 'training step' for filter_dapo's 7B), so the Slurm job stopped before generating."""
+    from open_r1.recipes import check_recipe, memory_verdict, recipe_files
 
-    for recipe in sorted((REPO / "recipes/dataset_filtering").glob("*.yaml")):
+    recipes = recipe_files([str(REPO / "recipes/dataset_filtering")])
+    assert [r.name for r in recipes] == ["config_demo.yaml", "filter_dapo.yaml", "filter_python.yaml"]
+    for recipe in recipes:
         assert check_recipe(recipe, allow_missing_packages=True) == [], recipe
+    problem, note = memory_verdict(RECIPE, None, None, 80 * 2**30)
+    assert problem is None and "pass-rate filtering only generates" in note
+
+
+def test_a_reward_only_training_can_feed_is_refused_before_the_model_loads(world, tmp_path):
+    done = _run(world, tmp_path / "out", "--reward_funcs", "tests.test_pass_rate_filtering:needs_trainer_state")
+    assert done.returncode != 0 and "needs ['trainer_state'], which only training has" in done.stderr
+    assert "Loading weights" not in done.stderr
+
+
+def needs_trainer_state(completions, trainer_state, **kwargs):
+    return [0.0] * len(completions)

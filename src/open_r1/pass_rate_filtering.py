@@ -19,6 +19,7 @@ Generation runs on vLLM where it is installed and a GPU is present (as Open R1),
 `output_dataset_name` or `<dataset>-<model>-<revision>-gen`) when `output_dataset_name` is set or `push_to_hub` is.
 """
 
+import inspect
 import logging
 import math
 import os
@@ -83,8 +84,8 @@ def kept(rate: float, script_args: PassRateScriptArguments) -> bool:
 
 
 class Generator:
-    """`num_generations` sampled completions (texts) of each chat prompt: vLLM on a GPU where installed, else
-    transformers' `generate`, one prompt at a time."""
+    """`num_generations` sampled completions of each chat prompt, as (text, token ids): vLLM on a GPU where it is
+    installed, else transformers' `generate` (on the GPU when there is one), one prompt at a time."""
 
     def __init__(self, model_args, training_args):
         import importlib.util
@@ -101,11 +102,13 @@ class Generator:
                 trust_remote_code=model_args.trust_remote_code,
             )
         else:
-            self.model = get_model(model_args, training_args).eval()
+            self.model = get_model(model_args, training_args).to(training_args.device).eval()
 
-    def __call__(self, prompts: list[list[dict]]) -> list[list[str]]:
-        args = self.args
-        texts = [self.tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    def __call__(self, prompts: list[list[dict]]) -> list[list[tuple[str, list[int]]]]:
+        args, tokenizer = self.args, self.tokenizer
+        # The chat template writes any BOS itself: the ids go to both engines as they are.
+        ids = [tokenizer.apply_chat_template(p, tokenize=True, add_generation_prompt=True) for p in prompts]
+        ids = [i["input_ids"] if isinstance(i, dict) or hasattr(i, "keys") else i for i in ids]
         if self.llm is not None:
             from vllm import SamplingParams
 
@@ -116,38 +119,53 @@ class Generator:
                 n=args.num_generations,
                 max_tokens=args.max_completion_length,
             )
-            return [[o.text for o in out.outputs] for out in self.llm.generate(texts, sampling, use_tqdm=False)]
+            outputs = self.llm.generate([{"prompt_token_ids": i} for i in ids], sampling, use_tqdm=False)
+            return [[(o.text, list(o.token_ids)) for o in out.outputs] for out in outputs]
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         groups = []
-        for text in texts:
-            inputs = self.tokenizer(text, return_tensors="pt", add_special_tokens=False).to(self.model.device)
+        for prompt_ids in ids:
+            inputs = torch.tensor([prompt_ids], device=self.model.device)
             with torch.no_grad():
                 out = self.model.generate(
-                    **inputs,
+                    input_ids=inputs,
+                    attention_mask=torch.ones_like(inputs),
                     do_sample=True,
                     temperature=args.temperature,
                     top_p=args.top_p,
                     top_k=args.top_k,
                     num_return_sequences=args.num_generations,
                     max_new_tokens=args.max_completion_length,
-                    pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                    pad_token_id=pad,
                 )
-            completions = out[:, inputs["input_ids"].shape[1] :]
-            groups.append(self.tokenizer.batch_decode(completions, skip_special_tokens=True))
+            group = []
+            for completion in out[:, inputs.shape[1] :].tolist():
+                if tokenizer.eos_token_id in completion:  # up to and with the end of the turn, as vLLM returns it
+                    completion = completion[: completion.index(tokenizer.eos_token_id) + 1]
+                group.append((tokenizer.decode(completion, skip_special_tokens=True), completion))
+            groups.append(group)
         return groups
 
 
-def score(examples: dict, prompts, groups: list[list[str]], reward_funcs, weights: list[float]) -> list[list[float]]:
+def score(
+    examples: dict, prompts, groups: list[list[tuple[str, list[int]]]], reward_funcs, weights: list[float]
+) -> list[list[float]]:
     """Each completion's weighted reward (NaN where a reward scored it None), row by row; the rewards get TRL's
-    arguments (`prompts`, `completions`, the row's columns), each repeated for the row's completions."""
+    arguments (`prompts`, `completions`, `completion_ids`, the row's columns), each repeated for the row's
+    completions."""
     size = len(groups[0]) if groups else 0
     columns = {key: [value for value in values for _ in range(size)] for key, values in examples.items()}
     columns["prompts"] = [prompt for prompt in prompts for _ in range(size)]
-    completions = [[{"role": "assistant", "content": text}] for group in groups for text in group]
+    columns["completion_ids"] = [token_ids for group in groups for _, token_ids in group]
+    completions = [[{"role": "assistant", "content": text}] for group in groups for text, _ in group]
     totals = [0.0] * len(completions)
     for func, weight in zip(reward_funcs, weights):
         rewards = func(completions=completions, **columns)
         totals = [t + weight * (math.nan if r is None else r) for t, r in zip(totals, rewards)]
     return [totals[i : i + size] for i in range(0, len(totals), size)]
+
+
+# What TRL passes its rewards during training that a filtering run does not have.
+TRAINING_ONLY_ARGUMENTS = ("trainer_state", "log_extra", "log_metric")
 
 
 def main(script_args: PassRateScriptArguments, training_args, model_args) -> None:
@@ -157,6 +175,15 @@ def main(script_args: PassRateScriptArguments, training_args, model_args) -> Non
     reward_funcs = get_reward_funcs(script_args)  # unknown names fail here, before anything is loaded
     if any(not callable(func) for func in reward_funcs):
         raise ValueError("pass-rate filtering: `reward_funcs` takes reward functions here, not `model:` verifiers.")
+    for entry, func in zip(script_args.reward_funcs, reward_funcs):
+        parameters = inspect.signature(func).parameters
+        needed = [
+            name
+            for name in TRAINING_ONLY_ARGUMENTS
+            if name in parameters and parameters[name].default is parameters[name].empty
+        ]
+        if needed:
+            raise ValueError(f"pass-rate filtering: the `{entry}` reward needs {needed}, which only training has.")
     weights = training_args.reward_weights or [1.0] * len(reward_funcs)
     if len(weights) != len(reward_funcs):
         raise ValueError(f"`reward_weights` has {len(weights)} entries for {len(reward_funcs)} `reward_funcs`.")
@@ -166,9 +193,18 @@ def main(script_args: PassRateScriptArguments, training_args, model_args) -> Non
         raise ValueError(f"`dataset_split`: {script_args.dataset_name} has no split {script_args.dataset_split!r}.")
     data = dataset[script_args.dataset_split]
     if script_args.dataset_start_index is not None:
-        if script_args.dataset_end_index > len(data):
-            raise ValueError(f"`dataset_end_index` ({script_args.dataset_end_index}) is past the {len(data)} rows.")
-        data = data.select(range(script_args.dataset_start_index, script_args.dataset_end_index))
+        if script_args.dataset_start_index >= len(data):
+            raise ValueError(
+                f"`dataset_start_index` ({script_args.dataset_start_index}) is past the {len(data)} rows."
+            )
+        end = min(script_args.dataset_end_index, len(data))  # the last chunk of a loop over fixed-size chunks
+        if end < script_args.dataset_end_index:
+            logger.warning(
+                "`dataset_end_index` %d is past the %d rows: rows up to the last",
+                script_args.dataset_end_index,
+                len(data),
+            )
+        data = data.select(range(script_args.dataset_start_index, end))
     what = f"{script_args.dataset_name} [{script_args.dataset_split}]"
     check_columns(data, what, [script_args.dataset_prompt_column], "`dataset_prompt_column`")
     check_prompts(data, what, script_args.dataset_prompt_column)
@@ -185,7 +221,7 @@ def main(script_args: PassRateScriptArguments, training_args, model_args) -> Non
         rewards = score(examples, prompts, groups, reward_funcs, weights)
         return {
             **examples,
-            "pass_rate_generations": groups,
+            "pass_rate_generations": [[text for text, _ in group] for group in groups],
             "pass_rate_rewards": rewards,
             "pass_rate": [pass_rate(r) for r in rewards],
         }

@@ -404,15 +404,22 @@ def _enabled_methods(recipe: dict):
     return enabled_methods(Values(recipe))
 
 
-def plan_recipe(path: Path, accelerate_config: Path | None, processes: int | None, gpu_bytes: float) -> MemoryPlan:
+def plan_recipe(
+    path: Path,
+    accelerate_config: Path | None,
+    processes: int | None,
+    gpu_bytes: float,
+    bindings: dict[str, str] | None = None,
+) -> MemoryPlan:
     """Plan a recipe file: parsed by the entry point's own parser (its defaults count: TRL's gradient checkpointing,
-    vLLM's memory share, ...), methods as the trainer enables them."""
+    vLLM's memory share, ...), methods as the trainer enables them; a sweep template's placeholders take `bindings`,
+    else a stand-in."""
     import dataclasses
 
-    from .recipes import VERSION_IN_NAME, _fields, _parse, entry_point, render
+    from .recipes import VERSION_IN_NAME, _fields, _parse, bound_text, entry_point
 
     match = VERSION_IN_NAME.search(path.name)
-    raw = yaml.safe_load(render(path.read_text(), match.group(1) if match else "v00.00"))
+    raw = yaml.safe_load(bound_text(path, match.group(1) if match else "v00.00", bindings))
     launch = Launch.from_config(accelerate_config, processes)
     kind = entry_point(path, raw)
     parsed, complaint = _parse(kind, {k: v for k, v in raw.items() if k in _fields(kind)}, launch.processes)

@@ -262,6 +262,8 @@ def smoke(
     if placeholders:
         raise ValueError(f"{recipe}: render the sweep placeholders {sorted(set(placeholders))} first.")
     kind = entry_point(recipe, config)
+    if kind == "pass_rate":
+        raise ValueError("a pass-rate filtering recipe: run it with src/open_r1/pass_rate_filtering.py (no training)")
     accelerate_config = accelerate_config or accelerate_config_of(text)
     workdir.mkdir(parents=True, exist_ok=True)
 

@@ -51,10 +51,23 @@ FILTERING_KEYS = {"pass_rate_min", "pass_rate_max", "output_dataset_name"}
 
 
 def entry_point(path: Path, config: dict) -> str:
-    """`sft`, `grpo` or `pass_rate` (src/open_r1/pass_rate_filtering.py): the program a recipe is for."""
-    if "dataset_filtering" in path.parts or FILTERING_KEYS & set(config):
+    """`sft`, `grpo` or `pass_rate` (src/open_r1/pass_rate_filtering.py): the program a recipe is for, by its folder
+    (as train.slurm picks it), else by its keys."""
+    for folder, kind in (("grpo", "grpo"), ("dataset_filtering", "pass_rate"), ("sft", "sft")):
+        if folder in path.parts:
+            return kind
+    if FILTERING_KEYS & set(config):
         return "pass_rate"
-    return "grpo" if "grpo" in path.parts or "reward_funcs" in config else "sft"
+    return "grpo" if "reward_funcs" in config else "sft"
+
+
+def bound_text(path: Path, version: str, bindings: dict[str, str] | None = None) -> str:
+    """The recipe's text with ${VERSION} rendered, each placeholder of `bindings` bound, and a stand-in value for any
+    other (so that every rule can be checked and the memory planned)."""
+    text = render(path.read_text(), version)
+    for name, value in (bindings or {}).items():
+        text = text.replace(f"${{{name}}}", value)
+    return re.sub(r"\$\{\w+\}", "1", text)
 
 
 def _dataclasses(kind: str) -> tuple:
@@ -256,12 +269,13 @@ def check_recipe(
     match = VERSION_IN_NAME.search(path.name)
     version = version or (match.group(1) if match else "v00.00")
     problems = []
-    bound = render(raw, version)
-    for name, value in (bindings or {}).items():
-        bound = bound.replace(f"${{{name}}}", value)
+    if _is_project_recipe(path):  # this project's recipes carry no sweep placeholder
+        problems += [
+            f"{path}: ${{{name}}}: a sweep script's placeholder in a shipped recipe; render it"
+            for name in unbound_placeholders(path, bindings)
+        ]
     try:
-        # A stand-in value for each unbound placeholder lets every other rule be checked.
-        config = load_recipe_yaml(re.sub(r"\$\{\w+\}", "1", bound), str(path))
+        config = load_recipe_yaml(bound_text(path, version, bindings), str(path))
     except RecipeError as error:
         return [str(error)]
     if not isinstance(config, dict):
@@ -331,14 +345,23 @@ def launch_of(path: Path, accelerate_config: Path | None, processes: int | None)
     return accelerate_config, processes or (int(header.group(1)) if header else None)
 
 
-def memory_verdict(path: Path, accelerate_config: Path | None, processes: int | None, gpu_bytes: float):
+def memory_verdict(
+    path: Path,
+    accelerate_config: Path | None,
+    processes: int | None,
+    gpu_bytes: float,
+    bindings: dict[str, str] | None = None,
+):
     """(problem, note) of a recipe's per-GPU peak under its launch: a problem with the planner's table and suggestions
-    when it does not fit, a note when its model cannot be sized here (no local config, offline): named, not guessed."""
+    when it does not fit, a note when its model cannot be sized here (no local config, offline): named, not guessed.
+    A pass-rate filtering recipe only generates: the planner, which plans training, says nothing of it."""
     from .recipe_memory import GIB, plan_recipe
 
+    if entry_point(path, load_recipe_yaml_or_empty(path)) == "pass_rate":
+        return None, f"{path}: memory not planned: pass-rate filtering only generates (one GPU, vLLM)"
     try:
         accelerate_config, processes = launch_of(path, accelerate_config, processes)
-        memory_plan = plan_recipe(path, accelerate_config, processes, gpu_bytes)
+        memory_plan = plan_recipe(path, accelerate_config, processes, gpu_bytes, bindings)
     except ValueError as error:
         if str(error).startswith("`model_name_or_path`: no config"):  # cannot be sized offline: named, not guessed
             return None, f"{path}: memory not planned: {error}"
@@ -350,12 +373,22 @@ def memory_verdict(path: Path, accelerate_config: Path | None, processes: int | 
     return f"{path}: memory: {memory_plan.verdict()} ({where})\n{memory_plan.table()}", None
 
 
+def load_recipe_yaml_or_empty(path: Path) -> dict:
+    try:
+        config = yaml.safe_load(re.sub(r"\$\{\w+\}", "1", path.read_text()))
+    except yaml.YAMLError:
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
 def recipe_files(paths: list[str]) -> list[Path]:
     files = []
     for item in paths:
         item = Path(item)
         if item.is_dir():
-            files += sorted(p for p in item.rglob("config_*.yaml"))
+            files += sorted(
+                p for p in item.rglob("*.yaml") if p.name.startswith("config_") or "dataset_filtering" in p.parts
+            )
         elif item.is_file():
             files.append(item)
         else:
@@ -477,7 +510,7 @@ def main(argv=None) -> int:
 
         for path in files:
             problem, note = memory_verdict(
-                path, args.accelerate_config, args.num_processes, parse_size(args.gpu_memory)
+                path, args.accelerate_config, args.num_processes, parse_size(args.gpu_memory), bindings
             )
             problems += [problem] if problem else []
             if note:
