@@ -77,7 +77,7 @@ evaluate: install-eval
 		$(if $(PARALLEL),--parallel $(PARALLEL)) --num-gpus $(NUM_GPUS) $(if $(OUTPUT_DIR),--output-dir $(OUTPUT_DIR)) \
 		$(if $(MAX_NEW_TOKENS),--max-new-tokens $(MAX_NEW_TOKENS)) $(if $(MAX_SAMPLES),--max-samples $(MAX_SAMPLES))
 
-# Every benchmark in one run: data/bench/bench.md and bench.json (the README's performance section is made from it
+# Every benchmark in one run: data/bench/bench.md and bench.json (docs/benchmarks.md's performance section is made from it
 # with BENCH_ARGS=--update-readme). `make bench-quick` takes under 5 minutes on 2 CPU cores.
 BENCH_ARGS ?=
 bench: install

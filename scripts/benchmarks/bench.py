@@ -12,7 +12,7 @@
 
 `--quick` (under 5 minutes on 2 CPU cores): five trainer configurations x 3 rounds of 45 steps, and smaller Fisher,
 optimizer and sandbox runs. `--device cuda` runs the trainers, the Fisher paths and the optimizers on the first GPU
-(the sandbox is CPU work either way). `--update-readme` replaces the README's performance section for that device
+(the sandbox is CPU work either way). `--update-readme` replaces docs/benchmarks.md's performance section for that device
 with the tables. The machine (CPU model, cores, GPU if any, torch) is written beside every table. A part that fails
 is reported in its place and the run exits 1 after writing the rest.
 """
@@ -32,7 +32,7 @@ from bench_trainer import QUICK_CONFIGS, compare, table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-# The README holds one performance section per device, each between its own markers.
+# docs/benchmarks.md holds one performance section per device, each between its own markers.
 README_MARKERS = {
     "cpu": ("<!-- bench:start -->", "<!-- bench:end -->"),
     "cuda": ("<!-- bench-cuda:start -->", "<!-- bench-cuda:end -->"),
@@ -70,7 +70,7 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="cuda: the first GPU.")
     parser.add_argument("--world", type=Path, default=REPO / "data/testbed")
     parser.add_argument("--out", type=Path, default=REPO / "data/bench")
-    parser.add_argument("--update-readme", action="store_true", help="Write the tables into README.md.")
+    parser.add_argument("--update-readme", action="store_true", help="Write the tables into docs/benchmarks.md.")
     args = parser.parse_args()
     started = time.perf_counter()
     failures: list[str] = []
@@ -143,13 +143,13 @@ The memory planner's phases against measured peaks (`bench_memory_phases.py`):
     )
     progress(f"wrote {args.out / 'bench.md'} and bench.json ({seconds:.0f} s)")
     if args.update_readme:
-        readme = REPO / "README.md"
+        readme = REPO / "docs" / "benchmarks.md"
         text = readme.read_text()
         start, end = README_MARKERS[args.device]
         head, rest = text.split(start, 1)
         _, tail = rest.split(end, 1)
         readme.write_text(f"{head}{start}\n{report}\n{end}{tail}")
-        progress(f"README.md performance section ({args.device}) updated")
+        progress(f"docs/benchmarks.md performance section ({args.device}) updated")
     if failures:
         progress(f"failed: {', '.join(failures)}")
     return 1 if failures else 0

@@ -3,7 +3,7 @@
 
 `open_r1.eval.lighteval_tasks` turns each into a lighteval task; the testbed scorer (`open_r1.testbed.scoring`) scores its own
 generations with the same definitions, without lighteval (which cannot share an environment with the training
-stack, see the README). Scorings:
+stack, see docs/evaluation.md). Scorings:
 
 - `math`: the reply's answer (a `\\boxed{}` first, else the last expression) equals the gold, as Open R1;
 - `math_boxed`: only a `\\boxed{}` answer counts (the testbed's update task);

@@ -56,7 +56,7 @@ METHODS = {
     for m in [
         Method("sft_high_lr", "sft/config_sft.yaml", description="plain SFT, lr 1e-3"),
         Method("sft_low_lr", "sft/config_low_lr.yaml", description="plain SFT, lr 1e-4"),
-        # The baseline of the learn-vs-forget target and the sweep's recommendation (compare --sweep, README).
+        # The baseline of the learn-vs-forget target and the sweep's recommendation (compare --sweep, docs/results.md).
         Method("sft_tuned", "sft/config_sft_tuned.yaml", description="plain SFT, AdamW, lr 1e-3: the grid's best"),
         Method("recommended", "sft/config_recommended.yaml", description="EWC, empirical Fisher, lambda 5e4"),
         Method("replay_5", "sft/config_replay.yaml", {"replay_ratio": 0.05}, description="5% retain replay"),
