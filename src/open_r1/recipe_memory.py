@@ -15,7 +15,8 @@ largest phase (the table says which). P parameters, W processes:
   parameters' dtype, 8-bit optimizers 2 bytes, `custom_optim: dadamw` fp32), GRPO's reference model when `beta` > 0
   and vLLM colocated (`vllm_gpu_memory_utilization` of the GPU), and each method's state;
 - training step: activations (with gradient checkpointing each layer's input, B x S x h, plus one layer's
-  recomputation, 22 B S h values: `ACTIVATION_VALUES_PER_LAYER`; else 22 B S h per layer; S is `max_length` (SFT;
+  recomputation, about 23 B S h values (`layer_values_of`: 10 + 4 x MLP width / h + 2 x key-value width / h); else
+  that per layer; S is `max_length` (SFT;
   null: 4096) or `max_prompt_length` (default 512) + `max_completion_length` (GRPO)) and logits (SFT's loss: 12 bytes
   a logit with its fp32 copy, log-softmax and gradients, `LOSS_BYTES_PER_LOGIT`; GRPO's selective log-softmax: the
   logits and their gradient; none with Liger);
@@ -43,12 +44,16 @@ import yaml
 GIB = 2**30
 # Values kept for the backward per token and hidden unit in one decoder layer, and bytes per logit of the causal-LM
 # loss (the logits, their fp32 copy, the log-softmax, their gradients): fitted on torch's own allocations (the
-# profiler's memory events) in a forward and backward of Llamas with hidden 768 and 2, 6 or 12 layers, vocabularies of
-# 768 and 32000, 4 x 256 tokens, on CPU: 20.7 values and 12.0 bytes in fp32, 22.7 values and 11.9 bytes in bf16; each
-# size within 0.1% of its fit. Korthikanti et al. (2022) count 17 values for a GPT block (34 bytes in 16-bit) plus the
-# attention scores. (The process's resident growth, which also holds the math libraries' workspaces, had suggested
-# 34 values.)
-ACTIVATION_VALUES_PER_LAYER = 22
+# profiler's memory events) in forward and backward passes of Llamas with hidden 768 (2, 6 or 12 layers, vocabularies
+# of 768 and 32000, MLP widths of 2048 and 3072, 12 or 4 key-value heads of 12; 4 x 256 tokens) on CPU. A layer keeps
+# ACTIVATION_VALUES_BASE + 4 x intermediate / hidden + 2 x (key-value width) / hidden values per hidden unit:
+# 10.0 + 10.7 + 2 = 22.7 in bf16 at this shape (fp32: 20.7), 4 more per unit of MLP width (the SwiGLU's gate, up,
+# product and activation), 2 per unit of key-value width (keys and values); each measured size within 0.1% of the
+# fit in bf16 (fp32 is planned with bf16's base, up to 10% above). Llama-3.1-8B's layer: 10 + 14 + 0.5 = 24.5.
+# Korthikanti et al. (2022) count 17 for a GPT block (34 bytes in 16-bit). The loss: 12.0 bytes a logit in fp32,
+# 11.9 in bf16. (The process's resident growth, which also holds the math libraries' workspaces, had suggested 34
+# values a layer.)
+ACTIVATION_VALUES_BASE = 10
 LOSS_BYTES_PER_LOGIT = 12
 BYTES = {"float32": 4, "float": 4, "bfloat16": 2, "float16": 2, "half": 2, "auto": 2, None: 4}
 # Public config.json values of the versioned recipes' models, for planning offline (the Hub's copy wins when online).
@@ -135,6 +140,7 @@ class MemoryContext:
     vocab: int
     length: int  # tokens per sequence
     recipe: dict
+    layer_values: float  # values one decoder layer keeps per token and hidden unit (`layer_values_of`)
 
     @property
     def local(self) -> float:
@@ -155,7 +161,7 @@ class MemoryContext:
     def activations(self, sequences: int, checkpointed: bool, value_bytes: int | None = None) -> float:
         """Values kept for one backward of `sequences` x `length` tokens through the decoder."""
         per_token = self.hidden * (
-            self.layers + ACTIVATION_VALUES_PER_LAYER if checkpointed else ACTIVATION_VALUES_PER_LAYER * self.layers
+            self.layers + self.layer_values if checkpointed else self.layer_values * self.layers
         )
         return (value_bytes or self.activation_bytes) * sequences * self.length * per_token
 
@@ -345,7 +351,8 @@ def _plan(recipe: dict, launch: Launch, gpu_bytes: float, config) -> MemoryPlan:
         length = int(recipe.get("max_length") or 4096)  # null: untruncated; 4096 as the fork's data are cut
         if recipe.get("max_length") is None:
             p.notes.append("sequences of 4096 tokens (`max_length: null` does not truncate): longer ones need more")
-    context = MemoryContext(params, largest, W, sharded, b_w, b_act, h, layers, vocab, length, recipe)
+    values = layer_values_of(config)
+    context = MemoryContext(params, largest, W, sharded, b_w, b_act, h, layers, vocab, length, recipe, values)
     for method in _enabled_methods(recipe):
         rows.extend(method.memory(context))
 
@@ -387,11 +394,21 @@ def _plan(recipe: dict, launch: Launch, gpu_bytes: float, config) -> MemoryPlan:
         how = f"{eval_batch} x {length} tokens, no gradient: one layer's values, the logits, the loss's fp32 copies"
         # The loss upcasts the logits to fp32 (the same tensor when they are fp32) and takes their log-softmax.
         loss_copies = 4 + (4 if b_act < 4 else 0)
-        eval_bytes = eval_batch * length * (b_act * h * ACTIVATION_VALUES_PER_LAYER + vocab * (b_act + loss_copies))
+        eval_bytes = eval_batch * length * (b_act * h * context.layer_values + vocab * (b_act + loss_copies))
         rows.append((EVALUATION, "forward without gradients", eval_bytes, how))
     if sharded:  # the 16-bit weights are gathered one parameter at a time for the save
         rows.append((SAVE, "gathered parameter", b_w * largest, "the largest parameter, whole, while it is written"))
     return p
+
+
+def layer_values_of(config) -> float:
+    """Values one decoder layer keeps for the backward, per token and hidden unit (see ACTIVATION_VALUES_BASE)."""
+    h = config.hidden_size
+    intermediate = getattr(config, "intermediate_size", None) or 4 * h
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or h // heads
+    return ACTIVATION_VALUES_BASE + 4 * intermediate / h + 2 * kv_heads * head_dim / h
 
 
 def _enabled_methods(recipe: dict):
