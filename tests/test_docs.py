@@ -28,9 +28,6 @@ RECIPE_SCRIPTS = {
     "src/open_r1/grpo.py": "grpo",
     "src/open_r1/pass_rate_filtering.py": "pass_rate",
 }
-ACCELERATE_FLAGS_WITH_VALUE = {"--config_file", "--num_processes", "--main_process_port", "--num_machines"}
-# Paths the docs name that a command makes (outputs), not files of the repository.
-MADE = ("data/", "temp_config.yaml", "logs/")
 
 
 def shell_commands(page: Path) -> list[list[str]]:
@@ -47,8 +44,10 @@ def shell_commands(page: Path) -> list[list[str]]:
                 if word in ("&&", "||", ";", "|", "&", "(", ")"):
                     commands.append(command) if command else None
                     command = []
-                elif word in (">", "<", ">>"):
-                    words.pop(0) if words else None  # the redirection's file
+                elif word in (">", ">>"):
+                    words.pop(0) if words else None  # the file a redirection writes
+                elif word == "<":
+                    continue  # the file read is a word of the command: its path is checked
                 else:
                     command.append(word)
             if command:
@@ -58,6 +57,19 @@ def shell_commands(page: Path) -> list[list[str]]:
 
 def _flags(tokens: list[str]) -> list[str]:
     return [token.split("=", 1)[0] for token in tokens if token.startswith("--")]
+
+
+def _unknown(flags: list[str], text: str) -> list[str]:
+    """The flags that `text` (a --help, a script) does not name as a whole option (`--allow-missing` is not
+    `--allow-missing-packages`)."""
+    return [flag for flag in flags if not re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", text)]
+
+
+@functools.cache
+def _make_variables() -> set[str]:
+    text = (REPO / "Makefile").read_text()
+    used = set(re.findall(r"\$\(([A-Z_][A-Z0-9_]*)\)", text))
+    return used | set(re.findall(r"^([A-Z_][A-Z0-9_]*)\s*\??=", text, re.M))
 
 
 @functools.cache
@@ -75,7 +87,7 @@ def _make_targets() -> set[str]:
 def _check_repo_paths(tokens: list[str], where: str) -> None:
     for token in tokens:
         value = token.split("=", 1)[-1]
-        if re.match(r"^(recipes|scripts|src|tests)/", value) and not value.startswith(MADE):
+        if re.match(r"^(recipes|scripts|src|tests)/", value):
             assert (REPO / value).exists(), f"{where}: {value} does not exist"
 
 
@@ -88,8 +100,7 @@ def _check_script(script: str, args: list[str], where: str) -> None:
         unknown = [flag for flag in _flags(args) if flag[2:] not in fields]
         assert not unknown, f"{where}: {script} has no recipe field {unknown}"
     elif script.endswith(".py"):
-        text = _help(script)
-        missing = [flag for flag in _flags(args) if flag not in text]
+        missing = _unknown(_flags(args), _help(script))
         assert not missing, f"{where}: {script} --help does not know {missing}"
 
 
@@ -104,11 +115,12 @@ def check_command(tokens: list[str], where: str) -> None:
     if program == "make":
         targets = [a for a in args if "=" not in a and not a.startswith("-")]
         assert set(targets) <= _make_targets(), f"{where}: no Makefile target {set(targets) - _make_targets()}"
+        variables = {a.split("=", 1)[0] for a in args if "=" in a}  # make ignores a variable it does not use
+        assert variables <= _make_variables(), f"{where}: the Makefile uses no {variables - _make_variables()}"
     elif program in ("python", "python3") and args[:1] == ["-m"]:
         module, rest = args[1], args[2:]
         subcommand = [rest[0]] if rest and not rest[0].startswith("-") and not rest[0].endswith((".yaml", "/")) else []
-        text = _help("-m", module, *subcommand)
-        missing = [flag for flag in _flags(rest) if flag not in text]
+        missing = _unknown(_flags(rest), _help("-m", module, *subcommand))
         assert not missing, f"{where}: python -m {module} {' '.join(subcommand)} --help does not know {missing}"
     elif program in ("python", "python3"):
         _check_script(args[0], args[1:], where)
@@ -116,8 +128,11 @@ def check_command(tokens: list[str], where: str) -> None:
         script = next(i for i, a in enumerate(args) if a.endswith(".py"))
         _check_script(args[script], args[script + 1 :], where)
     elif program == "sbatch":
-        job = next(a for a in args if a.endswith(".slurm"))
-        assert (REPO / job).exists(), f"{where}: {job} does not exist"
+        index = next(i for i, a in enumerate(args) if a.endswith(".slurm"))
+        job = REPO / args[index]
+        assert job.exists(), f"{where}: {args[index]} does not exist"
+        missing = [flag for flag in _flags(args[index + 1 :]) if f"{flag})" not in job.read_text()]
+        assert not missing, f"{where}: {args[index]} takes no {missing}"
     else:
         pytest.fail(f"{where}: a program this test does not know how to check ({program})")
 
@@ -146,7 +161,10 @@ def test_a_renamed_flag_fails_the_check():
     """The check is not vacuous: a flag the program does not take, a missing target or a missing recipe fails it."""
     for command in (
         "python -m open_r1.recipes check recipes --no-such-flag",
+        "python -m open_r1.recipes check recipes --allow-missing-package",  # a prefix of a real flag
         "make no-such-target",
+        "make evaluate MAX_SAMPLE=2",
+        "sbatch scripts/slurm/train.slurm --model m --accelerate zero3",
         "accelerate launch src/open_r1/sft.py --config recipes/tiny/sft/config_sft.yaml --no_such_field 1",
         "python src/open_r1/sft.py --config recipes/tiny/sft/config_missing.yaml",
     ):

