@@ -1,6 +1,6 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
-"""The memory planner against measured peak memory of real training runs on CPU (within 15%), its 8B figures'
-arithmetic, and a verdict that names a change which makes a plan fit."""
+"""The memory planner against the peak of torch's allocations in real runs on CPU (85-105% of the plan), its 8B
+figures' arithmetic, and a verdict that names a change which makes a plan fit."""
 
 import json
 import subprocess
@@ -14,7 +14,7 @@ from .conftest import REPO
 
 
 @pytest.mark.parametrize("flags", [["--batch", "4"], ["--batch", "8", "--ewc", "--ema"]])
-def test_planner_predicts_measured_peak_memory_within_15_percent(world, tmp_path, flags):
+def test_the_training_peak_is_85_to_105_percent_of_the_plan(world, tmp_path, flags):
     out = tmp_path / "memory.json"
     subprocess.run(
         [sys.executable, str(REPO / "tests/helpers/measure_train_memory.py"), str(world.root), str(out), *flags],
@@ -86,7 +86,7 @@ print(json.dumps({"grown": allocation_peak(run), "config": config.to_dict()}))
 """
 
 
-def test_the_fisher_estimation_peak_is_planned_within_15_percent():
+def test_the_fisher_estimation_peak_is_85_to_105_percent_of_the_plan():
     """`compute_fisher` on a bf16 Llama of 49M parameters: the planner's Fisher phase (fp32 working copies, the
     squared-gradient sums, the result beside them) against the peak of torch's allocations. It used to plan 16 MiB
     (one chunk of per-sample gradients) where the process grew by 592 MiB."""
@@ -127,7 +127,7 @@ def test_recipes_check_fails_a_recipe_that_does_not_fit_and_prints_the_plan(tmp_
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float32"])
-def test_the_evaluation_peak_is_planned_within_15_percent(dtype):
+def test_the_evaluation_peak_is_85_to_105_percent_of_the_plan(dtype):
     """A forward without gradients, with the loss, on the phase benchmark's 134M Llama: the peak of torch's
     allocations (the profiler's memory events) against the planner's evaluation phase. In fp32 the loss's upcast of
     the logits is the logits themselves (no copy), which the plan counted as a copy (0.68 of the plan)."""
