@@ -68,16 +68,21 @@ def suggestion(key: str) -> str | None:
     return None
 
 
-def _blocks(lines: list[str]) -> dict[str, tuple[int, int]]:
-    """Top-level key -> (first line, end line) of its block."""
+def _key_blocks(lines: list[str]) -> list[tuple[str, int, int]]:
+    """Each top-level key's block in order, (key, first line, end line); a key given twice has two."""
     starts = [(i, m.group(1)) for i, line in enumerate(lines) if (m := re.match(r"^([A-Za-z_][\w.-]*)\s*:", line))]
-    blocks = {}
+    blocks = []
     for n, (start, key) in enumerate(starts):
         end = starts[n + 1][0] if n + 1 < len(starts) else len(lines)
         while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
             end -= 1  # trailing blank and comment lines belong to what follows
-        blocks[key] = (start, end)
+        blocks.append((key, start, end))
     return blocks
+
+
+def _blocks(lines: list[str]) -> dict[str, tuple[int, int]]:
+    """Top-level key -> (first line, end line) of its block (its last, as YAML reads it)."""
+    return {key: (start, end) for key, start, end in _key_blocks(lines)}
 
 
 def _render(key: str, value) -> list[str]:
@@ -89,17 +94,13 @@ def _drop_repeated_keys(text: str) -> tuple[str, list[str]]:
     """A top-level key given twice: YAML kept the last value silently, and this project's reader refuses it. The
     earlier blocks are commented out, so the recipe keeps the value it had."""
     lines = text.split("\n")
-    starts = [(i, m.group(1)) for i, line in enumerate(lines) if (m := re.match(r"^([A-Za-z_][\w.-]*)\s*:", line))]
-    ends = [start for start, _ in starts[1:]] + [len(lines)]
-    last = {key: start for start, key in starts}
+    last = _blocks(lines)
     changed = []
-    for (start, key), end in zip(starts, ends):
-        if last[key] != start:
-            while end > start + 1 and (not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")):
-                end -= 1
+    for key, start, end in _key_blocks(lines):
+        if last[key][0] != start:
             lines[start:end] = [f"# [migrate] {line}" for line in lines[start:end]]
             changed.append(
-                f"{key}: given again at line {last[key] + 1}; this one (line {start + 1}) commented out, "
+                f"{key}: given again at line {last[key][0] + 1}; this one (line {start + 1}) commented out, "
                 "the later value kept (YAML kept it)"
             )
     return "\n".join(lines), changed
