@@ -34,6 +34,9 @@ _OPEN_R1_ANSWER = [
         try_extract_without_anchor=False,
     )
 ]
+# The two ways an answer is read, (extraction configs, extraction mode): this project's boxed-only (math-verify's
+# default mode), and Open R1's `accuracy_reward` (its first match).
+EXTRACTIONS = {"boxed": (_BOXED_ONLY, "any_match"), "open_r1": (_OPEN_R1_ANSWER, "first_match")}
 TIMEOUT_SECONDS = 5
 # A fresh worker imports math-verify and sympy before its first check.
 STARTUP_SECONDS = 60
@@ -66,24 +69,14 @@ def _gold_parses(solution: str, timeout: int | None) -> bool:
     return bool(_parsed_gold(solution, timeout))
 
 
-def _is_correct(completion: str, solution: str, timeout: int | None) -> bool:
+def _is_correct(completion: str, solution: str, extraction: str, timeout: int | None) -> bool:
+    """Whether the answer `EXTRACTIONS[extraction]` reads from the completion equals the gold."""
     gold = _parsed_gold(solution, timeout)
-    if not gold or "\\boxed" not in completion:
+    if not gold or (extraction == "boxed" and "\\boxed" not in completion):
         return False
-    answer = parse(completion, extraction_config=_BOXED_ONLY, parsing_timeout=timeout, raise_on_error=True)
-    return bool(verify(gold, answer, timeout_seconds=timeout, raise_on_error=True))
-
-
-def _is_correct_open_r1(completion: str, solution: str, timeout: int | None) -> bool:
-    gold = _parsed_gold(solution, timeout)
-    if not gold:
-        return False
+    config, mode = EXTRACTIONS[extraction]
     answer = parse(
-        completion,
-        extraction_config=_OPEN_R1_ANSWER,
-        extraction_mode="first_match",
-        parsing_timeout=timeout,
-        raise_on_error=True,
+        completion, extraction_config=config, extraction_mode=mode, parsing_timeout=timeout, raise_on_error=True
     )
     return bool(verify(gold, answer, timeout_seconds=timeout, raise_on_error=True))
 
@@ -96,13 +89,13 @@ def gold_parses(solution: str) -> bool:
 def boxed_answer_is_correct(completion: str, solution: str) -> bool:
     """Whether the completion's `\\boxed{}` answer equals the gold `solution`; `GradingTimeout` when it cannot be
     decided in `TIMEOUT_SECONDS`, an error of math-verify's when the answer cannot be compared."""
-    return _run(_is_correct, completion, solution)
+    return _run(_is_correct, completion, solution, "boxed")
 
 
 def answer_is_correct(completion: str, solution: str) -> bool:
     """Open R1's `accuracy_reward` check: the completion's boxed (or anchored) answer equals the gold `solution`;
     `GradingTimeout` when it cannot be decided in `TIMEOUT_SECONDS`."""
-    return _run(_is_correct_open_r1, completion, solution)
+    return _run(_is_correct, completion, solution, "open_r1")
 
 
 def answer_score(completion: str, solution: str) -> float:
@@ -114,7 +107,7 @@ def answer_score(completion: str, solution: str) -> float:
         return 0.0
 
 
-CHECKS = {"gold_parses": _gold_parses, "is_correct": _is_correct, "is_correct_open_r1": _is_correct_open_r1}
+CHECKS = {"gold_parses": _gold_parses, "is_correct": _is_correct}
 
 
 def _run(check, *args):
