@@ -23,7 +23,7 @@ import tempfile
 import torch
 from transformers import AutoModelForCausalLM
 
-from open_r1.recipes import recipe_parser
+from open_r1.recipes.reading import recipe_parser
 from open_r1.sft import build_trainer
 
 

@@ -16,7 +16,7 @@ from trl import ModelConfig, TrlParser
 
 from open_r1 import grpo, sft
 from open_r1.configs import GRPOConfig, GRPOScriptArguments, ScriptArguments, SFTConfig
-from open_r1.recipes import check_recipe
+from open_r1.recipes.check import check_recipe
 from open_r1.utils.checkpoints import checkpoint_problems
 
 from .conftest import REPO, world_args

@@ -94,9 +94,9 @@ def _check_repo_paths(tokens: list[str], where: str) -> None:
 def _check_script(script: str, args: list[str], where: str) -> None:
     assert (REPO / script).exists(), f"{where}: {script} does not exist"
     if script in RECIPE_SCRIPTS:
-        from open_r1.recipes import _fields
+        from open_r1.recipes.reading import recipe_fields
 
-        fields = _fields(RECIPE_SCRIPTS[script]) | {"config"}
+        fields = recipe_fields(RECIPE_SCRIPTS[script]) | {"config"}
         unknown = [flag for flag in _flags(args) if flag[2:] not in fields]
         assert not unknown, f"{where}: {script} has no recipe field {unknown}"
     elif script.endswith(".py"):

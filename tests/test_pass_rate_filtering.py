@@ -104,7 +104,9 @@ def test_bad_input_stops_before_the_model_loads(world, tmp_path, extra, message)
 def test_open_r1s_filtering_recipes_pass_the_checker_and_are_not_planned_as_training():
     """The memory planner plans training: a filtering recipe (generation only) would be refused on a node that can
     size its model (116.7 GiB 'training step' for filter_dapo's 7B), so the Slurm job stopped before generating."""
-    from open_r1.recipes import check_recipe, memory_verdict, recipe_files
+    from open_r1.recipes.check import check_recipe
+    from open_r1.recipes.memory import memory_verdict
+    from open_r1.recipes.reading import recipe_files
 
     recipes = recipe_files([str(REPO / "recipes/dataset_filtering")])
     assert [r.name for r in recipes] == ["config_demo.yaml", "filter_dapo.yaml", "filter_python.yaml"]

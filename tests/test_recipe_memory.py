@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from open_r1.recipe_memory import FISHER, GIB, Launch, model_config, model_shapes, plan
+from open_r1.memory import FISHER, GIB
+from open_r1.recipes.memory import Launch, model_config, model_shapes, plan
 
 from .conftest import REPO
 
@@ -73,7 +74,7 @@ import json, sys, torch
 from transformers import LlamaConfig, LlamaForCausalLM
 from open_r1.continual import compute_fisher
 from torch.profiler import ProfilerActivity, profile
-from open_r1.recipe_memory import allocation_peak
+from open_r1.memory import allocation_peak
 torch.manual_seed(0)
 torch.set_num_threads(2)
 config = LlamaConfig(vocab_size=8192, hidden_size=512, intermediate_size=1536, num_hidden_layers=12,
@@ -107,7 +108,7 @@ def test_the_fisher_estimation_peak_is_85_to_105_percent_of_the_plan():
 def test_recipes_check_fails_a_recipe_that_does_not_fit_and_prints_the_plan(tmp_path, capsys):
     """v00.00 under its old launch line (ZeRO-1 on 4 processes): 87.7 GiB per GPU. `recipes check` fails it with the
     planner's table and a change that fits; under its own launch line it passes."""
-    from open_r1.recipes import main
+    from open_r1.recipes.cli import main
 
     shipped = REPO / "recipes/meta-llama/Llama-3.1-8B-Instruct/sft/config_distill_v00.00.yaml"
     old = tmp_path / shipped.name

@@ -4,7 +4,9 @@ import subprocess
 import pytest
 import yaml
 
-from open_r1.recipes import check_recipe, main, recipe_files, unbound_placeholders
+from open_r1.recipes.check import check_recipe, unbound_placeholders
+from open_r1.recipes.cli import main
+from open_r1.recipes.reading import recipe_files
 
 from .conftest import REPO
 
@@ -189,14 +191,14 @@ def test_a_sweep_template_is_checked_with_its_placeholders_bound(world, tmp_path
 def test_the_naming_rule_is_this_projects_and_migrate_keeps_the_last_of_a_repeated_key(tmp_path, monkeypatch):
     """Open R1's `OlympicCoder-7B/sft/config_v00.00.yaml` names its output without a version: not this project's
     rule to enforce on it. A fork recipe giving `assistant_only_loss` twice keeps the value YAML kept."""
-    from open_r1.recipe_migration import migrate_text
+    from open_r1.recipes.migrate import migrate_text
 
     config = yaml.safe_load((REPO / "recipes/tiny/sft/config_sft.yaml").read_text())
     config.update(model_name_or_path=str(tmp_path), dataset_name=str(tmp_path), output_dir="data/OlympicCoder-7B")
     foreign = tmp_path / "config_v00.00.yaml"
     foreign.write_text(yaml.safe_dump(config))
     assert check_recipe(foreign) == []
-    monkeypatch.setattr("open_r1.recipe_smoke.REPO", tmp_path)  # this project's recipes/ is tmp_path/recipes now
+    monkeypatch.setattr("open_r1.recipes.check.REPO", tmp_path)  # this project's recipes/ is tmp_path/recipes now
     ours = tmp_path / "recipes/sft/config_distill_v99.99.yaml"
     ours.parent.mkdir(parents=True)
     ours.write_text(foreign.read_text())
@@ -215,7 +217,7 @@ def test_the_naming_rule_is_this_projects_and_migrate_keeps_the_last_of_a_repeat
 def test_migrate_replaces_the_forks_benchmark_callback(pushes, callbacks):
     """The fork's benchmark_callback ran lighteval inside training at each save; here a pushed checkpoint's
     `benchmarks` run as Slurm jobs (push_to_hub_revision), and a run that does not push evaluates with make evaluate."""
-    from open_r1.recipe_migration import migrate_text
+    from open_r1.recipes.migrate import migrate_text
 
     text, changed, _ = migrate_text(f"callbacks:\n- benchmark_callback\n{pushes}benchmarks:\n- math_500\n")
     assert yaml.safe_load(text).get("callbacks") == callbacks

@@ -193,7 +193,7 @@ def test_run_benchmarks_takes_open_r1s_spellings_and_names(tmp_path):
     subprocess.run([*script, "--model-revision", "v2", "--benchmarks", "gpqa"], env=env, check=True)
     (job,) = (tmp_path / "sbatch.log").read_text().splitlines()
     assert "--model org/model --revision v2 --task gpqa:diamond " in job
-    from open_r1.recipes import _check_benchmarks
+    from open_r1.recipes.check import _check_benchmarks
 
     _check_benchmarks(["gpqa", "math_500"])  # what recipes check says of a recipe's `benchmarks`
 

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from open_r1.recipe_smoke import STAND_INS, smoke
-from open_r1.recipes import recipe_files
+from open_r1.recipes.reading import recipe_files
+from open_r1.recipes.smoke import STAND_INS, smoke
 
 from .conftest import REPO
 

@@ -308,7 +308,7 @@ def test_code_format(language, text, expected):
 
 
 def test_migrate_names_each_reward_that_scores_differently_here():
-    from open_r1.recipe_migration import migrate_text
+    from open_r1.recipes.migrate import migrate_text
 
     recipe = "reward_funcs:\n- accuracy\n- format\n- cosine\n- code\nreward_weights: [1.0, 0.2, 0.5, 1.0]\n"
     _, _, notes = migrate_text(recipe)

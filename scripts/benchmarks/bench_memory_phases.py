@@ -52,7 +52,7 @@ def measure(phase: str, dtype: str, device: str, resident: bool) -> float:
     from torch.profiler import ProfilerActivity, profile
     from transformers import LlamaForCausalLM
 
-    from open_r1.recipe_memory import allocation_peak, resident_kib
+    from open_r1.memory import allocation_peak, resident_kib
 
     torch.manual_seed(0)
     torch.set_num_threads(2)
@@ -102,7 +102,8 @@ def run_phase(model, ids, phase: str) -> None:
 
 
 def planned(phase: str, dtype: str) -> float:
-    from open_r1.recipe_memory import ALL, Launch, plan
+    from open_r1.memory import ALL
+    from open_r1.recipes.memory import Launch, plan
 
     recipe = {"model_name_or_path": None, "dtype": dtype, "per_device_train_batch_size": BATCH, "max_length": LENGTH}
     recipe.update({"gradient_checkpointing": False, "per_device_eval_batch_size": BATCH, "eval_strategy": "steps"})

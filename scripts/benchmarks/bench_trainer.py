@@ -51,7 +51,7 @@ def run_one(name: str, world: Path, steps: int, batch: int, device: str = "cpu")
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
     from open_r1.configs import SFTConfig
-    from open_r1.recipe_memory import resident_kib
+    from open_r1.memory import resident_kib
 
     torch.set_num_threads(2)
     extra = dict(CONFIGS[name])

@@ -15,8 +15,8 @@ from trl import GRPOTrainer
 from trl.trainer.utils import RepeatSampler
 
 from .continual import ContinualTrainerMixin, build_methods
-from .rewards import completion_text
 from .trainers import attach_continual
+from .utils.completions import completion_text
 from .utils.rl_metrics import group_pass_at_k, reasoning_behaviour_rates
 
 

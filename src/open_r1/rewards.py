@@ -6,7 +6,7 @@ float per completion (`accuracy`: None where the gold answer does not parse, whi
 raises on malformed, empty, huge or non-UTF-8 completions: such a completion scores the reward's minimum. Open R1's
 names score what they score in Open R1 (huggingface/open-r1 1416fa0, tests/test_upstream_rewards.py), importable from
 here as there (`from open_r1.rewards import code_reward`), but for the differences `migrate` names
-(`recipe_migration.REWARDS_THAT_DIFFER`); this project's variants have their own names. Rewards read the last
+(`open_r1.recipes.migrate.REWARDS_THAT_DIFFER`); this project's variants have their own names. Rewards read the last
 message of a conversational completion (Open R1 reads the first; TRL's completions have one).
 `reward_funcs` entries in a recipe are:
 - a registered name: Open R1's `accuracy`, `format`, `tag_count`, `reasoning_steps`, `cosine`, `length`,
@@ -26,6 +26,7 @@ import logging
 import math
 import re
 
+from .utils.completions import completion_text, ends_a_line_after
 from .utils.import_utils import import_callable
 from .utils.math_grading import GradingUnavailable, answer_is_correct, boxed_answer_is_correct, gold_parses
 
@@ -34,18 +35,6 @@ logger = logging.getLogger(__name__)
 
 # Longer completions are cut to their last characters before parsing, which bounds math-verify's work.
 MAX_PARSE_CHARS = 20_000
-
-
-def completion_text(completion) -> str:
-    """The text of a completion: a string, bytes, or a conversational list of messages (the last one's content)."""
-    if isinstance(completion, bytes):
-        return completion.decode("utf-8", errors="replace")
-    if isinstance(completion, list):
-        completion = completion[-1].get("content", "") if completion and isinstance(completion[-1], dict) else ""
-    if not isinstance(completion, str):
-        return ""
-    # Lone surrogates (undecodable bytes smuggled through) break regexes and encoders downstream.
-    return completion.encode("utf-8", errors="replace").decode("utf-8")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -91,18 +80,6 @@ def boxed_accuracy_reward(completions, solution, **kwargs) -> list[float | None]
 
 _THINK_FORMAT = re.compile(r"^<think>\n.*?\n</think>\n(?!.*<think>).*\S.*$", re.DOTALL)
 _FORMAT_RELAXED = re.compile(r"^\s*<think>.*?</think>(?!.*<think>).*\S.*$", re.DOTALL)
-
-
-def ends_a_line_after(text: str, piece: str, start: int) -> bool:
-    """Whether `piece` occurs at or after `start` with a line's end (or the text's) right after it: the `piece$` of an
-    Open R1 regex under re.MULTILINE, found in linear time."""
-    found = text.find(piece, start)
-    while found >= 0:
-        end = found + len(piece)
-        if end == len(text) or text[end] == "\n":
-            return True
-        found = text.find(piece, found + 1)
-    return False
 
 
 def has_think_answer_format(text: str) -> bool:

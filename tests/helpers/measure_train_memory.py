@@ -32,7 +32,8 @@ def main() -> None:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from open_r1.configs import SFTConfig
-    from open_r1.recipe_memory import Launch, allocation_peak, plan
+    from open_r1.memory import allocation_peak
+    from open_r1.recipes.memory import Launch, plan
     from open_r1.trainers import ContinualSFTTrainer
 
     torch.set_num_threads(2)

@@ -20,7 +20,7 @@ import os
 import re
 from functools import lru_cache
 
-from ..rewards import completion_text, ends_a_line_after
+from ..utils.completions import completion_text, ends_a_line_after
 from .execution import run_test_cases
 from .providers import CodeProvider
 from .sandbox import SandboxLimits

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..recipe_memory import LOSS_BYTES_PER_LOGIT
+from ..memory import LOSS_BYTES_PER_LOGIT
 from .base import ContinualMethod, eval_mode
 from .retain_data import RetainBatches
 from .sharding import token_mean_over_ranks, trainable_named_parameters

@@ -122,8 +122,8 @@ class ContinualMethod:
     @classmethod
     def memory(cls, context) -> list[tuple[str, str, float, str]]:
         """The GPU memory it adds, per GPU: rows (phase, component, bytes, how) for the memory planner, from its
-        `MemoryContext` (`open_r1.recipe_memory`: the model's sizes, the launch, the recipe's values). A phase of
-        `recipe_memory.ALL` is held through the run; TRAINING, FISHER, ... only while that phase runs."""
+        `MemoryContext` (`open_r1.memory`: the model's sizes, the launch, the recipe's values). A phase of
+        `open_r1.memory.ALL` is held through the run; TRAINING, FISHER, ... only while that phase runs."""
         return []
 
     @property

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ..callbacks import CHECKPOINT_EMA_DIR
-from ..recipe_memory import ALL
+from ..memory import ALL
 from .base import ContinualMethod, state_file
 from .sharding import foreach_groups, is_sharded, local_trainable_parameters, split_plain_fp32
 

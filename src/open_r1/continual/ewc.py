@@ -37,7 +37,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from ..recipe_memory import ALL, FISHER, LOSS_BYTES_PER_LOGIT
+from ..memory import ALL, FISHER, LOSS_BYTES_PER_LOGIT
 from .base import ContinualMethod, after_backward_available, eval_mode
 from .fisher import (
     FISHER_ESTIMATORS,

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..recipe_memory import ALL
+from ..memory import ALL
 from .base import ContinualMethod, eval_mode
 from .retain_data import RetainBatches
 from .sharding import add_to_local_grad, token_mean_over_ranks, trainable_named_parameters

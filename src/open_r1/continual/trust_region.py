@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from ..recipe_memory import ALL, TRAINING
+from ..memory import ALL, TRAINING
 from .base import ContinualMethod
 
 

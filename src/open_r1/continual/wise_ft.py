@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from ..recipe_memory import ALL
+from ..memory import ALL
 from .base import ContinualMethod
 from .sharding import local_trainable_parameters
 

@@ -24,8 +24,9 @@ from pathlib import Path
 
 import yaml
 
+from .reading import REPO
 
-REPO = Path(__file__).resolve().parents[2]
+
 LLAMA_SPECIALS = ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>", "<|eom_id|>"]
 QWEN_SPECIALS = ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]
 PAD = "<|finetune_right_pad_id|>"
@@ -129,7 +130,7 @@ def _stand_in_dataset(dataset_id: str, path: Path, splits: list[str]) -> None:
 
     if dataset_id not in STAND_INS:
         raise ValueError(
-            f"No stand-in for the dataset '{dataset_id}': add its schema to open_r1.recipe_smoke.STAND_INS."
+            f"No stand-in for the dataset '{dataset_id}': add its schema to open_r1.recipes.smoke.STAND_INS."
         )
     row = STAND_INS[dataset_id]
     DatasetDict({split: Dataset.from_list([row(i) for i in range(48)]) for split in splits}).save_to_disk(str(path))
@@ -253,7 +254,7 @@ def smoke(
     recipe: Path, workdir: Path, accelerate_config: Path | None = None, steps: int = 2, processes: int = 2
 ) -> None:
     """Train `steps` steps, save, resume and train one more; raises with the run's output when a run fails."""
-    from .recipes import VERSION_IN_NAME, entry_point, render
+    from .reading import VERSION_IN_NAME, entry_point, render
 
     text = recipe.read_text()
     version = VERSION_IN_NAME.search(recipe.name)
@@ -327,11 +328,11 @@ def smoke(
 
 def _train_then_resume(kind: str, recipe: str, steps: int) -> None:
     """`steps` steps through the entry point's `main`, then a new trainer that resumes and trains one more."""
-    from .recipes import recipe_parser
+    from .reading import recipe_parser
 
     if kind == "grpo":
-        from .grpo import main
+        from ..grpo import main
     else:
-        from .sft import main
+        from ..sft import main
     for max_steps in (steps, steps + 1):
         main(*recipe_parser(kind).parse_args_and_config(["--config", recipe, "--max_steps", str(max_steps)]))
