@@ -15,11 +15,30 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def _top_level_names(path: Path) -> set[str]:
+    """What a module defines or imports at its top level (what `from module import name` can take)."""
+    names = set()
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        elif isinstance(node, (ast.If, ast.Try)):  # guarded definitions
+            names.update(n.name for n in ast.walk(node) if isinstance(n, (ast.FunctionDef, ast.ClassDef)))
+            names.update(a.asname or a.name for n in ast.walk(node) if isinstance(n, ast.ImportFrom) for a in n.names)
+    return names
+
+
 def import_graph() -> tuple[dict[str, set[str]], list[str]]:
     """Module -> the open_r1 modules it imports anywhere in its text (a package's __init__ for `from pkg import x`
-    when x is not a module of its own), and the relative imports that name no module (an import error waiting for
-    the line to run)."""
+    when x is not a module of its own), and the imports that name no module or no name of the module (an import
+    error waiting for the line to run, e.g. inside a function after a move)."""
     modules = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    defined = {name: _top_level_names(path) for name, path in modules.items()}
     graph, broken = {}, []
     for name, path in modules.items():
         package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
@@ -32,6 +51,14 @@ def import_graph() -> tuple[dict[str, set[str]], list[str]]:
                 base = base if node.level else node.module
                 if node.level and base not in modules:
                     broken.append(f"{path.relative_to(SRC)}:{node.lineno}: {base}")
+                elif base in modules:
+                    broken += [
+                        f"{path.relative_to(SRC)}:{node.lineno}: {base}.{alias.name}"
+                        for alias in node.names
+                        if alias.name != "*"
+                        and alias.name not in defined[base]
+                        and f"{base}.{alias.name}" not in modules
+                    ]
                 candidates = [f"{base}.{alias.name}" for alias in node.names]
             else:
                 continue

@@ -289,7 +289,7 @@ def train_method(
     method: Method, recipes_dir: Path, world: WorldPaths, run_dir: Path, start: Path, seed: int, max_steps
 ):
     """Train one method through its real entry point, in this process."""
-    from ..recipes import entry_point, recipe_parser
+    from ..recipes.reading import entry_point, recipe_parser
 
     recipe_path = recipes_dir / method.recipe
     recipe = read_recipe(method, recipes_dir)
