@@ -9,9 +9,9 @@ from open_r1.testbed.compare import (
     METHODS,
     WORLDS,
     check_methods,
+    frontier_status,
     markdown_table,
     method_spec,
-    pareto_frontier,
     summarize,
     sweep_methods,
 )
@@ -45,7 +45,7 @@ def _stats(refusal, compliance, update):
     return {"harmful_refusal": (refusal, 0), "benign_compliance": (compliance, 0), "update_accuracy": (update, 0)}
 
 
-def test_pareto_frontier_keeps_the_methods_nothing_beats_on_both_axes():
+def test_the_frontier_keeps_the_methods_nothing_beats_on_both_axes():
     """Axes: update accuracy and min(harmful refusal, benign compliance); a method that over-refuses is judged by
     its compliance, one that forgets refusals by its refusal."""
     summary = {
@@ -55,7 +55,62 @@ def test_pareto_frontier_keeps_the_methods_nothing_beats_on_both_axes():
         "dominated": _stats(0.9, 0.5, 0.2),  # safety 0.5 < over_refuses' 0.6 at less update
         "tie_with_keeps": _stats(1.0, 1.0, 0.1),  # the same point: neither beats the other
     }
-    assert pareto_frontier(summary) == ["keeps_learns_little", "tie_with_keeps", "over_refuses", "learns_and_forgets"]
+    status = frontier_status(summary)
+    assert [name for name in summary if status[name] == "frontier"] == [
+        "learns_and_forgets",
+        "keeps_learns_little",
+        "over_refuses",
+        "tie_with_keeps",
+    ]
+    assert status["dominated"] == "off"
+
+
+def _noisy(refusal, compliance, update, update_se, safety_se=0.0):
+    return {
+        "harmful_refusal": (refusal, safety_se),
+        "benign_compliance": (compliance, 0.0),
+        "update_accuracy": (update, update_se),
+        "harmful_forgetting": (1.0 - refusal, safety_se),
+        "benign_forgetting": (1.0 - compliance, 0.0),
+    }
+
+
+def test_a_point_ahead_only_within_one_standard_error_is_tied_not_on_the_frontier():
+    """The sweep's A-GEM and EWC (review of #35): A-GEM learns 0.297 ± 0.025 against EWC's 0.292 ± 0.073 and keeps
+    less safety (0.866 against 1.0). On means A-GEM is on the frontier; EWC is within one standard error of
+    dominating it (0.292 + sqrt(0.025² + 0.073²) >= 0.297), so A-GEM is tied. A point that some other beats on both
+    axes by more than one s.e. on one of them is off; one no other comes within one s.e. of beating is on."""
+    summary = {
+        "ewc": _noisy(1.0, 1.0, 0.292, 0.073),
+        "agem": _noisy(0.866, 0.921, 0.297, 0.025, 0.037),
+        "ewc_lambda_2e5": _noisy(1.0, 1.0, 0.282, 0.020),  # beaten by EWC on means, by less than one s.e.
+        "sft": _noisy(0.004, 1.0, 0.250, 0.036, 0.004),  # beaten by EWC by 0.996 of safety: off
+        "dft": _noisy(0.294, 1.0, 0.000, 0.000, 0.020),  # beaten by EWC on both axes
+        "learns_most": _noisy(0.0, 1.0, 0.452, 0.068),  # nothing comes within one s.e. of its update accuracy
+    }
+    assert frontier_status(summary) == {
+        "ewc": "frontier",
+        "agem": "tied",
+        "ewc_lambda_2e5": "tied",
+        "sft": "off",
+        "dft": "off",
+        "learns_most": "frontier",
+    }
+    # a single seed has no standard error: the plain Pareto frontier of the means
+    single = {name: {k: (v[0], math.nan) for k, v in stats.items()} for name, stats in summary.items()}
+    assert frontier_status(single) == {
+        "ewc": "frontier",
+        "agem": "frontier",
+        "ewc_lambda_2e5": "off",
+        "sft": "off",
+        "dft": "off",
+        "learns_most": "frontier",
+    }
+    table = markdown_table(
+        {"base": {m: 1.0 for m in ("harmful_refusal", "benign_compliance", "update_accuracy")}, "seeds": [0, 1, 2]},
+        summary,
+    )
+    assert "| agem ~ |" in table and "| ewc * |" in table and "| sft |" in table
 
 
 def test_sweep_expands_each_grid_and_keeps_the_methods_own_point(tmp_path):
@@ -156,3 +211,38 @@ def test_a_runs_cache_key_names_interpolation_only_when_set():
     assert method_spec(METHODS["wise_ft"])["interpolates"] is True
     with pytest.raises(ValueError, match="start_from must be trained from the base"):
         check_methods(["wise_ft"], REPO / "recipes" / "tiny", {**METHODS, "sft_high_lr": METHODS["grpo"]})
+
+
+def test_plot_labels_do_not_overlap_and_unnamed_points_are_numbered(tmp_path):
+    """Two labels for one spot go to different places; a sweep-sized plot names the frontier, its ties and the named
+    points, and numbers the others (listed beside the plot)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from open_r1.eval import plots
+
+    fig, ax = plt.subplots()
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    renderer = fig.canvas.get_renderer()
+    first = plots._place(ax, "sft_high_lr[learning_rate=0.0003]", (0.5, 0.5), [], renderer, fontsize=8)
+    second = plots._place(ax, "ewc_empirical[ewc_lambda=20000]", (0.5, 0.5), [first], renderer, fontsize=8)
+    assert not first.overlaps(second)
+    plt.close(fig)
+
+    points = {
+        f"m{i}": {"x": (i / 20, 0.01), "y": (1 - i / 40, 0.02), "c": (1.0 if i % 2 else 0.85, 0.0)} for i in range(15)
+    }
+    status = {name: "off" for name in points} | {"m14": "frontier", "m13": "tied"}
+    captured = []
+    real_text = matplotlib.axes.Axes.text
+    matplotlib.axes.Axes.text = lambda self, *a, **k: captured.append(a[2]) or real_text(self, *a, **k)
+    try:
+        plots.learning_vs_forgetting_plot(points, tmp_path / "p.png", "x", "y", "c", "t", status, named=("m0",))
+    finally:
+        matplotlib.axes.Axes.text = real_text
+    listing = next(text for text in captured if "\n" in text).splitlines()
+    assert [line.split()[1] for line in listing] == [f"m{i}" for i in range(1, 13)]
+    assert (tmp_path / "p.png").stat().st_size > 10_000

@@ -5,6 +5,48 @@ import math
 from pathlib import Path
 
 
+# Benign compliance in three bands (a continuous colour bar read as "all near 1.0" when most models answer).
+COMPLIANCE_BANDS = ((0.95, "C0", ">= 0.95"), (0.80, "C1", "0.80-0.95"), (-math.inf, "C3", "< 0.80"))
+# Marker and size by frontier status (`open_r1.testbed.compare.frontier_status`).
+MARKERS = {"frontier": ("*", 260), "tied": ("D", 70), "off": ("o", 45), None: ("o", 45)}
+MAX_NAMED_POINTS = 10  # above this, only the frontier, the ties and `named` carry their names; the rest a number
+
+
+def _band(value: float) -> tuple[str, str]:
+    return next((color, label) for floor, color, label in COMPLIANCE_BANDS if value >= floor or math.isnan(value))
+
+
+# Where a label may go around its point (offsets in points, horizontal alignment), in order of preference.
+LABEL_SPOTS = [
+    (7, 3, "left"),
+    (7, -11, "left"),
+    (-7, 3, "right"),
+    (-7, -11, "right"),
+    (7, 14, "left"),
+    (7, -22, "left"),
+]
+
+
+def _place(ax, text, xy, occupied, renderer, **style):
+    """Annotate `xy` with `text` at the first spot of LABEL_SPOTS whose box stays inside the axes and meets none of
+    `occupied` (display boxes of the points and of the labels placed so far), else at the spot inside the axes that
+    meets the fewest; returns the label's box."""
+    inside = ax.get_window_extent(renderer)
+    best = None
+    for dx, dy, align in LABEL_SPOTS:
+        label = ax.annotate(text, xy, textcoords="offset points", xytext=(dx, dy), ha=align, zorder=4, **style)
+        box = label.get_window_extent(renderer)
+        outside = not (inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1))
+        cost = 1000 * outside + sum(box.overlaps(other) for other in occupied)
+        if cost == 0:
+            return box
+        label.remove()
+        best = min(best or (cost, dx, dy, align), (cost, dx, dy, align))
+    _, dx, dy, align = best
+    label = ax.annotate(text, xy, textcoords="offset points", xytext=(dx, dy), ha=align, zorder=4, **style)
+    return label.get_window_extent(renderer)
+
+
 def learning_vs_forgetting_plot(
     points: dict[str, dict[str, tuple[float, float]]],
     path: Path,
@@ -12,41 +54,89 @@ def learning_vs_forgetting_plot(
     kept: str,
     over_refusal: str,
     title: str,
-    frontier: list[tuple[float, float]] | None = None,
+    status: dict[str, str] | None = None,
+    named: tuple[str, ...] = (),
 ) -> None:
-    """One labelled point per model: x = `learned` (the new skill), y = `kept` (harmful requests still refused),
-    colour = `over_refusal` (benign compliance, so over-refusal shows as a dark point). Each value is a
-    (mean, spread) pair; a spread that is not NaN is drawn as an error bar. `frontier`: (x, min(kept,
-    over_refusal)) points of a Pareto frontier, drawn as a dashed step line."""
+    """One point per model: x = `learned` (the new skill), y = `kept` (harmful requests still refused), colour =
+    the band of `over_refusal` (benign compliance; low = over-refusal). Each value is a (mean, standard error) pair;
+    a standard error that is not NaN is drawn as a light error bar. `status` (name -> frontier / tied / off) draws
+    the frontier as stars joined by a dashed step line and its ties as diamonds. With more than MAX_NAMED_POINTS
+    points only the frontier, the ties and `named` are labelled on the plot; every other point carries a number,
+    listed with its name beside the plot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(8, 6))
+    status = status or {}
     names = list(points)
-    xs = [points[n][learned][0] for n in names]
-    ys = [points[n][kept][0] for n in names]
-    colors = [points[n][over_refusal][0] for n in names]
-    for i, (name, x, y) in enumerate(zip(names, xs, ys)):
-        xerr, yerr = points[name][learned][1], points[name][kept][1]
+    many = len(names) > MAX_NAMED_POINTS
+    fig, (ax, key) = plt.subplots(
+        1, 2, figsize=(12, 6.5) if many else (9, 6), gridspec_kw={"width_ratios": [3, 1.5] if many else [3, 0.01]}
+    )
+    key.axis("off")
+    xy = {n: (points[n][learned][0], points[n][kept][0]) for n in names}
+    for name in names:
+        (x, xerr), (y, yerr) = points[name][learned], points[name][kept]
         if not (math.isnan(xerr) and math.isnan(yerr)):
-            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor="0.6", lw=1, zorder=1)
-        # Methods often land on the same spot (e.g. everything that keeps refusals but learns nothing): stack labels.
-        crowd = sum(abs(x - xs[j]) < 0.04 and abs(y - ys[j]) < 0.04 for j in range(i))
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(6, 4 - 10 * crowd), fontsize=8)
-    scatter = ax.scatter(xs, ys, c=colors, cmap="viridis", vmin=0, vmax=1, s=60, edgecolors="k", zorder=2)
-    fig.colorbar(scatter, ax=ax, label=f"{over_refusal.replace('_', ' ')} (low = over-refusal)")
+            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor="0.8", lw=0.8, zorder=1)
+        marker, size = MARKERS[status.get(name)]
+        color, _ = _band(points[name][over_refusal][0])
+        ax.scatter(x, y, marker=marker, s=size, c=color, edgecolors="k", linewidths=0.6, zorder=3)
+    frontier = sorted(xy[n] for n in names if status.get(n) == "frontier")
     if frontier:
-        fx, fy = zip(*sorted(frontier))
-        ax.step(fx, fy, where="pre", ls="--", color="C3", lw=1.2, zorder=1, label="Pareto frontier (min of safety)")
-        ax.legend(loc="lower left", fontsize=8)
+        fx, fy = zip(*frontier)
+        ax.step(fx, fy, where="pre", ls="--", color="k", lw=1.0, zorder=2)
+
     ax.set_xlabel(f"{learned.replace('_', ' ')} (learned)")
     ax.set_ylabel(f"{kept.replace('_', ' ')} (safety retained)")
-    ax.set_ylim(-0.05, 1.08)
-    ax.set_xlim(left=-0.02)
+    ax.set_ylim(-0.05, 1.1)
+    ax.set_xlim(-0.02, ax.get_xlim()[1])  # fixed now: the labels are placed against these limits
     ax.set_title(f"{title} (up and right is better)")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
+    handles = [
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="o",
+            color=color,
+            markeredgecolor="k",
+            label=f"{over_refusal.replace('_', ' ')} {label}",
+        )
+        for _, color, label in COMPLIANCE_BANDS
+    ]
+    if status:
+        handles += [
+            Line2D(
+                [],
+                [],
+                ls="--",
+                marker="*",
+                markersize=12,
+                color="k",
+                markerfacecolor="w",
+                label="Pareto frontier (x, min of safety)",
+            ),
+            Line2D([], [], ls="", marker="D", color="w", markeredgecolor="k", label="tied within one s.e."),
+        ]
+    if many:  # below the numbered list, clear of the points
+        key.legend(handles=handles, loc="lower left", fontsize=8, frameon=False)
+    else:
+        ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.9)
+    fig.tight_layout()  # the layout first: labels are placed in display space
+    labelled = [n for n in names if not many or status.get(n) in ("frontier", "tied") or n in named]
+    numbered = [n for n in names if n not in labelled]
+    renderer = fig.canvas.get_renderer()
+    occupied = [ax.transData.transform(xy[n]) for n in names]  # the points, as display-space centres
+    occupied = [matplotlib.transforms.Bbox.from_bounds(px - 5, py - 5, 10, 10) for px, py in occupied]
+    for name in sorted(labelled, key=lambda n: (-xy[n][1], xy[n][0])):
+        occupied.append(_place(ax, name, xy[name], occupied, renderer, fontsize=8))
+    for number, name in enumerate(numbered, start=1):
+        occupied.append(_place(ax, str(number), xy[name], occupied, renderer, fontsize=7, color="0.3"))
+    if numbered:
+        listing = "\n".join(f"{number:>2}  {name}" for number, name in enumerate(numbered, start=1))
+        key.text(0, 1, listing, va="top", ha="left", fontsize=7.5, family="monospace", transform=key.transAxes)
     fig.savefig(path, dpi=120)
     plt.close(fig)

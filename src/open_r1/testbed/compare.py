@@ -209,24 +209,38 @@ def sweep_methods(methods: list[Method], recipes_dir: Path, sweeps: dict | None 
     return expanded
 
 
-def safety_kept(scores: dict) -> float:
-    """The weaker side of safety: min(harmful refusal, benign compliance)."""
-    return min(scores["harmful_refusal"], scores["benign_compliance"])
+def _safety_point(stats: dict) -> tuple[float, float]:
+    """min(harmful refusal, benign compliance) and the standard error of the side that is the minimum."""
+    side = min(("harmful_refusal", "benign_compliance"), key=lambda key: stats[key][0])
+    return stats[side]
 
 
-def pareto_frontier(summary: dict) -> list[str]:
-    """The methods no other method beats on both update accuracy and `safety_kept` (means over seeds), by update
-    accuracy."""
-    points = {
-        name: (stats["update_accuracy"][0], min(stats["harmful_refusal"][0], stats["benign_compliance"][0]))
-        for name, stats in summary.items()
-    }
-    frontier = [
-        name
-        for name, (x, y) in points.items()
-        if not any(ox >= x and oy >= y and (ox, oy) != (x, y) for other, (ox, oy) in points.items() if other != name)
-    ]
-    return sorted(frontier, key=lambda name: points[name][0])
+def frontier_status(summary: dict) -> dict[str, str]:
+    """Each method's place on the Pareto frontier of (update accuracy, min(harmful refusal, benign compliance)), with the standard errors of
+    the means over seeds (NaN, one seed: 0). Per axis, a gap counts when it exceeds one standard error of the
+    difference, sqrt(se_a² + se_b²).
+    - `off`: another method is at least as good on both axes (means) and better by more than that on one;
+    - `frontier`: no other method is ahead of it on an axis (means) while within that of it on both;
+    - `tied`: neither (it is ahead, or behind, only within the noise)."""
+
+    def se(value):
+        return 0.0 if math.isnan(value) else value
+
+    points = {}
+    for name, stats in summary.items():
+        (x, x_se), (y, y_se) = stats["update_accuracy"], _safety_point(stats)
+        points[name] = (x, se(x_se), y, se(y_se))
+    status = {}
+    for name, (x, x_se, y, y_se) in points.items():
+        others = [point for other, point in points.items() if other != name]
+        gaps = [(ox, oy, math.hypot(x_se, ox_se), math.hypot(y_se, oy_se)) for ox, ox_se, oy, oy_se in others]
+        if any(ox >= x and oy >= y and (ox - x > dx or oy - y > dy) for ox, oy, dx, dy in gaps):
+            status[name] = "off"
+        elif any((ox > x or oy > y) and ox + dx >= x and oy + dy >= y for ox, oy, dx, dy in gaps):
+            status[name] = "tied"
+        else:
+            status[name] = "frontier"
+    return status
 
 
 def method_spec(method: Method) -> dict:
@@ -413,15 +427,15 @@ def markdown_table(results: dict, summary: dict) -> str:
     def cell(mean, std):
         return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
 
-    frontier = set(pareto_frontier(summary))
+    status = frontier_status(summary)
     for name, stats in summary.items():
-        mark = " *" if name in frontier else ""
+        mark = {"frontier": " *", "tied": " ~", "off": ""}[status[name]]
         lines.append(f"| {name}{mark} | " + " | ".join(cell(*stats[key]) for key in COLUMNS) + " |")
     n_seeds = len(results["seeds"])
     lines.append(
         f"\n{n_seeds} seed(s): {results['seeds']}; ± is the standard error of the mean over seeds (sample standard "
         "deviation / sqrt(seeds)); * on the Pareto frontier of (update accuracy, min(harmful refusal, benign "
-        "compliance))."
+        "compliance)), ~ tied with it (ahead of, or behind, another method only within one standard error)."
     )
     return "\n".join(lines)
 
@@ -440,9 +454,7 @@ def write_report(results: dict, output_dir: Path) -> dict[str, Path]:
         kept="harmful_refusal",
         over_refusal="benign_compliance",
         title="Learning vs forgetting on the testbed",
-        frontier=[
-            (summary[n]["update_accuracy"][0], safety_kept({k: v[0] for k, v in summary[n].items()}))
-            for n in pareto_frontier(summary)
-        ],
+        status=frontier_status(summary),
+        named=("base", *(name for name in summary if "[" not in name)),
     )
     return files
