@@ -12,6 +12,10 @@ $(VENV)/.installed: setup.py
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install "torch==$(TORCH_VERSION)"
 	$(PYTHON) -m pip install -e ".[dev]"
+	# IFEval's instruction checkers (lighteval/tasks/tasks/ifeval) score the worlds' instruction-following prompts;
+	# lighteval's own dependencies pin a latex2sympy the training stack cannot share, and the checkers need none of
+	# them but nltk and langdetect (in setup.py).
+	$(PYTHON) -m pip install --no-deps "lighteval==0.13.0"
 	touch $@
 
 install: system-packages $(VENV)/.installed
@@ -61,7 +65,8 @@ testbed: install
 
 # As Open R1: `make evaluate MODEL=<hub id or dir> TASK=<task or group> [PARALLEL=data|tensor NUM_GPUS=N]`, results in
 # data/evals/$(MODEL). Tasks: math_500 aime24 aime25 gpqa:diamond safety:{harmbench,strongreject,xstest}
-# lcb:codegeneration{,_v4} testbed:{harmful,benign,update}; groups: math, safety, testbed, lcb, lcb_v4. vLLM backend
+# lcb:codegeneration{,_v4} ifeval testbed:{harmful,benign,update}; groups: math, safety, testbed, lcb, lcb_v4,
+# instructions. vLLM backend
 # where installed, else transformers. LiveCodeBench programs run in the local sandbox (open_r1.code.sandbox).
 MODEL ?=
 TASK ?=

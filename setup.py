@@ -21,10 +21,12 @@ _deps = [
     "gguf>=0.17",
     "hypothesis>=6.100",
     "jieba>=0.42.1",
+    "langdetect==1.0.9",
     "liger-kernel>=0.5",
     "math-verify==0.9.0",
     "matplotlib>=3.8",
     "morphcloud>=0.1.67",
+    "nltk==3.9.1",
     "packaging>=23.0",
     "peft==0.21.2",
     "pytest",
@@ -71,12 +73,16 @@ extras["code"] = deps_list("e2b-code-interpreter", "morphcloud")
 extras["zh"] = deps_list("jieba")
 extras["dev"] = extras["quality"] + extras["tests"] + extras["plots"]
 
+# nltk and langdetect: IFEval's instruction checkers (lighteval's, installed by `make install` without its
+# dependencies), which score the worlds' instruction-following prompts.
 install_requires = deps_list(
     "accelerate",
     "datasets",
     "hf_transfer",
     "huggingface-hub",
+    "langdetect",
     "math-verify",
+    "nltk",
     "packaging",
     "peft",
     "python-dotenv",
@@ -101,6 +107,7 @@ setup(
     url="https://github.com/Neelectric/open-r1_safety",
     package_dir={"": "src"},
     packages=find_packages("src"),
+    package_data={"open_r1.eval": ["data/ifeval/*.jsonl"]},  # IFEval's offline fixture
     zip_safe=False,
     extras_require=extras,
     python_requires=">=3.10.9",

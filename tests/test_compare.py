@@ -240,7 +240,7 @@ def test_plot_labels_do_not_overlap_and_unnamed_points_are_numbered(tmp_path):
     real_text = matplotlib.axes.Axes.text
     matplotlib.axes.Axes.text = lambda self, *a, **k: captured.append(a[2]) or real_text(self, *a, **k)
     try:
-        plots.learning_vs_forgetting_plot(points, tmp_path / "p.png", "x", "y", "c", "t", status, named=("m0",))
+        plots.learning_vs_forgetting_plot(points, tmp_path / "p.png", "x", ("y",), "c", "t", status, named=("m0",))
     finally:
         matplotlib.axes.Axes.text = real_text
     listing = next(text for text in captured if "\n" in text).splitlines()

@@ -101,6 +101,27 @@ def test_summary_table_and_plot_from_fixture_results(tmp_path):
         assert image.size[0] > 500
 
 
+def test_instruction_following_is_a_column_and_a_panel_of_the_summary(tmp_path):
+    """IFEval's strict prompt-level accuracy is the `instructions` side: a column of the table, and a second panel
+    (instruction following against the learned skill) beside the refusal one in the plot."""
+    from PIL import Image
+
+    from open_r1.eval.run import main
+
+    widths = {}
+    for name, extra in (("without", {}), ("with", {"ifeval|0": {"prompt_level_strict_acc": 0.25}})):
+        path = tmp_path / name / "m" / "results" / "m" / "results_2026-01-01.json"
+        path.parent.mkdir(parents=True)
+        results = {"testbed:harmful|0": {"refusal": 0.5}, "testbed:update|0": {"pass@k": 0.2}, **extra}
+        path.write_text(json.dumps({"config_general": {"model_name": "m"}, "results": results}))
+        assert main(["summarize", str(tmp_path / name), "--output", str(tmp_path / name / "summary")]) == 0
+        with Image.open(tmp_path / name / "summary" / "learning_vs_forgetting.png") as image:
+            widths[name] = image.size[0]
+    table = (tmp_path / "with" / "summary" / "summary.md").read_text().splitlines()
+    assert table[0].endswith("| ifeval (instructions) |") and table[2].endswith("| 0.250 |")
+    assert widths["with"] > 1.6 * widths["without"]
+
+
 EVAL_PYTHON = os.environ.get("OPEN_R1_EVAL_PYTHON", str(REPO / ".venv-eval" / "bin" / "python"))
 
 
@@ -158,3 +179,58 @@ def test_make_evaluate_on_the_testbed_matches_the_project_scorer(world, tmp_path
         checked[task_name] = sum(ours) / len(ours)
     # The model learned something and still refuses, so both outcomes of each grader are exercised.
     assert 0 < checked["testbed:update"] < 1 and 0 < checked["testbed:harmful"] < 1, checked
+
+
+@pytest.mark.skipif(
+    not Path(EVAL_PYTHON).exists() and "OPEN_R1_EVAL_PYTHON" not in os.environ,
+    reason="no evaluation environment: run `make install-eval` (make test does)",
+)
+def test_ifeval_runs_offline_on_the_fixture_and_scores_as_the_project_checker(world, tmp_path):
+    """`make evaluate TASK=ifeval` with the Hub off and google/IFEval not cached: lighteval's IFEval task runs on
+    the fixture (and says so), and its per-prompt strict verdicts are `prompt_follows` on the same replies."""
+    import pandas as pd
+
+    from open_r1.eval.instruction_following import prompt_follows
+
+    output = tmp_path / "evals"
+    done = subprocess.run(
+        [
+            "make",
+            "evaluate",
+            f"MODEL={world.root / 'base_model'}",
+            "TASK=ifeval",
+            "MAX_NEW_TOKENS=48",
+            f"OUTPUT_DIR={output}",
+            f"EVAL_VENV={Path(EVAL_PYTHON).parents[1]}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "no_cache")},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "evaluating on the fixture" in done.stderr
+    details = pd.read_parquet(next(output.rglob("details_ifeval|0_*.parquet")))
+    assert len(details) == 30
+
+    def plain(kwargs):  # the parquet holds lists as numpy arrays
+        return {key: value.tolist() if hasattr(value, "tolist") else value for key, value in kwargs.items()}
+
+    ours = [
+        int(
+            prompt_follows(
+                doc["query"],
+                response["text"][0],
+                list(doc["specific"]["instructions_id_list"]),
+                [plain(kwargs) for kwargs in doc["specific"]["kwargs"]],
+            )
+        )
+        for doc, response in zip(details["doc"], details["model_response"])
+    ]
+    assert [metric["prompt_level_strict_acc"] for metric in details["metric"]] == ours
+    results = json.loads(next(output.rglob("results_*.json")).read_text())["results"]
+    assert results["ifeval|0"]["prompt_level_strict_acc"] == pytest.approx(sum(ours) / len(ours))
+    models = collect_results([output])
+    assert list(models.values()) == [{"ifeval": pytest.approx(sum(ours) / len(ours))}]
+    assert "ifeval (instructions)" in summary_table(models)

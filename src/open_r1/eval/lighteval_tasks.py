@@ -1,6 +1,7 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """Custom lighteval tasks: math (MATH-500, AIME 24/25), GPQA Diamond, safety (refusal of harmful requests,
-over-refusal of benign look-alikes) and the testbed's held-out splits.
+over-refusal of benign look-alikes), LiveCodeBench, IFEval (lighteval's own task, on the Hub's data or the offline
+fixture) and the testbed's held-out splits.
 
 The tasks are built from `open_r1.eval.tasks`, the definitions the testbed's own scorer uses. Run them with
 `make evaluate MODEL=... TASK=...`, or through lighteval's CLI via this module:
@@ -131,7 +132,24 @@ class TaskPrompt:
         )
 
 
+def ifeval_config(task: EvalTask) -> LightevalTaskConfig:
+    """lighteval's IFEval task (prompt, checkers, strict and loose accuracies) reading `task`'s rows, zero-shot."""
+    import dataclasses
+
+    from open_r1.eval.instruction_following import import_ifeval
+
+    return dataclasses.replace(
+        import_ifeval("main").ifeval,
+        hf_repo=task.hf_repo,
+        hf_subset=task.hf_subset,
+        few_shots_split=None,
+        few_shots_select=None,
+    )
+
+
 def lighteval_config(task: EvalTask) -> LightevalTaskConfig:
+    if task.scoring == "ifeval":
+        return ifeval_config(task)
     return LightevalTaskConfig(
         name=task.name,
         prompt_function=TaskPrompt(task.name),

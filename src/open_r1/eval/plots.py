@@ -33,36 +33,39 @@ def _place(ax, text, xy, occupied, renderer, **style):
     meets the fewest; returns the label's box."""
     inside = ax.get_window_extent(renderer)
     best = None
+
+    def annotate(dx, dy, align):
+        return ax.annotate(text, xy, textcoords="offset points", xytext=(dx, dy), ha=align, zorder=4, **style)
+
     for dx, dy, align in LABEL_SPOTS:
-        label = ax.annotate(text, xy, textcoords="offset points", xytext=(dx, dy), ha=align, zorder=4, **style)
-        box = label.get_window_extent(renderer)
+        label = annotate(dx, dy, align)
+        box = label.get_window_extent(renderer).padded(3)  # a gap between neighbours ("8" "1", not "81")
         outside = not (inside.contains(box.x0, box.y0) and inside.contains(box.x1, box.y1))
         cost = 1000 * outside + sum(box.overlaps(other) for other in occupied)
         if cost == 0:
             return box
         label.remove()
         best = min(best or (cost, dx, dy, align), (cost, dx, dy, align))
-    _, dx, dy, align = best
-    label = ax.annotate(text, xy, textcoords="offset points", xytext=(dx, dy), ha=align, zorder=4, **style)
-    return label.get_window_extent(renderer)
+    return annotate(*best[1:]).get_window_extent(renderer)
 
 
 def learning_vs_forgetting_plot(
     points: dict[str, dict[str, tuple[float, float]]],
     path: Path,
     learned: str,
-    kept: str,
+    kept: tuple[str, ...],
     over_refusal: str,
     title: str,
     status: dict[str, str] | None = None,
     named: tuple[str, ...] = (),
 ) -> None:
-    """One point per model: x = `learned` (the new skill), y = `kept` (harmful requests still refused), colour =
-    the band of `over_refusal` (benign compliance; low = over-refusal). Each value is a (mean, standard error) pair;
-    a standard error that is not NaN is drawn as a light error bar. `status` (name -> frontier / tied / off) draws
-    the frontier as stars joined by a dashed step line and its ties as diamonds. With more than MAX_NAMED_POINTS
-    points only the frontier, the ties and `named` are labelled on the plot; every other point carries a number,
-    listed with its name beside the plot."""
+    """One panel per metric of `kept` (the first: harmful requests still refused; e.g. instruction following next),
+    one point per model: x = `learned` (the new skill), y = the kept metric, colour = the band of `over_refusal`
+    (benign compliance; low = over-refusal). Each value is a (mean, standard error) pair; a standard error that is
+    not NaN is drawn as a light error bar. `status` (name -> frontier / tied / off, on the first panel's trade-off)
+    draws the frontier as stars, joined by a dashed step line in the first panel, and its ties as diamonds. With
+    more than MAX_NAMED_POINTS points only the frontier, the ties and `named` are labelled in the panels; every other
+    point carries a number, listed with its name beside them."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -72,29 +75,36 @@ def learning_vs_forgetting_plot(
     status = status or {}
     names = list(points)
     many = len(names) > MAX_NAMED_POINTS
-    fig, (ax, key) = plt.subplots(
-        1, 2, figsize=(12, 6.5) if many else (9, 6), gridspec_kw={"width_ratios": [3, 1.5] if many else [3, 0.01]}
+    panels = len(kept)
+    fig, axes = plt.subplots(
+        1,
+        panels + 1,
+        figsize=(7 * panels + (5 if many else 0.5), 6.5 if many else 6),
+        gridspec_kw={"width_ratios": [7] * panels + [5 if many else 0.5]},
     )
+    *axes, key = axes
     key.axis("off")
-    xy = {n: (points[n][learned][0], points[n][kept][0]) for n in names}
-    for name in names:
-        (x, xerr), (y, yerr) = points[name][learned], points[name][kept]
-        if not (math.isnan(xerr) and math.isnan(yerr)):
-            ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor="0.8", lw=0.8, zorder=1)
-        marker, size = MARKERS[status.get(name)]
-        color, _ = _band(points[name][over_refusal][0])
-        ax.scatter(x, y, marker=marker, s=size, c=color, edgecolors="k", linewidths=0.6, zorder=3)
-    frontier = sorted(xy[n] for n in names if status.get(n) == "frontier")
-    if frontier:
-        fx, fy = zip(*frontier)
-        ax.step(fx, fy, where="pre", ls="--", color="k", lw=1.0, zorder=2)
-
-    ax.set_xlabel(f"{learned.replace('_', ' ')} (learned)")
-    ax.set_ylabel(f"{kept.replace('_', ' ')} (safety retained)")
-    ax.set_ylim(-0.05, 1.1)
-    ax.set_xlim(-0.02, ax.get_xlim()[1])  # fixed now: the labels are placed against these limits
-    ax.set_title(f"{title} (up and right is better)")
-    ax.grid(alpha=0.3)
+    labelled = [n for n in names if not many or status.get(n) in ("frontier", "tied") or n in named]
+    numbered = [n for n in names if n not in labelled]
+    for panel, (ax, metric) in enumerate(zip(axes, kept)):
+        xy = {n: (points[n][learned][0], points[n][metric][0]) for n in names}
+        for name in names:
+            (x, xerr), (y, yerr) = points[name][learned], points[name][metric]
+            if not (math.isnan(xerr) and math.isnan(yerr)):
+                ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="none", ecolor="0.8", lw=0.8, zorder=1)
+            marker, size = MARKERS[status.get(name)]
+            color, _ = _band(points[name][over_refusal][0])
+            ax.scatter(x, y, marker=marker, s=size, c=color, edgecolors="k", linewidths=0.6, zorder=3)
+        frontier = sorted(xy[n] for n in names if status.get(n) == "frontier")
+        if frontier and panel == 0:
+            fx, fy = zip(*frontier)
+            ax.step(fx, fy, where="pre", ls="--", color="k", lw=1.0, zorder=2)
+        ax.set_xlabel(f"{learned.replace('_', ' ')} (learned)")
+        ax.set_ylabel(f"{metric.replace('_', ' ')} (kept)")
+        ax.set_ylim(-0.05, 1.1)
+        ax.set_xlim(-0.02, ax.get_xlim()[1])  # fixed now: the labels are placed against these limits
+        ax.grid(alpha=0.3)
+    fig.suptitle(f"{title} (up and right is better)")
     handles = [
         Line2D(
             [],
@@ -124,17 +134,17 @@ def learning_vs_forgetting_plot(
     if many:  # below the numbered list, clear of the points
         key.legend(handles=handles, loc="lower left", fontsize=8, frameon=False)
     else:
-        ax.legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.9)
+        axes[0].legend(handles=handles, loc="lower right", fontsize=8, framealpha=0.9)
     fig.tight_layout()  # the layout first: labels are placed in display space
-    labelled = [n for n in names if not many or status.get(n) in ("frontier", "tied") or n in named]
-    numbered = [n for n in names if n not in labelled]
     renderer = fig.canvas.get_renderer()
-    occupied = [ax.transData.transform(xy[n]) for n in names]  # the points, as display-space centres
-    occupied = [matplotlib.transforms.Bbox.from_bounds(px - 5, py - 5, 10, 10) for px, py in occupied]
-    for name in sorted(labelled, key=lambda n: (-xy[n][1], xy[n][0])):
-        occupied.append(_place(ax, name, xy[name], occupied, renderer, fontsize=8))
-    for number, name in enumerate(numbered, start=1):
-        occupied.append(_place(ax, str(number), xy[name], occupied, renderer, fontsize=7, color="0.3"))
+    for ax, metric in zip(axes, kept):
+        xy = {n: (points[n][learned][0], points[n][metric][0]) for n in names}
+        centres = [ax.transData.transform(xy[n]) for n in names]
+        occupied = [matplotlib.transforms.Bbox.from_bounds(px - 5, py - 5, 10, 10) for px, py in centres]
+        for name in sorted(labelled, key=lambda n: (-xy[n][1], xy[n][0])):
+            occupied.append(_place(ax, name, xy[name], occupied, renderer, fontsize=8))
+        for number, name in enumerate(numbered, start=1):
+            occupied.append(_place(ax, str(number), xy[name], occupied, renderer, fontsize=7, color="0.3"))
     if numbered:
         listing = "\n".join(f"{number:>2}  {name}" for number, name in enumerate(numbered, start=1))
         key.text(0, 1, listing, va="top", ha="left", fontsize=7.5, family="monospace", transform=key.transAxes)

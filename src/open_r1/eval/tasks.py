@@ -10,7 +10,8 @@ stack, see docs/evaluation.md). Scorings:
 - `letter`: the multiple-choice letter after "Answer:" equals the gold letter (GPQA);
 - `refusal`: the refusal judge says the reply refuses (harmful requests: higher is safer);
 - `compliance`: the judge says it does not refuse (benign look-alikes: a drop is over-refusal);
-- `code`: the reply's program passes every test, run in the local sandbox (LiveCodeBench, `open_r1.code`).
+- `code`: the reply's program passes every test, run in the local sandbox (LiveCodeBench, `open_r1.code`);
+- `ifeval`: IFEval's instruction checkers (lighteval's task; `open_r1.eval.instruction_following`).
 """
 
 import hashlib
@@ -54,7 +55,9 @@ class EvalTask:
     hf_subset: str | None
     split: str
     prompt: Callable[[dict], str] = field(metadata={"help": "Dataset row -> the user prompt."})
-    scoring: str = field(metadata={"help": "math, math_boxed, letter, refusal or compliance (module docstring)."})
+    scoring: str = field(
+        metadata={"help": "math, math_boxed, letter, refusal, compliance, code or ifeval (module docstring)."}
+    )
     gold: Callable[[dict], str] | None = field(default=None, metadata={"help": "Row -> gold answer (math, letter)."})
     row_filter: Callable[[dict], bool] | None = None
     generation_size: int = 32768
@@ -150,6 +153,34 @@ def make_missing_safety_data(names: list[str]) -> list[str]:
     return missing
 
 
+# Rows in IFEval's format (`key`, `prompt`, `instruction_id_list`, `kwargs` with every argument key, None where
+# unused, as the Hub's parquet has them): 30 prompts of this project's own, one or two of IFEval's instructions each,
+# for running the task offline. Not IFEval's prompts: a score on them is not an IFEval score.
+IFEVAL_FIXTURE = Path(__file__).resolve().parent / "data" / "ifeval"
+
+
+def ifeval_task() -> EvalTask:
+    """IFEval through lighteval's own task (its prompt, checkers and strict/loose accuracies): the Hub's
+    google/IFEval, or the rows in OPEN_R1_IFEVAL_DIR (same columns; `use_ifeval_fixture` points it at IFEVAL_FIXTURE
+    when the Hub is off and its copy is not cached)."""
+    local = os.environ.get("OPEN_R1_IFEVAL_DIR")
+    source = (local, None, "train") if local else ("google/IFEval", "default", "train")
+    hint = f"set OPEN_R1_IFEVAL_DIR to a directory of its rows (e.g. the fixture, {IFEVAL_FIXTURE})"
+    return EvalTask("ifeval", *source, column("prompt"), "ifeval", generation_size=1280, data_hint=hint)
+
+
+def use_ifeval_fixture(names: list[str]) -> bool:
+    """With the Hub off, OPEN_R1_IFEVAL_DIR unset and google/IFEval not in the local cache, point `ifeval` (when among
+    `names`) at the fixture, for this process and the lighteval process it starts. Returns whether it did."""
+    if "ifeval" not in names or os.environ.get("OPEN_R1_IFEVAL_DIR") or not _offline():
+        return False
+    if missing_data(TASKS["ifeval"]) is None:
+        return False
+    os.environ["OPEN_R1_IFEVAL_DIR"] = str(IFEVAL_FIXTURE)
+    TASKS["ifeval"] = ifeval_task()
+    return True
+
+
 def lcb_task(name: str = "lcb:codegeneration", subset: str = "v4_v5") -> EvalTask:
     """LiveCodeBench code generation (lighteval's `lcb:codegeneration` data and prompt): the Hub's `subset`, or
     the JSONL rows in OPEN_R1_LCB_DIR (same columns) when that is set and the Hub is off or OPEN_R1_LCB_DATA=local."""
@@ -202,7 +233,8 @@ TASKS = {
             row_filter=column_equals("label", "safe"),
         ),  # fmt: skip
         lcb_task(),
-        lcb_task("lcb:codegeneration_v4", "v4"),  # Open R1's `lcb_v4` benchmark
+        lcb_task("lcb:codegeneration_v4", "v4"),
+        ifeval_task(),  # Open R1's `lcb_v4` benchmark
         # The testbed's held-out splits, offline.
         testbed_task("testbed:harmful", "retain", "refusal", row_filter=column_equals("kind", "harmful")),
         testbed_task("testbed:benign", "retain", "compliance", row_filter=column_equals("kind", "benign")),

@@ -451,7 +451,7 @@ def write_report(results: dict, output_dir: Path) -> dict[str, Path]:
         {**base, **summary},
         files["plot"],
         learned="update_accuracy",
-        kept="harmful_refusal",
+        kept=("harmful_refusal",),
         over_refusal="benign_compliance",
         title="Learning vs forgetting on the testbed",
         status=frontier_status(summary),
