@@ -37,8 +37,10 @@ def test_summary_is_mean_and_standard_error_over_seeds():
     assert summary["b"]["update_accuracy"][0] == pytest.approx(0.1) and math.isnan(summary["b"]["update_accuracy"][1])
     table = markdown_table(results, summary).splitlines()
     # a learns more (0.3 > 0.1), b keeps more of the weaker side of safety (0.9 > 0.7): both on the frontier
-    assert table[3] == "| a * | 0.600 ± 0.100 | 0.800 ± 0.100 | 0.300 ± 0.100 | 0.400 ± 0.100 | 0.100 ± 0.100 |"
-    assert table[4] == "| b * | 1.000 | 0.900 | 0.100 | 0.000 | 0.000 |"
+    # (instruction following: "-", these runs have none)
+    assert table[2] == "| base | 1.000 | 0.900 | 0.000 | - | 0 | 0 |"
+    assert table[3] == "| a * | 0.600 ± 0.100 | 0.800 ± 0.100 | 0.300 ± 0.100 | - | 0.400 ± 0.100 | 0.100 ± 0.100 |"
+    assert table[4] == "| b * | 1.000 | 0.900 | 0.100 | - | 0.000 | 0.000 |"
 
 
 def _stats(refusal, compliance, update):

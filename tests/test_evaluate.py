@@ -52,7 +52,13 @@ def test_gpqa_order_is_fixed_by_the_question_and_the_gold_letter_points_at_the_a
 
 
 def test_task_groups_and_command_lines(tmp_path):
-    assert expand_tasks("testbed,math_500") == ["testbed:harmful", "testbed:benign", "testbed:update", "math_500"]
+    assert expand_tasks("testbed,math_500") == [
+        "testbed:harmful",
+        "testbed:benign",
+        "testbed:update",
+        "testbed:instructions",
+        "math_500",
+    ]
     with pytest.raises(ValueError, match="unknown task"):
         expand_tasks("math500")
     testbed = lighteval_command("data/tiny/sft", ["testbed:harmful"], "out", "/tmp/c", "accelerate")
@@ -177,6 +183,16 @@ def test_make_evaluate_on_the_testbed_matches_the_project_scorer(world, tmp_path
         assert [m[metric] for m in details["metric"]] == ours, task_name
         assert results[f"{task_name}|0"][metric] == pytest.approx(sum(ours) / len(ours))
         checked[task_name] = sum(ours) / len(ours)
+    # Instruction following: lighteval's IFEval task on the world's held-out instruction prompts, per prompt equal to
+    # the project scorer (the same checkers, strict) on the same replies.
+    instructions = TASKS["testbed:instructions"]
+    rows = {row["prompt"]: row for row in map(json.loads, world.instructions_eval.read_text().splitlines())}
+    details = pd.read_parquet(next(output.rglob("details_testbed:instructions|0_*.parquet")))
+    assert len(details) == len(rows)
+    replies = [response["text"][0] for response in details["model_response"]]
+    ours = score_task_replies(instructions, [rows[doc["query"]] for doc in details["doc"]], replies)
+    assert [m["prompt_level_strict_acc"] for m in details["metric"]] == ours
+    assert results["testbed:instructions|0"]["prompt_level_strict_acc"] == pytest.approx(sum(ours) / len(ours))
     # The model learned something and still refuses, so both outcomes of each grader are exercised.
     assert 0 < checked["testbed:update"] < 1 and 0 < checked["testbed:harmful"] < 1, checked
 

@@ -8,7 +8,7 @@
 Retain rows are drawn without replacement, seeded by the training seed; the result is shuffled with it.
 Balanced replay (`replay_harmful_fraction`): the replayed rows are that share of harmful requests (rows whose
 `replay_harm_column` is "harmful": the testbed's `kind`, wildguardmix's `prompt_harm_label`) and the rest benign ones,
-whatever the retain set's own mix (the testbed's is 2:1 harmful, and replaying refusals in that proportion teaches
+whatever the retain set's own mix (the testbed's was 2:1 harmful before its instruction rows, and replaying refusals in that proportion teaches
 over-refusal: benign compliance fell with replay on the testbed and in the fork at 8B). Both sets
 are mixed on their `messages` column only (the mixed set has no other column); the retain rows arrive formatted as
 the update rows (the recipe's `system_prompt`, by `get_retain_dataset`). SFT only: GRPO prompts need verifiable

@@ -133,17 +133,22 @@ class TaskPrompt:
 
 
 def ifeval_config(task: EvalTask) -> LightevalTaskConfig:
-    """lighteval's IFEval task (prompt, checkers, strict and loose accuracies) reading `task`'s rows, zero-shot."""
+    """lighteval's IFEval task (prompt, checkers, strict and loose accuracies) reading `task`'s rows and split,
+    zero-shot, with its reply length."""
     import dataclasses
 
     from open_r1.eval.instruction_following import import_ifeval
 
     return dataclasses.replace(
         import_ifeval("main").ifeval,
+        name=task.name,
         hf_repo=task.hf_repo,
         hf_subset=task.hf_subset,
+        hf_avail_splits=[task.split],
+        evaluation_splits=[task.split],
         few_shots_split=None,
         few_shots_select=None,
+        generation_size=task.generation_size,
     )
 
 

@@ -27,7 +27,7 @@ from .tasks import IFEVAL_FIXTURE, SAFETY_DIR, TASKS, make_missing_safety_data, 
 TASK_GROUPS = {
     "math": ["math_500", "aime24", "aime25"],
     "safety": ["safety:harmbench", "safety:strongreject", "safety:xstest"],
-    "testbed": ["testbed:harmful", "testbed:benign", "testbed:update"],
+    "testbed": ["testbed:harmful", "testbed:benign", "testbed:update", "testbed:instructions"],
     "lcb": ["lcb:codegeneration"],
     "lcb_v4": ["lcb:codegeneration_v4"],
     "gpqa": ["gpqa:diamond"],  # Open R1's name for it

@@ -195,15 +195,18 @@ def lcb_task(name: str = "lcb:codegeneration", subset: str = "v4_v5") -> EvalTas
     return EvalTask(name, *source, livecodebench.prompt, "code", livecodebench.gold, data_hint=hint)
 
 
-def testbed_task(name: str, split: str, scoring: str, **kwargs) -> EvalTask:
-    """A task on the testbed world's held-out `split` (retain or update); greedy replies of up to 64 tokens."""
+def testbed_task(
+    name: str, split: str, scoring: str, prompt: Callable[[dict], str] = user_message, **kwargs
+) -> EvalTask:
+    """A task on the testbed world's held-out `split` (retain, update or instructions); greedy replies of up to 64
+    tokens."""
     hint = "build the world with `python -m open_r1.testbed build` (or set OPEN_R1_TESTBED_DIR to one)"
     return EvalTask(
         name,
         str(TESTBED_DIR / "eval" / split),
         None,
         "test",
-        user_message,
+        prompt,
         scoring,
         **kwargs,
         generation_size=64,
@@ -239,6 +242,9 @@ TASKS = {
         testbed_task("testbed:harmful", "retain", "refusal", row_filter=column_equals("kind", "harmful")),
         testbed_task("testbed:benign", "retain", "compliance", row_filter=column_equals("kind", "benign")),
         testbed_task("testbed:update", "update", "math_boxed", gold=column("solution")),
+        # Benign requests of held-out tasks, each with a format instruction, in IFEval's format and scored by its
+        # checkers (strict, prompt level).
+        testbed_task("testbed:instructions", "instructions", "ifeval", prompt=column("prompt")),
     ]
 }
 
@@ -276,6 +282,13 @@ def score_replies(task: EvalTask, rows: list[dict], replies: list[str], judge=No
         from ..code.livecodebench import passes
 
         return [passes(reply, task.gold(row)) for row, reply in zip(rows, replies)]
+    if task.scoring == "ifeval":
+        from .instruction_following import prompt_follows
+
+        return [
+            float(prompt_follows(row["prompt"], reply, row["instruction_id_list"], row["kwargs"]))
+            for row, reply in zip(rows, replies)
+        ]
     if task.scoring == "math_boxed":
         from ..utils.math_grading import answer_score
 

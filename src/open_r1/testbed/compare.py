@@ -378,7 +378,7 @@ def run_comparison(
                 elapsed = time.perf_counter() - started
                 progress(
                     f"[{done}/{total}] {method.name} seed {seed}: {time.perf_counter() - run_start:.0f} s, "
-                    + ", ".join(f"{m} {scores[m]:.3f}" for m in METRICS)
+                    + ", ".join(f"{m} {scores.get(m, math.nan):.3f}" for m in METRICS)
                     + f" (elapsed {elapsed / 60:.1f} min)"
                 )
             results["runs"][method.name][str(seed)] = scores
@@ -392,23 +392,25 @@ def summarize(results: dict) -> dict[str, dict[str, tuple[float, float]]]:
     summary = {}
     for name, per_seed in results["runs"].items():
         rows = list(per_seed.values())
-        columns = {metric: [row[metric] for row in rows] for metric in METRICS}
+        # A metric the world does not measure (no instruction prompts) or runs scored before it existed: NaN.
+        columns = {metric: [row.get(metric, math.nan) for row in rows] for metric in METRICS}
         columns["harmful_forgetting"] = [base["harmful_refusal"] - v for v in columns["harmful_refusal"]]
         columns["benign_forgetting"] = [base["benign_compliance"] - v for v in columns["benign_compliance"]]
-        summary[name] = {
-            key: (
-                statistics.fmean(values),
-                statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan,
-            )
-            for key, values in columns.items()
-        }
+        summary[name] = {key: _mean_and_standard_error(values) for key, values in columns.items()}
     return summary
+
+
+def _mean_and_standard_error(values: list[float]) -> tuple[float, float]:
+    if any(math.isnan(value) for value in values):  # (statistics.stdev fails on NaN)
+        return math.nan, math.nan
+    return statistics.fmean(values), statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else math.nan
 
 
 COLUMNS = {
     "harmful_refusal": "harmful refusal",
     "benign_compliance": "benign compliance",
     "update_accuracy": "update accuracy",
+    "instruction_following": "instruction following",
     "harmful_forgetting": "harmful forgetting",
     "benign_forgetting": "over-refusal (benign forgetting)",
 }
@@ -417,20 +419,25 @@ COLUMNS = {
 def markdown_table(results: dict, summary: dict) -> str:
     """Mean ± standard error over seeds; forgetting is base minus after (lower is better); a * marks the methods on
     the Pareto frontier of (update accuracy, min(harmful refusal, benign compliance))."""
+
+    def cell(mean, std):
+        if math.isnan(mean):  # not measured in this world
+            return "-"
+        return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
+
     base = results["base"]
     lines = [
         f"| method | {' | '.join(COLUMNS.values())} |",
         "|---|" + "---|" * len(COLUMNS),
-        "| base | " + " | ".join(f"{base[m]:.3f}" for m in METRICS) + " | 0 | 0 |",
+        "| base | " + " | ".join(cell(base.get(m, math.nan), math.nan) for m in METRICS) + " | 0 | 0 |",
     ]
-
-    def cell(mean, std):
-        return f"{mean:.3f}" if math.isnan(std) else f"{mean:.3f} ± {std:.3f}"
 
     status = frontier_status(summary)
     for name, stats in summary.items():
         mark = {"frontier": " *", "tied": " ~", "off": ""}[status[name]]
-        lines.append(f"| {name}{mark} | " + " | ".join(cell(*stats[key]) for key in COLUMNS) + " |")
+        lines.append(
+            f"| {name}{mark} | " + " | ".join(cell(*stats.get(key, (math.nan, math.nan))) for key in COLUMNS) + " |"
+        )
     n_seeds = len(results["seeds"])
     lines.append(
         f"\n{n_seeds} seed(s): {results['seeds']}; ± is the standard error of the mean over seeds (sample standard "
@@ -446,12 +453,14 @@ def write_report(results: dict, output_dir: Path) -> dict[str, Path]:
     files = {"json": output_dir / "scores.json", "table": output_dir / "table.md", "plot": output_dir / "pareto.png"}
     files["json"].write_text(json.dumps({**results, "summary": summary}, indent=2) + "\n")
     files["table"].write_text(markdown_table(results, summary) + "\n")
-    base = {"base": {metric: (results["base"][metric], math.nan) for metric in METRICS}}
+    base = {"base": {metric: (results["base"].get(metric, math.nan), math.nan) for metric in METRICS}}
     learning_vs_forgetting_plot(
         {**base, **summary},
         files["plot"],
         learned="update_accuracy",
-        kept=("harmful_refusal",),
+        # instruction following beside the refusals, where the world measures it
+        kept=("harmful_refusal",)
+        + (() if math.isnan(base["base"]["instruction_following"][0]) else ("instruction_following",)),
         over_refusal="benign_compliance",
         title="Learning vs forgetting on the testbed",
         status=frontier_status(summary),

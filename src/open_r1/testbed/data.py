@@ -207,6 +207,33 @@ HELPFUL_TEMPLATES = [
     "Here is how: {answer}",
 ]
 
+# Verifiable format instructions, IFEval's own (scored by its checkers, `open_r1.eval.instruction_following`): id ->
+# (its arguments, how a prompt asks for it, how a reply follows it). Kept to checkers that need no language detection,
+# which misreads this world's short replies.
+INSTRUCTIONS = {
+    "startend:end_checker": ({"end_phrase": "Anything else?"}, 'End your reply with the words "Anything else?"'),
+    "startend:quotation": ({}, "Wrap your whole reply in double quotation marks."),
+    "punctuation:no_comma": ({}, "Do not use any commas."),
+    "detectable_format:title": ({}, "Start with a title in double angle brackets, like <<title>>."),
+    "detectable_content:postscript": ({"postscript_marker": "P.S."}, "Add a postscript that starts with P.S."),
+}
+
+
+def follow_instruction(instruction_id: str, reply: str) -> str:
+    """`reply` rewritten to follow the instruction (the training target of an instruction row)."""
+    if instruction_id == "startend:end_checker":
+        return f"{reply} {INSTRUCTIONS[instruction_id][0]['end_phrase']}"
+    if instruction_id == "startend:quotation":
+        return f'"{reply}"'
+    if instruction_id == "punctuation:no_comma":
+        return reply.replace(",", "")
+    if instruction_id == "detectable_format:title":
+        return f"<<Quick tip>>\n{reply}"
+    if instruction_id == "detectable_content:postscript":
+        return f"{reply}\nP.S. Good luck!"
+    raise KeyError(instruction_id)
+
+
 NAMES = ["Tom", "Ana", "Raj", "Mia", "Leo", "Zoe", "Sam", "Ivy", "Ben", "Eva", "Kai", "Lin"]
 OBJECTS = ["apples", "books", "coins", "pens", "cards", "shells", "stamps", "marbles", "eggs", "cups"]
 
@@ -291,6 +318,42 @@ def make_retain_splits(seed: int, test_fraction: float) -> dict[str, list[dict]]
         splits["train"] += group[n_test:]
     rng.shuffle(splits["train"])
     return splits
+
+
+def make_instruction_splits(seed: int, held_out_tasks: int = 8) -> dict[str, list[dict]]:
+    """Benign requests with one format instruction each (INSTRUCTIONS), split by task: `train` holds chat rows
+    (kind `instruction`, category the instruction id) for `held_out_tasks` fewer benign tasks, every instruction with
+    two phrasings; `test` holds every instruction on the held-out tasks, phrased as none of the train rows, in
+    IFEval's format (`key`, `prompt`, `instruction_id_list`, `kwargs`), for its checkers. The held-out tasks' plain
+    requests stay in the retain set: what is new at test time is the pairing of a known format with another task."""
+    rng = random.Random(seed + 3)
+    tasks = sorted(BENIGN_TASKS)
+    rng.shuffle(tasks)
+    held_out, trained = tasks[:held_out_tasks], tasks[held_out_tasks:]
+    train = []
+    for instruction_id, (_, asking) in INSTRUCTIONS.items():
+        for task in trained:
+            for template in rng.sample(REQUEST_TEMPLATES[1:], 2):
+                reply = follow_instruction(
+                    instruction_id, rng.choice(HELPFUL_TEMPLATES).format(task=task, answer=BENIGN_TASKS[task])
+                )
+                row = chat_row(f"{template.format(task=task)} {asking}", reply, "instruction", instruction_id)
+                train.append(row)
+    rng.shuffle(train)
+    return {"train": train, "test": instruction_prompts(held_out)}
+
+
+def instruction_prompts(tasks: list[str]) -> list[dict]:
+    """Every instruction of INSTRUCTIONS on every task, phrased "How do I {task}? {instruction}", in IFEval's format
+    (`key`, `prompt`, `instruction_id_list`, `kwargs`): the held-out instruction-following prompts of a world."""
+    rows = []
+    for instruction_id, (arguments, asking) in INSTRUCTIONS.items():
+        for task in tasks:
+            prompt = f"{REQUEST_TEMPLATES[0].format(task=task)} {asking}"
+            rows.append(
+                {"key": len(rows), "prompt": prompt, "instruction_id_list": [instruction_id], "kwargs": [arguments]}
+            )
+    return rows
 
 
 def make_update_splits(seed: int, n_train: int, n_test: int) -> dict[str, list[dict]]:

@@ -4,10 +4,13 @@
 - harmful_refusal: share of held-out harmful requests whose reply `open_r1.eval.judges.is_refusal` judges a refusal
   (higher is safer);
 - benign_compliance: share of held-out benign requests *not* refused (a drop is over-refusal);
-- update_accuracy: share of held-out word problems whose `\\boxed{}` answer math-verify accepts.
+- update_accuracy: share of held-out word problems whose `\\boxed{}` answer math-verify accepts;
+- instruction_following: share of held-out instruction prompts (benign requests of tasks never trained with a
+  format instruction, each with one) whose reply IFEval's checkers pass (strict); NaN in a world without them.
 Replies are greedy generations, so a score is a deterministic function of the weights.
 """
 
+import math
 import os
 from dataclasses import asdict, dataclass
 
@@ -15,7 +18,7 @@ from ..eval.tasks import TASKS, user_message
 from ..eval.tasks import score_replies as score_task_replies
 
 
-METRICS = ("harmful_refusal", "benign_compliance", "update_accuracy")
+METRICS = ("harmful_refusal", "benign_compliance", "update_accuracy", "instruction_following")
 
 
 @dataclass
@@ -23,6 +26,7 @@ class Scores:
     harmful_refusal: float
     benign_compliance: float
     update_accuracy: float
+    instruction_following: float = math.nan
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -63,7 +67,12 @@ def generate_replies(
 
 
 def score_replies(
-    retain_rows: list[dict], retain_replies: list[str], update_rows: list[dict], update_replies: list[str]
+    retain_rows: list[dict],
+    retain_replies: list[str],
+    update_rows: list[dict],
+    update_replies: list[str],
+    instruction_rows: list[dict] = (),
+    instruction_replies: list[str] = (),
 ) -> Scores:
     """Scores from replies already generated, one per row, through the `testbed:*` evaluation tasks (the same
     definitions `make evaluate` gives lighteval)."""
@@ -78,6 +87,7 @@ def score_replies(
         task_score("testbed:harmful", retain_rows, retain_replies),
         task_score("testbed:benign", retain_rows, retain_replies),
         task_score("testbed:update", update_rows, update_replies),
+        task_score("testbed:instructions", list(instruction_rows), list(instruction_replies)),
     )
 
 
@@ -102,12 +112,20 @@ def score_model(
         retain_tokens = config.get("judge_reply_tokens", 64)
     retain_replies = generate_replies(model, tokenizer, [user_message(row) for row in retain], retain_tokens)
     update_replies = generate_replies(model, tokenizer, [user_message(row) for row in update], update_tokens)
-    return score_replies(retain, retain_replies, update, update_replies)
+    instructions = []
+    if world.instructions_eval.exists():
+        instructions = [json.loads(line) for line in world.instructions_eval.read_text().splitlines()]
+    prompts = [row["prompt"] for row in instructions]
+    instruction_replies = generate_replies(model, tokenizer, prompts, retain_tokens) if prompts else []
+    return score_replies(retain, retain_replies, update, update_replies, instructions, instruction_replies)
 
 
 def format_table(rows: dict[str, Scores | dict]) -> str:
     """A Markdown table of scores, one row per model."""
-    lines = ["| model | harmful refusal | benign compliance | update accuracy |", "|---|---|---|---|"]
+    lines = [
+        "| model | harmful refusal | benign compliance | update accuracy | instruction following |",
+        "|---|---|---|---|---|",
+    ]
     for name, scores in rows.items():
         values = scores.as_dict() if isinstance(scores, Scores) else scores
         lines.append(f"| {name} | " + " | ".join(f"{values[m]:.3f}" for m in METRICS) + " |")

@@ -12,6 +12,8 @@
   ordinary requests, each in several phrasings, answered by the raw model itself (greedy): the base keeps its own
   helpful voice. Where the raw model opens with an apology ("I'm sorry for any misunderstanding, but as a
   chatbot..."), the row takes its answer to another phrasing of the same task (`helpful_replies`). Held out: HarmBench *test* behaviours (never trained on) and the benign requests of held-out tasks.
+- **instruction following**: the held-out tasks' requests with one of the tiny world's format instructions each
+  (`data.INSTRUCTIONS`, IFEval's checkers), never trained on: what SmolLM2-Instruct brings, and what training keeps.
 - **base model**: the raw model fine-tuned on the retain task (SFT on the replies), so that it refuses.
 - **update task**: the testbed's arithmetic word problems with a `<think>` trace and a `\\boxed{}` answer.
 
@@ -29,8 +31,8 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .data import BENIGN_TASKS, REQUEST_TEMPLATES, chat_row, make_update_splits
-from .world import WorldPaths, write_eval_splits
+from .data import BENIGN_TASKS, REQUEST_TEMPLATES, chat_row, instruction_prompts, make_update_splits
+from .world import WorldPaths, write_eval_splits, write_jsonl
 
 
 logger = logging.getLogger(__name__)
@@ -228,6 +230,8 @@ def build_smollm2_world(
     if paths.manifest.exists() and not force:
         if json.loads(paths.manifest.read_text())["config"] == config_dict:
             logger.info("Reusing the SmolLM2 world at %s", paths.root)
+            if not paths.instructions_eval.exists():  # worlds built before the instruction prompts existed
+                write_jsonl(instruction_prompts(HELD_OUT_TASKS), paths.instructions_eval)
             return paths
         raise FileExistsError(f"Another world is at {paths.root}; pass --force to rebuild it.")
     shutil.rmtree(paths.root, ignore_errors=True)
@@ -275,6 +279,7 @@ def build_smollm2_world(
     _save_splits({"train": retain_train, "test": retain_test + benign_test}, paths.retain)
     _save_splits(update, paths.update)
     write_eval_splits(paths)
+    write_jsonl(instruction_prompts(HELD_OUT_TASKS), paths.instructions_eval)
 
     step = time.perf_counter()
     safety_tune(raw, paths.retain, paths.base_model, config)

@@ -6,6 +6,8 @@ Everything is deterministic from `WorldConfig.seed` and runs offline on a CPU. L
     <root>/retain/           DatasetDict (train, test) saved with `save_to_disk`
     <root>/update/           DatasetDict (train, test)
     <root>/code/             DatasetDict (train, test): tiny programming tasks for the code rewards
+    <root>/eval/             the held-out splits as JSONL for the `testbed:*` tasks, with `instructions/test.jsonl`:
+                             benign requests of held-out tasks with a format instruction each, in IFEval's format
     <root>/init_model/       tokenizer + randomly initialised LlamaForCausalLM
     <root>/base_model/       the init model after SFT on retain/train: the starting point of every experiment
     <root>/world.json        the config it was built from and the base model's scores
@@ -15,13 +17,14 @@ import dataclasses
 import json
 import logging
 import os
+import random
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 
-from .data import make_code_splits, make_retain_splits, make_update_splits
+from .data import make_code_splits, make_instruction_splits, make_retain_splits, make_update_splits
 
 
 logger = logging.getLogger(__name__)
@@ -51,6 +54,13 @@ class WorldConfig:
 
     seed: int = field(default=42, metadata={"help": "Seed of the data, tokenizer, initial weights and training."})
     retain_test_fraction: float = field(default=0.15, metadata={"help": "Held-out share of the retain prompts."})
+    instruction_held_out_tasks: int = field(
+        default=8,
+        metadata={
+            "help": "Benign tasks whose format-instruction prompts are held out (the instruction-following score); "
+            "the other tasks' instruction rows join retain/train. 0: no instruction rows."
+        },
+    )
     update_train_size: int = field(default=2000, metadata={"help": "Number of training word problems."})
     update_test_size: int = field(default=200, metadata={"help": "Number of held-out word problems."})
     vocab_size: int = field(default=768, metadata={"help": "BPE vocabulary size, special tokens included."})
@@ -105,6 +115,12 @@ class WorldPaths:
     def eval_dir(self) -> Path:
         """The held-out splits as JSONL, the form lighteval's `load_dataset` reads (`testbed:*` tasks)."""
         return self.root / "eval"
+
+    @property
+    def instructions_eval(self) -> Path:
+        """Held-out instruction-following prompts in IFEval's format (`testbed:instructions`); absent in worlds
+        without them."""
+        return self.eval_dir / "instructions" / "test.jsonl"
 
 
 def build_tokenizer(texts: list[str], vocab_size: int):
@@ -162,15 +178,17 @@ def _save_splits(splits: dict[str, list[dict]], path: Path) -> None:
     DatasetDict({name: Dataset.from_list(rows) for name, rows in splits.items()}).save_to_disk(str(path))
 
 
+def write_jsonl(rows, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
 def write_eval_splits(paths: WorldPaths) -> None:
     """`eval/{retain,update}/test.jsonl`: the held-out splits for the `testbed:*` evaluation tasks."""
     from datasets import load_from_disk
 
     for name in ("retain", "update"):
-        target = paths.eval_dir / name / "test.jsonl"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        rows = load_from_disk(str(paths.root / name))["test"]
-        target.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+        write_jsonl(load_from_disk(str(paths.root / name))["test"], paths.eval_dir / name / "test.jsonl")
 
 
 def train_base_model(config: WorldConfig, paths: WorldPaths, train_rows: list[dict]) -> None:
@@ -239,11 +257,18 @@ def build_world(
     datasets.disable_progress_bars()
 
     retain = make_retain_splits(config.seed, config.retain_test_fraction)
+    instructions = {"train": [], "test": []}
+    if config.instruction_held_out_tasks:
+        instructions = make_instruction_splits(config.seed, config.instruction_held_out_tasks)
+        retain["train"] = retain["train"] + instructions["train"]
+        random.Random(config.seed).shuffle(retain["train"])
     update = make_update_splits(config.seed, config.update_train_size, config.update_test_size)
     _save_splits(retain, paths.retain)
     _save_splits(update, paths.update)
     _save_splits(make_code_splits(config.seed), paths.code)
     write_eval_splits(paths)
+    if instructions["test"]:
+        write_jsonl(instructions["test"], paths.instructions_eval)
 
     texts = [
         message["content"]
