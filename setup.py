@@ -107,7 +107,7 @@ setup(
     url="https://github.com/Neelectric/open-r1_safety",
     package_dir={"": "src"},
     packages=find_packages("src"),
-    package_data={"open_r1.eval": ["data/ifeval/*.jsonl"]},  # IFEval's offline fixture
+    package_data={"open_r1.eval": ["ifeval_fixture/*.jsonl"]},  # IFEval's offline fixture (not under data/: ignored)
     zip_safe=False,
     extras_require=extras,
     python_requires=">=3.10.9",

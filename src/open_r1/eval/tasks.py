@@ -116,7 +116,7 @@ def _offline() -> bool:
 def safety_task(name: str, hub: tuple[str, str | None, str], local: tuple[str, str]) -> EvalTask:
     """A refusal task on a public harmful-prompt set: the Hub copy (`hub`: repo, subset, split), or the copy
     extracted from PyPI wheels (`local`: directory under SAFETY_DIR, split) when the Hub is off or local data is asked
-    for. Both have the `prompt` column. Replies are cut at 256 tokens: the judge reads the first sentence."""
+    for. Both have the `prompt` column. Replies are cut at 256 tokens, room for help to follow a refusal's opener."""
     directory, split = local
     use_local = os.environ.get("OPEN_R1_SAFETY_DATA") == "local" or _offline()
     extracted = (SAFETY_DIR / directory / f"{split}.jsonl").is_file()
@@ -155,30 +155,27 @@ def make_missing_safety_data(names: list[str]) -> list[str]:
 
 # Rows in IFEval's format (`key`, `prompt`, `instruction_id_list`, `kwargs` with every argument key, None where
 # unused, as the Hub's parquet has them): 30 prompts of this project's own, one or two of IFEval's instructions each,
-# for running the task offline. Not IFEval's prompts: a score on them is not an IFEval score.
-IFEVAL_FIXTURE = Path(__file__).resolve().parent / "data" / "ifeval"
+# for running the task offline (`ifeval:fixture`). Not IFEval's prompts: a score on them is not an IFEval score.
+IFEVAL_FIXTURE = Path(__file__).resolve().parent / "ifeval_fixture"
 
 
 def ifeval_task() -> EvalTask:
     """IFEval through lighteval's own task (its prompt, checkers and strict/loose accuracies): the Hub's
-    google/IFEval, or the rows in OPEN_R1_IFEVAL_DIR (same columns; `use_ifeval_fixture` points it at IFEVAL_FIXTURE
-    when the Hub is off and its copy is not cached)."""
+    google/IFEval, or the rows in OPEN_R1_IFEVAL_DIR (a local copy, same columns)."""
     local = os.environ.get("OPEN_R1_IFEVAL_DIR")
     source = (local, None, "train") if local else ("google/IFEval", "default", "train")
-    hint = f"set OPEN_R1_IFEVAL_DIR to a directory of its rows (e.g. the fixture, {IFEVAL_FIXTURE})"
+    hint = "set OPEN_R1_IFEVAL_DIR to a directory of its rows"
     return EvalTask("ifeval", *source, column("prompt"), "ifeval", generation_size=1280, data_hint=hint)
 
 
-def use_ifeval_fixture(names: list[str]) -> bool:
-    """With the Hub off, OPEN_R1_IFEVAL_DIR unset and google/IFEval not in the local cache, point `ifeval` (when among
-    `names`) at the fixture, for this process and the lighteval process it starts. Returns whether it did."""
+def use_ifeval_fixture(names: list[str]) -> list[str]:
+    """`names` with `ifeval` replaced by `ifeval:fixture` when the Hub is off, OPEN_R1_IFEVAL_DIR is unset and
+    google/IFEval is not in the local cache."""
     if "ifeval" not in names or os.environ.get("OPEN_R1_IFEVAL_DIR") or not _offline():
-        return False
+        return names
     if missing_data(TASKS["ifeval"]) is None:
-        return False
-    os.environ["OPEN_R1_IFEVAL_DIR"] = str(IFEVAL_FIXTURE)
-    TASKS["ifeval"] = ifeval_task()
-    return True
+        return names
+    return ["ifeval:fixture" if name == "ifeval" else name for name in names]
 
 
 def lcb_task(name: str = "lcb:codegeneration", subset: str = "v4_v5") -> EvalTask:
@@ -199,7 +196,7 @@ def testbed_task(
     name: str, split: str, scoring: str, prompt: Callable[[dict], str] = user_message, **kwargs
 ) -> EvalTask:
     """A task on the testbed world's held-out `split` (retain, update or instructions); greedy replies of up to 64
-    tokens."""
+    tokens unless `generation_size` says otherwise."""
     hint = "build the world with `python -m open_r1.testbed build` (or set OPEN_R1_TESTBED_DIR to one)"
     return EvalTask(
         name,
@@ -208,8 +205,7 @@ def testbed_task(
         "test",
         prompt,
         scoring,
-        **kwargs,
-        generation_size=64,
+        **{"generation_size": 64, **kwargs},
         data_hint=hint,
     )
 
@@ -236,15 +232,20 @@ TASKS = {
             row_filter=column_equals("label", "safe"),
         ),  # fmt: skip
         lcb_task(),
-        lcb_task("lcb:codegeneration_v4", "v4"),
-        ifeval_task(),  # Open R1's `lcb_v4` benchmark
+        lcb_task("lcb:codegeneration_v4", "v4"),  # Open R1's `lcb_v4` benchmark
+        ifeval_task(),
+        # IFEval's task on the fixture: what `make evaluate TASK=ifeval` runs offline without the Hub's copy, under
+        # its own name, so that no summary mistakes it for an IFEval score.
+        EvalTask(
+            "ifeval:fixture", str(IFEVAL_FIXTURE), None, "train", column("prompt"), "ifeval", generation_size=1280
+        ),
         # The testbed's held-out splits, offline.
         testbed_task("testbed:harmful", "retain", "refusal", row_filter=column_equals("kind", "harmful")),
         testbed_task("testbed:benign", "retain", "compliance", row_filter=column_equals("kind", "benign")),
         testbed_task("testbed:update", "update", "math_boxed", gold=column("solution")),
         # Benign requests of held-out tasks, each with a format instruction, in IFEval's format and scored by its
         # checkers (strict, prompt level).
-        testbed_task("testbed:instructions", "instructions", "ifeval", prompt=column("prompt")),
+        testbed_task("testbed:instructions", "instructions", "ifeval", prompt=column("prompt"), generation_size=128),
     ]
 }
 
