@@ -46,10 +46,11 @@ $(EVAL_VENV)/.installed: setup.py requirements-eval.txt
 
 install-eval: $(EVAL_VENV)/.installed
 
-# The embedded tiny default: build the testbed world (cached), fine-tune the base model on the update task with the
+# The embedded tiny default: build the testbed world (cached; FORCE=1 rebuilds one built from another config, e.g.
+# before the instruction-following rows), fine-tune the base model on the update task with the
 # tiny SFT recipe, then score base and fine-tuned models side by side.
 demo: install
-	HF_HUB_OFFLINE=1 $(PYTHON) -m open_r1.testbed build --root $(TESTBED_DIR)
+	HF_HUB_OFFLINE=1 $(PYTHON) -m open_r1.testbed build --root $(TESTBED_DIR) $(if $(FORCE),--force)
 	rm -rf data/tiny/sft
 	HF_HUB_OFFLINE=1 $(VENV)/bin/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no \
 		--dynamo_backend no --cpu src/open_r1/sft.py --config recipes/tiny/sft/config_sft.yaml
@@ -60,13 +61,13 @@ demo: install
 # $(TESTBED_DIR)/compare. `make testbed COMPARE_ARGS=--quick` for the few-minute smoke run.
 COMPARE_ARGS ?=
 testbed: install
-	HF_HUB_OFFLINE=1 $(PYTHON) -m open_r1.testbed build --root $(TESTBED_DIR)
+	HF_HUB_OFFLINE=1 $(PYTHON) -m open_r1.testbed build --root $(TESTBED_DIR) $(if $(FORCE),--force)
 	HF_HUB_OFFLINE=1 $(PYTHON) -m open_r1.testbed compare --root $(TESTBED_DIR) $(COMPARE_ARGS)
 
 # As Open R1: `make evaluate MODEL=<hub id or dir> TASK=<task or group> [PARALLEL=data|tensor NUM_GPUS=N]`, results in
 # data/evals/$(MODEL). Tasks: math_500 aime24 aime25 gpqa:diamond safety:{harmbench,strongreject,xstest}
-# lcb:codegeneration{,_v4} ifeval testbed:{harmful,benign,update}; groups: math, safety, testbed, lcb, lcb_v4,
-# instructions. vLLM backend
+# lcb:codegeneration{,_v4} ifeval testbed:{harmful,benign,update,instructions}; groups: math, safety, testbed, lcb,
+# lcb_v4, instructions. vLLM backend
 # where installed, else transformers. LiveCodeBench programs run in the local sandbox (open_r1.code.sandbox).
 MODEL ?=
 TASK ?=

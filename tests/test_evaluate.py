@@ -1,6 +1,7 @@
 import json
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ def test_gpqa_order_is_fixed_by_the_question_and_the_gold_letter_points_at_the_a
     assert positions == {0, 1, 2, 3}  # the correct answer is not always in one place
 
 
-def test_task_groups_and_command_lines(tmp_path):
+def test_task_groups_and_command_lines(tmp_path, monkeypatch):
     assert expand_tasks("testbed,math_500") == [
         "testbed:harmful",
         "testbed:benign",
@@ -61,6 +62,12 @@ def test_task_groups_and_command_lines(tmp_path):
     ]
     with pytest.raises(ValueError, match="unknown task"):
         expand_tasks("math500")
+    # a world without instruction prompts: the group leaves the task out, naming it alone is checked as any task
+    monkeypatch.setitem(TASKS, "testbed:instructions", replace(TASKS["testbed:instructions"], hf_repo=str(tmp_path)))
+    assert "testbed:instructions" in expand_tasks("testbed")
+    monkeypatch.setitem(TASKS, "testbed:instructions", replace(TASKS["testbed:instructions"], hf_repo="no/such/dir"))
+    assert expand_tasks("testbed") == ["testbed:harmful", "testbed:benign", "testbed:update"]
+    assert expand_tasks("testbed:instructions") == ["testbed:instructions"]
     testbed = lighteval_command("data/tiny/sft", ["testbed:harmful"], "out", "/tmp/c", "accelerate")
     model_args = testbed[testbed.index("accelerate") + 1]
     assert "device=cpu" in model_args and "cache_dir=/tmp/c" in model_args
@@ -203,7 +210,8 @@ def test_make_evaluate_on_the_testbed_matches_the_project_scorer(world, tmp_path
 )
 def test_ifeval_runs_offline_on_the_fixture_and_scores_as_the_project_checker(world, tmp_path):
     """`make evaluate TASK=ifeval` with the Hub off and google/IFEval not cached: lighteval's IFEval task runs on
-    the fixture (and says so), and its per-prompt strict verdicts are `prompt_follows` on the same replies."""
+    the fixture under its own name, `ifeval:fixture` (and says so), and its per-prompt strict verdicts are
+    `prompt_follows` on the same replies."""
     import pandas as pd
 
     from open_r1.eval.instruction_following import prompt_follows
@@ -226,8 +234,8 @@ def test_ifeval_runs_offline_on_the_fixture_and_scores_as_the_project_checker(wo
         env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "no_cache")},
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "evaluating on the fixture" in done.stderr
-    details = pd.read_parquet(next(output.rglob("details_ifeval|0_*.parquet")))
+    assert "running `ifeval:fixture` instead" in done.stderr
+    details = pd.read_parquet(next(output.rglob("details_ifeval:fixture|0_*.parquet")))
     assert len(details) == 30
 
     def plain(kwargs):  # the parquet holds lists as numpy arrays
@@ -246,7 +254,7 @@ def test_ifeval_runs_offline_on_the_fixture_and_scores_as_the_project_checker(wo
     ]
     assert [metric["prompt_level_strict_acc"] for metric in details["metric"]] == ours
     results = json.loads(next(output.rglob("results_*.json")).read_text())["results"]
-    assert results["ifeval|0"]["prompt_level_strict_acc"] == pytest.approx(sum(ours) / len(ours))
+    assert results["ifeval:fixture|0"]["prompt_level_strict_acc"] == pytest.approx(sum(ours) / len(ours))
     models = collect_results([output])
-    assert list(models.values()) == [{"ifeval": pytest.approx(sum(ours) / len(ours))}]
-    assert "ifeval (instructions)" in summary_table(models)
+    assert list(models.values()) == [{"ifeval:fixture": pytest.approx(sum(ours) / len(ours))}]
+    assert "ifeval:fixture (instructions)" in summary_table(models)

@@ -12,6 +12,7 @@ sha256) and the two resources extracted to NLTK_DIR, which NLTK is pointed at. (
 passes on the reply as written); `make evaluate TASK=ifeval` runs lighteval's task itself, with its loose variants.
 """
 
+import functools
 import hashlib
 import os
 import zipfile
@@ -24,6 +25,9 @@ NLTK_WHEEL_SHA256 = "caa7d9c5ac9b13dc33400cf8d5e92e689b6d1e4497eb9bfa50d6f52ca2e
 NLTK_IN_WHEEL = "llama_index/core/_static/nltk_cache/"
 # What the checkers read: the English sentence model and stopword list.
 NLTK_RESOURCES = ("tokenizers/punkt_tab/english/", "corpora/stopwords/english")
+# The instructions whose checkers tokenise with NLTK's data (sentences; words with nltk.word_tokenize); the others
+# (end phrase, quotation, commas, title, postscript, ...) run without it, so scoring them downloads nothing.
+NLTK_INSTRUCTIONS = {"length_constraints:number_sentences", "change_case:capital_word_frequency"}
 
 
 def _have_nltk_data(directory: Path) -> bool:
@@ -58,7 +62,9 @@ def ensure_nltk_data(directory: Path = NLTK_DIR, wheel_dir: Path | None = None) 
 def use_nltk_data(directory: Path = NLTK_DIR) -> None:
     """Point NLTK at `directory` (NLTK_DATA, for processes started from here, and `nltk.data.path`)."""
     resolved = str(directory.resolve())
-    os.environ["NLTK_DATA"] = os.pathsep.join(filter(None, [resolved, os.environ.get("NLTK_DATA")]))
+    paths = [path for path in os.environ.get("NLTK_DATA", "").split(os.pathsep) if path]
+    if resolved not in paths:
+        os.environ["NLTK_DATA"] = os.pathsep.join([resolved, *paths])
     import nltk
 
     if resolved not in nltk.data.path:
@@ -87,16 +93,27 @@ def import_ifeval(module: str = "instructions_registry"):
         ) from error
 
 
+@functools.cache
 def checkers() -> dict:
-    """lighteval's IFEval instruction registry (id -> checker class), with NLTK's data in place."""
-    ensure_nltk_data()
+    """lighteval's IFEval instruction registry (id -> checker class), imported once."""
     return import_ifeval().INSTRUCTION_DICT
+
+
+@functools.cache
+def _nltk_data_ready() -> Path:
+    return ensure_nltk_data()
 
 
 def prompt_follows(prompt: str, reply: str, instruction_ids: list[str], kwargs: list[dict]) -> bool:
     """IFEval's strict prompt-level verdict: the reply is not empty and every instruction's checker passes on it
-    (built as lighteval builds it: None-valued arguments left out, the prompt passed to checkers that take it)."""
+    (built as lighteval builds it: None-valued arguments left out, the prompt passed to checkers that take it). The
+    reply is read as lighteval reads it, without a leading `<think>` block."""
+    from .judges import strip_think
+
     registry = checkers()
+    if NLTK_INSTRUCTIONS & set(instruction_ids):
+        _nltk_data_ready()
+    reply = strip_think(reply)
     if not reply.strip():
         return False
     for instruction_id, arguments in zip(instruction_ids, kwargs, strict=True):

@@ -95,7 +95,12 @@ def learning_vs_forgetting_plot(
             marker, size = MARKERS[status.get(name)]
             color, _ = _band(points[name][over_refusal][0])
             ax.scatter(x, y, marker=marker, s=size, c=color, edgecolors="k", linewidths=0.6, zorder=3)
-        frontier = sorted(xy[n] for n in names if status.get(n) == "frontier")
+        # The frontier is of (learned, min(kept, over_refusal)): its line runs through those values.
+        frontier = sorted(
+            (points[n][learned][0], min(points[n][metric][0], points[n][over_refusal][0]))
+            for n in names
+            if status.get(n) == "frontier"
+        )
         if frontier and panel == 0:
             fx, fy = zip(*frontier)
             ax.step(fx, fy, where="pre", ls="--", color="k", lw=1.0, zorder=2)

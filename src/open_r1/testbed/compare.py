@@ -454,13 +454,15 @@ def write_report(results: dict, output_dir: Path) -> dict[str, Path]:
     files["json"].write_text(json.dumps({**results, "summary": summary}, indent=2) + "\n")
     files["table"].write_text(markdown_table(results, summary) + "\n")
     base = {"base": {metric: (results["base"].get(metric, math.nan), math.nan) for metric in METRICS}}
+    measures_instructions = any(
+        not math.isnan(stats["instruction_following"][0]) for stats in [*summary.values(), *base.values()]
+    )
     learning_vs_forgetting_plot(
         {**base, **summary},
         files["plot"],
         learned="update_accuracy",
         # instruction following beside the refusals, where the world measures it
-        kept=("harmful_refusal",)
-        + (() if math.isnan(base["base"]["instruction_following"][0]) else ("instruction_following",)),
+        kept=("harmful_refusal",) + (("instruction_following",) if measures_instructions else ()),
         over_refusal="benign_compliance",
         title="Learning vs forgetting on the testbed",
         status=frontier_status(summary),

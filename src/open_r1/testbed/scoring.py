@@ -116,7 +116,9 @@ def score_model(
     if world.instructions_eval.exists():
         instructions = [json.loads(line) for line in world.instructions_eval.read_text().splitlines()]
     prompts = [row["prompt"] for row in instructions]
-    instruction_replies = generate_replies(model, tokenizer, prompts, retain_tokens) if prompts else []
+    # Their own length, as `make evaluate` gives them: "end with ..." and "P.S." are judged at the reply's end.
+    length = TASKS["testbed:instructions"].generation_size
+    instruction_replies = generate_replies(model, tokenizer, prompts, length) if prompts else []
     return score_replies(retain, retain_replies, update, update_replies, instructions, instruction_replies)
 
 
@@ -128,5 +130,5 @@ def format_table(rows: dict[str, Scores | dict]) -> str:
     ]
     for name, scores in rows.items():
         values = scores.as_dict() if isinstance(scores, Scores) else scores
-        lines.append(f"| {name} | " + " | ".join(f"{values[m]:.3f}" for m in METRICS) + " |")
+        lines.append(f"| {name} | " + " | ".join(f"{values.get(m, math.nan):.3f}" for m in METRICS) + " |")
     return "\n".join(lines)

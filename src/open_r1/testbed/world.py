@@ -247,8 +247,8 @@ def build_world(
                 _save_splits(make_code_splits(config.seed), paths.code)
             return paths
         raise FileExistsError(
-            f"A testbed world built from another config is at {paths.root}; pass force=True (--force) to rebuild "
-            f"it or choose another directory. Differences: "
+            f"A testbed world built from another config is at {paths.root}; pass force=True (--force; make demo "
+            f"FORCE=1) to rebuild it or choose another directory. Differences: "
             f"{ {k: (manifest['config'].get(k), v) for k, v in config_dict.items() if manifest['config'].get(k) != v} }"
         )
     if paths.root.exists():
