@@ -146,8 +146,11 @@ def learning_vs_forgetting_plot(
         xy = {n: (points[n][learned][0], points[n][metric][0]) for n in names}
         centres = [ax.transData.transform(xy[n]) for n in names]
         occupied = [matplotlib.transforms.Bbox.from_bounds(px - 5, py - 5, 10, 10) for px, py in centres]
-        for name in sorted(labelled, key=lambda n: (-xy[n][1], xy[n][0])):
-            occupied.append(_place(ax, name, xy[name], occupied, renderer, fontsize=8))
+        spots: dict[tuple[float, float], list[str]] = {}  # models on one spot share one label ("a, b, c")
+        for name in labelled:
+            spots.setdefault(tuple(round(v, 3) for v in xy[name]), []).append(name)
+        for (_, _), together in sorted(spots.items(), key=lambda item: (-item[0][1], item[0][0])):
+            occupied.append(_place(ax, ", ".join(together), xy[together[0]], occupied, renderer, fontsize=8))
         for number, name in enumerate(numbered, start=1):
             occupied.append(_place(ax, str(number), xy[name], occupied, renderer, fontsize=7, color="0.3"))
     if numbered:
