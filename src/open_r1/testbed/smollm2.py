@@ -182,10 +182,10 @@ class SmolWorldConfig:
     safety_learning_rate: float = field(default=5e-5, metadata={"help": "Safety-tuning learning rate."})
     safety_batch_size: int = field(default=8, metadata={"help": "Safety-tuning batch size."})
     judge_reply_tokens: int = field(
-        default=32,
+        default=128,
         metadata={
-            "help": "New tokens generated per held-out retain prompt when scoring. The refusal judge reads only the "
-            "reply's opening, and generation is most of a score's cost on CPU."
+            "help": "New tokens generated per held-out retain prompt when scoring: room for help to follow a "
+            "refusal's opener, which the whole-reply judge reads (32 before; generation is most of a score's cost)."
         },
     )
 
