@@ -68,6 +68,10 @@ def test_task_groups_and_command_lines(tmp_path, monkeypatch):
     monkeypatch.setitem(TASKS, "testbed:instructions", replace(TASKS["testbed:instructions"], hf_repo="no/such/dir"))
     assert expand_tasks("testbed") == ["testbed:harmful", "testbed:benign", "testbed:update"]
     assert expand_tasks("testbed:instructions") == ["testbed:instructions"]
+    from open_r1.eval.run import evaluation_job_commands
+
+    submitted = [command[command.index("--task") + 1] for command in evaluation_job_commands("org/m", ["all"])]
+    assert "ifeval" in submitted and "ifeval:fixture" not in submitted
     testbed = lighteval_command("data/tiny/sft", ["testbed:harmful"], "out", "/tmp/c", "accelerate")
     model_args = testbed[testbed.index("accelerate") + 1]
     assert "device=cpu" in model_args and "cache_dir=/tmp/c" in model_args
