@@ -82,3 +82,13 @@ def test_the_fixture_is_in_ifevals_format_and_every_instruction_builds():
         assert len({frozenset(kwargs) for kwargs in row["kwargs"]}) == 1 and len(row["kwargs"][0]) == 24
         for instruction_id, kwargs in zip(row["instruction_id_list"], row["kwargs"]):
             registry[instruction_id](instruction_id).build_description(**{k: v for k, v in kwargs.items() if v})
+
+
+def test_only_rows_with_sentence_or_word_counting_instructions_need_nltk_data(world, tmp_path):
+    """`make evaluate` fetches NLTK's data for IFEval's own rows and the fixture (which count sentences and capital
+    words), not for the testbed's held-out formats, whose checkers read none."""
+    from open_r1.eval.instruction_following import needs_nltk_data
+
+    assert needs_nltk_data(str(IFEVAL_FIXTURE))
+    assert needs_nltk_data("google/IFEval")
+    assert not needs_nltk_data(str(world.instructions_eval.parent))

@@ -14,6 +14,7 @@ passes on the reply as written); `make evaluate TASK=ifeval` runs lighteval's ta
 
 import functools
 import hashlib
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -97,6 +98,20 @@ def import_ifeval(module: str = "instructions_registry"):
 def checkers() -> dict:
     """lighteval's IFEval instruction registry (id -> checker class), imported once."""
     return import_ifeval().INSTRUCTION_DICT
+
+
+def needs_nltk_data(rows: str) -> bool:
+    """Whether the IFEval rows at `rows` name an instruction whose checker reads NLTK's data: for a local directory
+    of JSONL rows (the fixture, a world's held-out prompts), read from them; a Hub dataset may, so True."""
+    directory = Path(rows)
+    if not directory.is_dir():
+        return True
+    return any(
+        NLTK_INSTRUCTIONS & set(json.loads(line)["instruction_id_list"])
+        for path in directory.glob("*.jsonl")
+        for line in path.read_text().splitlines()
+        if line.strip()
+    )
 
 
 @functools.cache

@@ -200,12 +200,14 @@ def run(args) -> int:
             file=sys.stderr,
         )
     problems = [problem for problem in map(missing_data, (TASKS[task] for task in tasks)) if problem]
-    if any(TASKS[task].scoring == "ifeval" for task in tasks):
-        from .instruction_following import ensure_nltk_data, import_ifeval
+    ifeval_tasks = [TASKS[task] for task in tasks if TASKS[task].scoring == "ifeval"]
+    if ifeval_tasks:
+        from .instruction_following import ensure_nltk_data, import_ifeval, needs_nltk_data
 
         try:
             import_ifeval("main")
-            ensure_nltk_data()
+            if any(needs_nltk_data(task.hf_repo) for task in ifeval_tasks):  # the testbed's formats need none
+                ensure_nltk_data()
         except ImportError as error:
             problems.append(f"ifeval: {error} (`make install-eval` installs langdetect in {sys.prefix})")
         except RuntimeError as error:
