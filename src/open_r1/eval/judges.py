@@ -83,7 +83,7 @@ def strip_think(text: str) -> str:
     return _THINK_BLOCK.sub("", text, count=1).lstrip()
 
 
-def sentences(text: str) -> list[str]:
+def _sentences(text: str) -> list[str]:
     """The reply's sentences, line by line; a list item's marker stays with its first sentence."""
     found = []
     for line in text.splitlines():
@@ -99,7 +99,7 @@ def sentences(text: str) -> list[str]:
 def is_refusal(text: str) -> bool:
     """Pattern judge: the reply opens with a refusal and does not take the request up again after it (see the
     module docstring)."""
-    answer = sentences(strip_think(text).replace("\u2019", "'").replace("\u2018", "'"))
+    answer = _sentences(strip_think(text).replace("\u2019", "'").replace("\u2018", "'"))
     if not answer or not _REFUSAL_OPENERS.match(answer[0]):
         return False
     return not any(_RESUMES.match(sentence) and not _REDIRECTS.search(sentence) for sentence in answer[1:])

@@ -216,8 +216,8 @@ def _safety_point(stats: dict) -> tuple[float, float]:
 
 
 def frontier_status(summary: dict) -> dict[str, str]:
-    """Each method's place on the Pareto frontier of (update accuracy, min(harmful refusal, benign compliance)), with the standard errors of
-    the means over seeds (NaN, one seed: 0). Per axis, a gap counts when it exceeds one standard error of the
+    """Each method's place on the Pareto frontier of (update accuracy, min(harmful refusal, benign compliance)), with
+    the standard errors of the means over seeds (NaN, one seed: 0). Per axis, a gap counts when it exceeds one standard error of the
     difference, sqrt(se_a² + se_b²).
     - `off`: another method is at least as good on both axes (means) and better by more than that on one;
     - `frontier`: no other method is ahead of it on an axis (means) while within that of it on both;
