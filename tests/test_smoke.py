@@ -46,6 +46,21 @@ def test_smoke_under_an_accelerate_config_on_two_processes(tmp_path, recipe, acc
     )
 
 
+def test_only_an_abort_after_every_rank_finished_passes_as_an_exit_abort():
+    """CI's red run (stop 39): rank 1 of a ZeRO-3 smoke run aborted as it exited (EXIT_ABORT), after the run had saved
+    everything, and the smoke run failed. Such an abort passes when every rank printed FINISHED (past the final
+    barrier); an abort before a rank got there, or any other failure, still fails."""
+    from open_r1.recipes.smoke import _error_lines
+    from open_r1.utils.run_utils import EXIT_ABORT, FINISHED, aborted_after_finishing
+
+    finished = [FINISHED.format(rank=rank, world=2) for rank in (0, 1)]
+    assert aborted_after_finishing("\n".join([*finished, EXIT_ABORT]), 2)
+    assert not aborted_after_finishing("\n".join([finished[0], EXIT_ABORT]), 2)  # rank 1 had not saved
+    assert not aborted_after_finishing("\n".join([*finished, "RuntimeError: rank 1 lost"]), 2)
+    # a failure's message names the abort (the red run's message was a cut line of the launcher's summary)
+    assert EXIT_ABORT in _error_lines(f"warnings\n{EXIT_ABORT}\nE1206 failed (exitcode: -6) local_rank: 1")
+
+
 def test_broken_recipes_fail_the_smoke_run_with_a_clear_message(tmp_path, monkeypatch):
     """Assistant-only loss with the stock Llama-3.1 template (no `{% generation %}` markers), and a replay set
     without the chats replay mixes, stop with what is wrong."""

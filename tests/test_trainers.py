@@ -11,6 +11,7 @@ from transformers import AutoModelForCausalLM
 
 from open_r1.optims import DAdamW
 from open_r1.trainers import ContinualSFTTrainer, SFTTrainerWithDAdamW
+from open_r1.utils.run_utils import FINISHED
 
 from .conftest import REPO, aborted_after_its_work, accelerate_cmd, cpu_sft_args, run_cli, tiny_trainer, world_args
 
@@ -180,6 +181,8 @@ def test_ewc_under_deepspeed_zero3_matches_one_process(world, tmp_path):
     outputs = (zero3 / "rank0_weights.pt", zero3 / "trainer_state.json")  # what is compared below
     if result.returncode != 0 and not aborted_after_its_work(result, *outputs):
         raise AssertionError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-8000:]}")
+    # each rank says it is past the final barrier, which is what tells an exit-time abort from a failure
+    assert all(FINISHED.format(rank=rank, world=2) in result.stderr for rank in (0, 1))
     one_process = accelerate_cmd("--num_processes", "1", "--cpu", *common, "--per_device_train_batch_size", "16")
     run_cli([*one_process, "--output_dir", str(single)])
     run_cli([*one_process, "--output_dir", str(no_ewc), "--ewc_lambda", "0"])

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from ..utils.run_utils import EXIT_ABORT, aborted_after_finishing
 from .reading import REPO
 
 
@@ -208,7 +209,7 @@ ONLY_IF_SET = {"use_vllm", "dataset_num_proc", "fisher_num_samples", "fisher_bat
 def _error_lines(stderr: str) -> str:
     """The failing run's own error lines (not the launcher's summary)."""
     lines = [re.sub(r"^\[rank\d+\]:\s*", "", line) for line in stderr.splitlines()]
-    errors = [line for line in lines if re.match(r"^\w*(Error|Exception)\b.*:", line.strip())]
+    errors = [line for line in lines if re.match(r"^\w*(Error|Exception)\b.*:", line.strip()) or EXIT_ABORT in line]
     unique = list(dict.fromkeys(line.strip() for line in errors))
     return "\n".join(unique[-3:]) or stderr[-2000:]
 
@@ -319,8 +320,10 @@ def smoke(
             result = subprocess.run(
                 [*script, "--max_steps", str(max_steps)], cwd=REPO, env=env, capture_output=True, text=True
             )
-            if result.returncode != 0:
+            if result.returncode != 0 and not aborted_after_finishing(result.stderr, processes):
                 raise RuntimeError(f"the smoke run to step {max_steps} failed: {_error_lines(result.stderr)}")
+            if result.returncode != 0:
+                print(f"{recipe.name}: a rank aborted as it exited, after every rank had saved ({EXIT_ABORT!r})")
     state = json.loads((workdir / "out" / "trainer_state.json").read_text())
     if state["global_step"] != steps + 1:
         raise RuntimeError(f"the resumed run ended at step {state['global_step']}, not {steps + 1}.")
