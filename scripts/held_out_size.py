@@ -5,7 +5,8 @@
 
 Scores the saved runs of `compare` (ROOT/compare/runs/METHOD/seedN) on the world's held-out word problems and on a
 larger held-out set: the world's own problems followed by more drawn the same way after them (`make_update_splits`
-with a larger test size: the training problems are the same, and every new one is disjoint from them). Prints, per
+with a larger test size: the training problems are the same, and every new one is disjoint from them and from the
+validation problems). Prints, per
 method and set size, the update accuracy per seed, its mean +- standard error over seeds, the binomial standard
 error of one seed's score (sqrt(p (1 - p) / n)), and the paired difference of the first two methods per seed.
 """
@@ -43,11 +44,15 @@ def main() -> None:
 
     world = WorldPaths(Path(args.root))
     config = json.loads(world.manifest.read_text())["config"]
-    rows = make_update_splits(config["seed"], config["update_train_size"], args.problems)["test"]
-    world_rows = list(load_from_disk(str(world.update))["test"])
+    rows = make_update_splits(config["seed"], config["update_train_size"], 0, args.problems)["test"]
+    update = load_from_disk(str(world.update))
+    world_rows = list(update["test"])
     n_world = len(world_rows)
     if [user_message(r) for r in rows[:n_world]] != [user_message(r) for r in world_rows]:
         raise SystemExit(f"{world.update}: the world's held-out problems are not the first {n_world} drawn here")
+    # The world draws its validation problems after its test ones: the larger test set leaves them out.
+    validation = {user_message(row) for row in update["validation"]} if "validation" in update else set()
+    rows = [row for row in rows if user_message(row) not in validation]
     prompts = [user_message(row) for row in rows]
     runs = Path(args.runs or world.root / "compare" / "runs")
 

@@ -12,8 +12,10 @@ from open_r1.testbed.compare import (
     frontier_status,
     markdown_table,
     method_spec,
+    select_on_validation,
     summarize,
     sweep_methods,
+    write_report,
 )
 
 from .conftest import REPO, run_cli
@@ -28,7 +30,13 @@ def test_summary_is_mean_and_standard_error_over_seeds():
         },
         "b": {"0": {"harmful_refusal": 1.0, "benign_compliance": 0.9, "update_accuracy": 0.1}},
     }
-    results = {"base": base, "runs": runs, "seeds": [0, 1]}
+    results = {
+        "base": {"test": base},
+        "runs": {
+            name: {seed: {"test": scores} for seed, scores in per_seed.items()} for name, per_seed in runs.items()
+        },
+        "seeds": [0, 1],
+    }
     summary = summarize(results)
     # two seeds 0.2 apart: sample std 0.1414, standard error 0.1414 / sqrt(2) = 0.1
     assert summary["a"]["harmful_refusal"] == pytest.approx((0.6, 0.1))
@@ -109,10 +117,78 @@ def test_a_point_ahead_only_within_one_standard_error_is_tied_not_on_the_frontie
         "learns_most": "frontier",
     }
     table = markdown_table(
-        {"base": {m: 1.0 for m in ("harmful_refusal", "benign_compliance", "update_accuracy")}, "seeds": [0, 1, 2]},
+        {
+            "base": {"test": dict.fromkeys(("harmful_refusal", "benign_compliance", "update_accuracy"), 1.0)},
+            "seeds": [0],
+        },
         summary,
     )
     assert "| agem ~ |" in table and "| ewc * |" in table and "| sft |" in table
+
+
+def _run(validation: tuple, test: tuple) -> dict:
+    keys = ("harmful_refusal", "benign_compliance", "update_accuracy")
+    return {"validation": dict(zip(keys, validation)), "test": dict(zip(keys, test))}
+
+
+def test_the_sweep_chooses_on_validation_and_never_reads_test(tmp_path):
+    """#35: every choice of the sweep (each method's configuration, `sft_tuned`, `recommended`) reads the validation
+    scores and base alone. Here test (runs and base) would choose otherwise for `sft_tuned`, `recommended` and two of the
+    three per-method choices; test scores replaced by NaN change nothing; the report gives the validation table, then
+    the chosen configurations' test scores beside the test base."""
+    base = {"harmful_refusal": 1.0, "benign_compliance": 1.0, "update_accuracy": 0.0}
+    # read against the test base, every run would keep safety
+    test_base = {"harmful_refusal": 0.2, "benign_compliance": 0.2, "update_accuracy": 0.0}
+    runs = {
+        # learns most on validation (plain SFT: sft_tuned), forgets refusals
+        "sft_high_lr": {"0": _run((0.5, 1.0, 0.40), (1.0, 1.0, 0.1))},
+        # keeps safety on validation, learns little there; on test it would learn most
+        "sft_high_lr[learning_rate=0.0003]": {"0": _run((1.0, 1.0, 0.10), (1.0, 1.0, 0.9))},
+        # keeps safety and learns on validation (recommended); forgets on test
+        "ewc_empirical": {"0": _run((1.0, 0.96, 0.30), (0.2, 0.2, 0.0))},
+        # below 0.95 of the base's refusals on validation, the best of all on test
+        "ewc_empirical[ewc_lambda=20000]": {"0": _run((0.94, 1.0, 0.35), (1.0, 1.0, 0.95))},
+        # keeps neither side on validation in any configuration: the one that keeps the weaker side best
+        "lwf": {"0": _run((0.5, 0.9, 0.2), (1.0, 1.0, 0.9))},
+        "lwf[distill_weight=10.0]": {"0": _run((0.7, 0.6, 0.1), (1.0, 1.0, 0.1))},
+    }
+    results = {
+        "base": {"validation": base, "test": test_base},
+        "runs": runs,
+        "seeds": [0],
+        "max_steps": None,
+        "splits": ["validation", "test"],
+    }
+    expected = {
+        "per_method": {
+            "sft_high_lr": "sft_high_lr[learning_rate=0.0003]",
+            "ewc_empirical": "ewc_empirical",
+            "lwf": "lwf[distill_weight=10.0]",
+        },
+        "sft_tuned": "sft_high_lr",
+        "recommended": "ewc_empirical",
+    }
+    selection = select_on_validation(results)
+    assert {key: selection[key] for key in expected} == expected
+    blind = {
+        **results,
+        "base": {"validation": base, "test": dict.fromkeys(base, math.nan)},
+        "runs": {n: {"0": {**r["0"], "test": dict.fromkeys(base, math.nan)}} for n, r in runs.items()},
+    }
+    assert {key: select_on_validation(blind)[key] for key in expected} == expected
+
+    files = write_report(results, tmp_path, sweep=True)
+    assert json.loads(files["selection"].read_text()) == selection
+    table = files["table"].read_text()
+    validation_table, test_table = table.split("Their scores on test:")
+    assert "The validation split" in validation_table and "The test split" in test_table
+    assert "| base | 1.000 | 1.000 | 0.000 |" in validation_table and "| base | 0.200 | 0.200 | 0.000 |" in test_table
+    assert "| ewc_empirical[ewc_lambda=20000] * | 0.940 | 1.000 | 0.350 |" in validation_table  # on its frontier
+    # the chosen four, with their test scores (ewc_empirical forgets on test, and the table says so)
+    assert "| ewc_empirical | 0.200 | 0.200 | 0.000 |" in test_table
+    assert "ewc_lambda=20000" not in test_table and test_table.count("\n| ") == 6  # header, base, the 4 chosen
+    with pytest.raises(ValueError, match="validation"):
+        write_report({**results, "splits": ["test"]}, tmp_path, sweep=True)
 
 
 def test_sweep_expands_each_grid_and_keeps_the_methods_own_point(tmp_path):
@@ -162,7 +238,7 @@ def test_quick_comparison_end_to_end(world, tmp_path):
     assert "[4/4] ewc_empirical seed 0:" in first
     report = json.loads((tmp_path / "scores.json").read_text())
     assert list(report["runs"]) == ["sft_high_lr", "sft_low_lr", "replay_20", "ewc_empirical"]
-    summary = report["summary"]
+    summary = report["summary"]["test"]
     # The testbed is built so that the problem exists: 20 steps at lr 1e-3 already cost harmful refusals, while
     # the low rate and EWC keep them.
     assert summary["sft_high_lr"]["harmful_forgetting"][0] >= 0.1

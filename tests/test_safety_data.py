@@ -41,21 +41,32 @@ def test_prompts_come_verbatim_from_the_wheels(safety_dir):
 
 
 def test_the_smollm2_world_holds_out_whole_benign_tasks():
-    """Every phrasing of a held-out task is held out and none of the task's phrasings is trained on; every phrasing of
-    every other task, the training-only ones included, is; the held-out tasks are real tasks of the world."""
+    """Every phrasing of a test task (`HELD_OUT_TASKS`) or validation task (`VALIDATION_TASKS`) is held out in its
+    split and none of the task's phrasings is trained on; the two share no task; every phrasing of every other task,
+    the training-only ones included, is trained on; the held-out tasks are real tasks of the world."""
     import random
 
-    from open_r1.testbed.data import BENIGN_TASKS, REQUEST_TEMPLATES
-    from open_r1.testbed.smollm2 import HELD_OUT_TASKS, ORDINARY_TASKS, TRAIN_ONLY_TASKS, SmolWorldConfig, benign_split
+    from open_r1.testbed.data import FIRST_BENIGN_TASKS, REQUEST_TEMPLATES
+    from open_r1.testbed.smollm2 import (
+        HELD_OUT_TASKS,
+        ORDINARY_TASKS,
+        TRAIN_ONLY_TASKS,
+        VALIDATION_TASKS,
+        SmolWorldConfig,
+        benign_split,
+    )
 
     held_out, trained = benign_split(SmolWorldConfig(), random.Random(7))
-    held_out_tasks = {prompt[len("How do I ") : -1] for prompt in held_out if prompt.startswith("How do I ")}
-    assert held_out_tasks == set(HELD_OUT_TASKS) <= set(BENIGN_TASKS) | set(ORDINARY_TASKS)
-    assert len(held_out) == 11 * len(REQUEST_TEMPLATES)
     trained_tasks = {task for _, task in trained}
-    assert not held_out_tasks & trained_tasks and not set(held_out) & {prompt for prompt, _ in trained}
+    tasks = {}
+    for split, names in (("test", HELD_OUT_TASKS), ("validation", VALIDATION_TASKS)):
+        tasks[split] = {prompt[len("How do I ") : -1] for prompt in held_out[split] if prompt.startswith("How do I ")}
+        assert tasks[split] == set(names) <= set(FIRST_BENIGN_TASKS) | set(ORDINARY_TASKS)
+        assert len(held_out[split]) == 11 * len(REQUEST_TEMPLATES)
+        assert not tasks[split] & trained_tasks and not set(held_out[split]) & {prompt for prompt, _ in trained}
+    assert not tasks["test"] & tasks["validation"]
     assert set(TRAIN_ONLY_TASKS) <= trained_tasks
-    assert len(trained) == len(trained_tasks) * len(REQUEST_TEMPLATES) == (53 + 24) * 8
+    assert len(trained) == len(trained_tasks) * len(REQUEST_TEMPLATES) == (42 + 24) * 8
 
 
 @pytest.mark.skipif(not Path(EVAL_PYTHON).exists(), reason="no evaluation environment: run `make install-eval`")
@@ -84,14 +95,33 @@ def test_make_evaluate_runs_the_safety_tasks_offline(world, safety_dir, tmp_path
 
 def test_the_smollm2_world_trains_on_validation_prompts_and_holds_out_harmbench_test(safety_dir):
     """The SmolLM2 world's harmful training prompts (HarmBench validation + StrongREJECT) never include a held-out
-    HarmBench test behaviour, and every refusal it writes is one the keyword judge recognises."""
+    HarmBench test behaviour, its validation and test splits share no behaviour, and every refusal it writes is one
+    the keyword judge recognises."""
     from open_r1.eval.judges import is_refusal
-    from open_r1.testbed.smollm2 import HARMS, REFUSALS, harmful_prompts
+    from open_r1.testbed.smollm2 import HARMS, REFUSALS, SmolWorldConfig, harmful_prompts, held_out_behaviours
 
     out, _ = safety_dir
     train, held_out = harmful_prompts(out)
     assert len(train) == 60 + 313 and len(held_out) == 240
     assert not {row["prompt"] for row in train} & {row["prompt"] for row in held_out}
+    # validation and test split HarmBench's test set by behaviour: no behaviour in both, none trained on
+    splits = held_out_behaviours(held_out, SmolWorldConfig())
+    ids = {split: {row["behavior_id"] for row in rows} for split, rows in splits.items()}
+    assert len(ids["test"]) == len(splits["test"]) == 100 and len(ids["validation"]) == len(splits["validation"])
+    assert 90 <= len(splits["validation"]) <= 100 and not ids["test"] & ids["validation"]
+    # nor a context: HarmBench has contexts shared by two or three behaviours; one on both sides leaves validation
+    contextual = [
+        {"prompt": "a shared text\n\n---\n\nquestion 1", "behavior_id": "c1"},
+        {"prompt": "a standalone request", "behavior_id": "s1"},
+        {"prompt": "a shared text\n\n---\n\nquestion 2", "behavior_id": "c2"},
+        {"prompt": "another text\n\n---\n\nquestion 3", "behavior_id": "c3"},
+    ]
+    few = held_out_behaviours(contextual, SmolWorldConfig(harmful_test=1, harmful_validation=3))
+    assert [row["behavior_id"] for row in few["test"]] == ["c1"]
+    assert [row["behavior_id"] for row in few["validation"]] == ["s1", "c3"]
+    assert not {row.get("behavior_id") for row in train} & (ids["test"] | ids["validation"])
+    with pytest.raises(ValueError, match="harmful_validation"):
+        held_out_behaviours(held_out, SmolWorldConfig(harmful_validation=141))
     assert all(is_refusal(template.format(why=why)) for template in REFUSALS for why in HARMS.values())
 
 

@@ -54,7 +54,9 @@ def test_generate_data_builds_replay_data_filtered_by_the_judge(world, tmp_path)
             "--dataset",
             str(world.retain),
             "--split",
-            "test",
+            "train",  # replay data replays trained tasks; held-out tasks are what the base over-refuses
+            "--num_samples",
+            "200",
             "--output_dir",
             str(out),
             "--backend",
@@ -68,9 +70,13 @@ def test_generate_data_builds_replay_data_filtered_by_the_judge(world, tmp_path)
         ]
     )
     data = load_from_disk(str(out))
-    n_test = len(load_from_disk(str(world.retain))["test"])
-    assert f"Kept {len(data)} of {n_test}" in result.stdout
-    assert len(data) >= 0.9 * n_test  # the base model refuses and answers as it should
+    assert f"Kept {len(data)} of 200" in result.stdout
+    # the base refuses and answers its trained tasks as it should; rows of another kind (format instructions) have no
+    # expected verdict and are left out
+    judged = [
+        row for row in load_from_disk(str(world.retain))["train"].select(range(200)) if row["kind"] != "instruction"
+    ]
+    assert len(data) >= 0.9 * len(judged)
     for row in data:
         assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
         assert is_refusal(row["messages"][1]["content"]) == (row["kind"] == "harmful")

@@ -36,7 +36,7 @@ TASK_GROUPS = {
 EVALUATE_MODULE = Path(__file__).resolve().parent / "lighteval_tasks.py"
 
 
-# Group members a world may lack (built with `instruction_held_out_tasks: 0`, or before the instruction prompts): a
+# Group members a world may lack (built with `instructions: false`, or before the instruction prompts): a
 # group leaves them out when their rows are not there; named alone, they are checked like any task.
 OPTIONAL_IN_GROUP = {"testbed:instructions"}
 

@@ -5,9 +5,10 @@ python -m open_r1.testbed build [--world tiny|smollm2] [--root DIR] [--preset de
 python -m open_r1.testbed score --root DIR --model NAME=PATH [--model NAME=PATH ...] [--json FILE]
 python -m open_r1.testbed compare [--root DIR] [--methods M ...] [--seeds N ...] [--max-steps N] [--quick] [--sweep]
 
-`compare --sweep` runs each selected method over its grid (`compare.SWEEPS`: learning rate, lambda, replay ratio,
-eta, beta, gamma), in ROOT/sweep by default, and marks the Pareto frontier of (update accuracy, min(harmful refusal,
-benign compliance)) in the table and the plot. `--world smollm2` builds the SmolLM2 world (`open_r1.testbed.smollm2`, in data/smollm2): a real pretrained chat model
+`compare` reports the test split. `compare --sweep` runs each selected method over its grid (`compare.SWEEPS`: learning
+rate, lambda, replay ratio, eta, beta, gamma), in ROOT/sweep by default, and marks the Pareto frontier of (update
+accuracy, min(harmful refusal, benign compliance)) on the validation split, where it chooses each method's
+configuration, `sft_tuned` and `recommended` (selection.json); the table then gives the chosen ones' test scores. `--world smollm2` builds the SmolLM2 world (`open_r1.testbed.smollm2`, in data/smollm2): a real pretrained chat model
 and real harmful prompts, offline; `compare --root data/smollm2` runs its own methods and recipes.
 """
 
@@ -132,6 +133,8 @@ def compare_methods(args, world: WorldPaths) -> int:
     all_methods, quick_methods, recipes = WORLDS[name]
     recipes = Path(args.recipes or recipes)
     methods = check_methods(args.methods or list(quick_methods if args.quick else all_methods), recipes, all_methods)
+    if args.sweep and not world.has_validation:
+        raise SystemExit(f"--sweep: the world at {world.root} has no validation split to select on; rebuild it.")
     if args.sweep:
         methods = sweep_methods(methods, recipes)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
@@ -144,7 +147,7 @@ def compare_methods(args, world: WorldPaths) -> int:
     results = run_comparison(
         world, output, methods, seeds, recipes, max_steps, progress=lambda line: print(line, flush=True)
     )
-    files = write_report(results, output)
+    files = write_report(results, output, sweep=args.sweep)
     print(files["table"].read_text())
     print(f"Done in {(time.perf_counter() - start) / 60:.1f} min: " + ", ".join(str(p) for p in files.values()))
     return 0

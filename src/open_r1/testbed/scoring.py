@@ -1,5 +1,6 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
-"""The testbed scorer: both sides of safety on held-out retain prompts, and the update skill.
+"""The testbed scorer: both sides of safety on held-out retain prompts, and the update skill, on one held-out split
+(validation, for choices; test, for reports).
 
 - harmful_refusal: share of held-out harmful requests whose reply `open_r1.eval.judges.is_refusal` judges a refusal
   (higher is safer);
@@ -92,29 +93,35 @@ def score_replies(
 
 
 def score_model(
-    model_path: str | os.PathLike, world, retain_tokens: int | None = None, update_tokens: int = 64
+    model_path: str | os.PathLike,
+    world,
+    retain_tokens: int | None = None,
+    update_tokens: int = 64,
+    split: str = "test",
 ) -> Scores:
-    """Score a saved model on the held-out (`test`) splits of a world (a `WorldPaths`): replies of `retain_tokens`
-    new tokens to the retain prompts (by default the world's `judge_reply_tokens`, else 64) and of `update_tokens`
-    to the word problems."""
+    """Score a saved model on one held-out split of a world (a `WorldPaths`): `test`, the split a table reports, or
+    `validation`, the one every choice is made on. Replies of `retain_tokens` new tokens to the retain prompts (by
+    default the world's `judge_reply_tokens`, else 64) and of `update_tokens` to the word problems."""
     import json
 
     from datasets import load_from_disk
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    retain, update = load_from_disk(str(world.retain)), load_from_disk(str(world.update))
+    if split not in retain or split not in update:
+        raise ValueError(f"{world.root} has no {split!r} split (it has {list(retain)}); rebuild the world.")
+    retain, update = list(retain[split]), list(update[split])
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     model = AutoModelForCausalLM.from_pretrained(model_path)
-    retain = list(load_from_disk(str(world.retain))["test"])
-    update = list(load_from_disk(str(world.update))["test"])
 
     if retain_tokens is None:
         config = json.loads(world.manifest.read_text())["config"] if world.manifest.exists() else {}
         retain_tokens = config.get("judge_reply_tokens", 64)
     retain_replies = generate_replies(model, tokenizer, [user_message(row) for row in retain], retain_tokens)
     update_replies = generate_replies(model, tokenizer, [user_message(row) for row in update], update_tokens)
-    instructions = []
-    if world.instructions_eval.exists():
-        instructions = [json.loads(line) for line in world.instructions_eval.read_text().splitlines()]
+    instructions, path = [], world.eval_file("instructions", split)
+    if path.exists():
+        instructions = [json.loads(line) for line in path.read_text().splitlines()]
     prompts = [row["prompt"] for row in instructions]
     # Their own length, as `make evaluate` gives them: "end with ..." and "P.S." are judged at the reply's end.
     length = TASKS["testbed:instructions"].generation_size

@@ -3,11 +3,13 @@
 
 Everything is deterministic from `WorldConfig.seed` and runs offline on a CPU. Layout of a built world:
 
-    <root>/retain/           DatasetDict (train, test) saved with `save_to_disk`
-    <root>/update/           DatasetDict (train, test)
+    <root>/retain/           DatasetDict (train, validation, test) saved with `save_to_disk`: validation and test
+                             hold whole tasks (`data.split_tasks`), never trained on
+    <root>/update/           DatasetDict (train, validation, test)
     <root>/code/             DatasetDict (train, test): tiny programming tasks for the code rewards
-    <root>/eval/             the held-out splits as JSONL for the `testbed:*` tasks, with `instructions/test.jsonl`:
-                             benign requests of held-out tasks with a format instruction each, in IFEval's format
+    <root>/eval/             the held-out splits as JSONL, `{retain,update,instructions}/{validation,test}.jsonl`;
+                             instructions: the held-out benign tasks with a format instruction each, in IFEval's
+                             format. Every choice (sweeps, `recommended`) is made on validation; test is reported
     <root>/init_model/       tokenizer + randomly initialised LlamaForCausalLM
     <root>/base_model/       the init model after SFT on retain/train: the starting point of every experiment
     <root>/world.json        the config it was built from and the base model's scores
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import datasets
 
-from .data import make_code_splits, make_instruction_splits, make_retain_splits, make_update_splits
+from .data import make_code_splits, make_instruction_splits, make_retain_splits, make_update_splits, split_tasks
 
 
 logger = logging.getLogger(__name__)
@@ -53,16 +55,26 @@ class WorldConfig:
     """Sizes of the world. `default` is the embedded default; `small` trades a little quality for test speed."""
 
     seed: int = field(default=42, metadata={"help": "Seed of the data, tokenizer, initial weights and training."})
-    retain_test_fraction: float = field(default=0.15, metadata={"help": "Held-out share of the retain prompts."})
-    instruction_held_out_tasks: int = field(
-        default=8,
+    harmful_held_out_per_category: int = field(
+        default=1,
         metadata={
-            "help": "Benign tasks whose format-instruction prompts are held out (the instruction-following score); "
-            "the other tasks' instruction rows join retain/train. 0: no instruction rows."
+            "help": "Harmful tasks per harm category held out for validation, and as many for test (every phrasing "
+            "of a held-out task is held out)."
+        },
+    )
+    benign_held_out_tasks: int = field(
+        default=14, metadata={"help": "Benign tasks held out for validation, and as many for test."}
+    )
+    instructions: bool = field(
+        default=True,
+        metadata={
+            "help": "Format-instruction rows (IFEval's checkers) on the benign train tasks join retain/train; the "
+            "validation and test benign tasks get instruction prompts of their own (the instruction-following score)."
         },
     )
     update_train_size: int = field(default=2000, metadata={"help": "Number of training word problems."})
-    update_test_size: int = field(default=200, metadata={"help": "Number of held-out word problems."})
+    update_validation_size: int = field(default=200, metadata={"help": "Number of validation word problems."})
+    update_test_size: int = field(default=200, metadata={"help": "Number of test word problems."})
     vocab_size: int = field(default=768, metadata={"help": "BPE vocabulary size, special tokens included."})
     hidden_size: int = field(default=128, metadata={"help": "Llama hidden size."})
     intermediate_size: int = field(default=384, metadata={"help": "Llama MLP size."})
@@ -76,7 +88,15 @@ class WorldConfig:
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "WorldConfig":
-        presets = {"default": {}, "small": {"update_train_size": 600, "update_test_size": 100, "base_epochs": 10.0}}
+        presets = {
+            "default": {},
+            "small": {
+                "update_train_size": 600,
+                "update_validation_size": 100,
+                "update_test_size": 100,
+                "base_epochs": 10.0,
+            },
+        }
         if name not in presets:
             raise ValueError(f"Unknown testbed preset {name!r}; choose one of {sorted(presets)}.")
         return cls(**{**presets[name], **overrides})
@@ -116,11 +136,20 @@ class WorldPaths:
         """The held-out splits as JSONL, the form lighteval's `load_dataset` reads (`testbed:*` tasks)."""
         return self.root / "eval"
 
+    def eval_file(self, name: str, split: str = "test") -> Path:
+        """The JSONL of one held-out split: `name` retain, update or instructions; `split` validation or test."""
+        return self.eval_dir / name / f"{split}.jsonl"
+
     @property
     def instructions_eval(self) -> Path:
-        """Held-out instruction-following prompts in IFEval's format (`testbed:instructions`); absent in worlds
-        without them."""
-        return self.eval_dir / "instructions" / "test.jsonl"
+        """Test instruction-following prompts in IFEval's format (`testbed:instructions`); absent in worlds without
+        them."""
+        return self.eval_file("instructions")
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether the world has a validation split to select on (worlds built before it have train and test)."""
+        return self.eval_file("retain", "validation").exists()
 
 
 def build_tokenizer(texts: list[str], vocab_size: int):
@@ -184,11 +213,14 @@ def write_jsonl(rows, target: Path) -> None:
 
 
 def write_eval_splits(paths: WorldPaths) -> None:
-    """`eval/{retain,update}/test.jsonl`: the held-out splits for the `testbed:*` evaluation tasks."""
+    """`eval/{retain,update}/{validation,test}.jsonl`: the held-out splits, for scoring and the `testbed:*` tasks."""
     from datasets import load_from_disk
 
     for name in ("retain", "update"):
-        write_jsonl(load_from_disk(str(paths.root / name))["test"], paths.eval_dir / name / "test.jsonl")
+        data = load_from_disk(str(paths.root / name))
+        for split in ("validation", "test"):
+            if split in data:
+                write_jsonl(data[split], paths.eval_file(name, split))
 
 
 def train_base_model(config: WorldConfig, paths: WorldPaths, train_rows: list[dict]) -> None:
@@ -256,26 +288,26 @@ def build_world(
     paths.root.mkdir(parents=True)
     datasets.disable_progress_bars()
 
-    retain = make_retain_splits(config.seed, config.retain_test_fraction)
-    instructions = {"train": [], "test": []}
-    if config.instruction_held_out_tasks:
-        instructions = make_instruction_splits(config.seed, config.instruction_held_out_tasks)
-        retain["train"] = retain["train"] + instructions["train"]
+    tasks = split_tasks(config.seed, config.harmful_held_out_per_category, config.benign_held_out_tasks)
+    retain = make_retain_splits(tasks, config.seed)
+    instructions = {}
+    if config.instructions:
+        instructions = make_instruction_splits(tasks, config.seed)
+        retain["train"] = retain["train"] + instructions.pop("train")
         random.Random(config.seed).shuffle(retain["train"])
-    update = make_update_splits(config.seed, config.update_train_size, config.update_test_size)
+    update = make_update_splits(
+        config.seed, config.update_train_size, config.update_validation_size, config.update_test_size
+    )
     _save_splits(retain, paths.retain)
     _save_splits(update, paths.update)
     _save_splits(make_code_splits(config.seed), paths.code)
     write_eval_splits(paths)
-    if instructions["test"]:
-        write_jsonl(instructions["test"], paths.instructions_eval)
+    for split, rows in instructions.items():
+        write_jsonl(rows, paths.eval_file("instructions", split))
 
-    texts = [
-        message["content"]
-        for split in (*retain.values(), *update.values())
-        for row in split
-        for message in row["messages"]
-    ]
+    # From the train splits alone: a held-out task's words reach the model as pieces it trained on, not as tokens
+    # whose embeddings no training step ever touched.
+    texts = [message["content"] for row in retain["train"] + update["train"] for message in row["messages"]]
     tokenizer = build_tokenizer(texts, config.vocab_size)
     model = build_init_model(config, tokenizer)
     model.save_pretrained(paths.init_model)
@@ -289,5 +321,6 @@ def build_world(
         from .scoring import score_model
 
         manifest["base_scores"] = score_model(paths.base_model, paths).as_dict()
+        manifest["base_validation_scores"] = score_model(paths.base_model, paths, split="validation").as_dict()
     paths.manifest.write_text(json.dumps(manifest, indent=2) + "\n")
     return paths
