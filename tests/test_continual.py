@@ -372,7 +372,8 @@ def test_trust_region_kl_keeps_its_gradient_when_the_loss_runs_a_second_forward(
     mask = inputs["labels"][:, 1:] != -100
     (expected,) = torch.autograd.grad(kl_ref_to_policy(ref_logits[:, :-1][mask], logits[mask]), weight)
     assert expected.abs().max() > 0
-    torch.testing.assert_close(kl_gradient, expected, rtol=1e-3, atol=1e-7)
+    # float32 rounding, relative to the gradient's scale (one element of 49152 was 2e-7 off on the world split by task)
+    torch.testing.assert_close(kl_gradient, expected, rtol=1e-3, atol=1e-5 * expected.abs().max().item())
 
 
 def _chats(prefix, n, **columns):
@@ -649,7 +650,7 @@ def test_agem_projects_the_update_gradient_against_a_retain_batch_gradient(world
         assert agem.metrics() == {"projected": float(dot < 0)}
         assert agem.state_dict() == {"batches_taken": taken + 1, "steps_seen": taken + 1}
         conflicts.append(bool(dot < 0))
-    assert conflicts == [True, False]  # both branches: the first retain batch conflicts here, the second does not
+    assert sorted(conflicts) == [False, True]  # both branches: one retain batch conflicts here, the other does not
 
 
 def _reply_kl_to_the_start_by_hand(world, model, batch):

@@ -90,7 +90,7 @@ def test_open_r1s_path_runs_the_same_program(world, tmp_path):
             ("--dataset_start_index", "600", "--dataset_end_index", "800"),
             "`dataset_start_index` (600) is past the 600",
         ),
-        (("--dataset_split", "validation"), "has no split 'validation'"),
+        (("--dataset_split", "dev"), "has no split 'dev'"),  # the world has train, validation and test
         (("--reward_funcs", "acuracy"), "unknown reward 'acuracy'"),
     ],
 )
