@@ -1,6 +1,7 @@
 import json
 import math
 import shutil
+import subprocess
 import sys
 
 import pytest
@@ -254,6 +255,16 @@ def test_quick_comparison_end_to_end(world, tmp_path):
     second = run_cli([*command, "--output", str(tmp_path)]).stdout
     assert second.count(": cached") == 4
     assert json.loads((tmp_path / "scores.json").read_text())["runs"] == report["runs"]
+
+    # `--splits test`: runs scored on both splits are reused; a new run is scored (and reported) on test alone.
+    test_only = [*command, "--splits", "test", "--methods", "sft_low_lr"]
+    assert "sft_low_lr seed 0: cached" in run_cli([*test_only, "--output", str(tmp_path)]).stdout
+    run_cli([*test_only, "--output", str(tmp_path / "test_only")])
+    alone = json.loads((tmp_path / "test_only" / "scores.json").read_text())
+    assert alone["splits"] == ["test"] and list(alone["runs"]["sft_low_lr"]["0"]) == ["test"]
+    assert alone["runs"]["sft_low_lr"]["0"]["test"] == report["runs"]["sft_low_lr"]["0"]["test"]
+    refused = subprocess.run([*command, "--sweep", "--splits", "test"], cwd=REPO, capture_output=True, text=True)
+    assert refused.returncode == 2 and "--splits" in refused.stderr and "validation" in refused.stderr
 
     # A recipe edited after its runs: that method is trained again, the others (same recipe content, even from
     # another directory) stay cached.

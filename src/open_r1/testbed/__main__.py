@@ -85,6 +85,13 @@ def main(argv=None) -> int:
         action="store_true",
         help="Run every selected method over its grid (compare.SWEEPS) and mark the Pareto frontier (output: ROOT/sweep).",
     )
+    compare.add_argument(
+        "--splits",
+        nargs="+",
+        choices=["validation", "test"],
+        help="Held-out splits to score every run on (default: validation, where the world has one, and test). A "
+        "comparison reported on test can skip validation, about half of each run's cost on the SmolLM2 world.",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -111,7 +118,7 @@ def main(argv=None) -> int:
     if not world.manifest.exists():
         parser.error(f"--root {args.root}: no testbed world there; run `python -m open_r1.testbed build` first")
     if args.command == "compare":
-        return compare_methods(args, world)
+        return compare_methods(args, world, parser)
     for name, path in args.model:
         if not Path(path).is_dir():
             parser.error(f"--model {name}={path}: no such model directory")
@@ -122,7 +129,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def compare_methods(args, world: WorldPaths) -> int:
+def compare_methods(args, world: WorldPaths, parser: argparse.ArgumentParser) -> int:
     import datasets
     import transformers
 
@@ -135,6 +142,10 @@ def compare_methods(args, world: WorldPaths) -> int:
     methods = check_methods(args.methods or list(quick_methods if args.quick else all_methods), recipes, all_methods)
     if args.sweep and not world.has_validation:
         raise SystemExit(f"--sweep: the world at {world.root} has no validation split to select on; rebuild it.")
+    if args.sweep and args.splits and "validation" not in args.splits:
+        parser.error("--sweep selects on the validation split: --splits must include validation")
+    if args.splits and "validation" in args.splits and not world.has_validation:
+        parser.error(f"--splits validation: the world at {world.root} has none; rebuild it")
     if args.sweep:
         methods = sweep_methods(methods, recipes)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
@@ -145,7 +156,14 @@ def compare_methods(args, world: WorldPaths) -> int:
     print(f"Comparing {len(methods)} methods x {len(seeds)} seeds on {world.root}; results in {output}", flush=True)
     start = time.perf_counter()
     results = run_comparison(
-        world, output, methods, seeds, recipes, max_steps, progress=lambda line: print(line, flush=True)
+        world,
+        output,
+        methods,
+        seeds,
+        recipes,
+        max_steps,
+        progress=lambda line: print(line, flush=True),
+        splits=args.splits,
     )
     files = write_report(results, output, sweep=args.sweep)
     print(files["table"].read_text())

@@ -341,10 +341,12 @@ def run_comparison(
     recipes_dir: Path,
     max_steps: int | None = None,
     progress=print,
+    splits: list[str] | None = None,
 ) -> dict:
-    """Train and score every (method, seed) on each held-out split of the world (validation, where it has one, and
-    test); returns the scores keyed by split (`base`) or by method, seed and split (`runs`)."""
-    splits = ["validation", "test"] if world.has_validation else ["test"]
+    """Train and score every (method, seed) on each of `splits` (default: validation, where the world has one, and
+    test); returns the scores keyed by split (`base`) or by method, seed and split (`runs`). A run already scored on
+    every split asked for is reused."""
+    splits = splits or (["validation", "test"] if world.has_validation else ["test"])
     manifest = json.loads(world.manifest.read_text())
     stored = {"test": manifest.get("base_scores"), "validation": manifest.get("base_validation_scores")}
     base = {split: stored[split] or score_model(world.base_model, world, split=split).as_dict() for split in splits}
@@ -362,13 +364,12 @@ def run_comparison(
                 "seed": seed,
                 "max_steps": max_steps,
                 "world": manifest["config"],  # a run's scores hold for this world only
-                "splits": splits,
             }
             record = run_dir / "scores.json"
             done += 1
             cached = json.loads(record.read_text()) if record.exists() else {}
-            if cached.get("spec") == spec:
-                scores = cached["scores"]
+            if cached.get("spec") == spec and set(splits) <= set(cached["scores"]):
+                scores = {split: cached["scores"][split] for split in splits}
                 progress(f"[{done}/{total}] {method.name} seed {seed}: cached")
             else:
                 shutil.rmtree(run_dir, ignore_errors=True)
