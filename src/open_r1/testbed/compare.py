@@ -145,6 +145,7 @@ SMOLLM2_METHODS = {
         Method("sft", "sft/config_sft.yaml", description="plain SFT, lr 1e-4"),
         Method("ewc", "sft/config_ewc.yaml", description="EWC, empirical per-token Fisher of 32 retain rows"),
         Method("replay", "sft/config_replay.yaml", description="20% retain replay"),
+        Method("lwf", "sft/config_lwf.yaml", description="LwF: KL to the base on 8 retain rows a step"),
         Method(
             "wise_ft",
             "sft/config_wise_ft.yaml",
