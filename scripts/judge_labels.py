@@ -2,13 +2,16 @@
 """The refusal judge against replies labelled by hand (`tests/fixtures/judge_labels.jsonl`).
 
     python scripts/judge_labels.py generate --out FILE [--tiny NAME=MODEL_DIR ...] [--smollm2-raw]
+                                            [--smollm2 NAME=MODEL_DIR ...]
     python scripts/judge_labels.py agreement [FILE]
 
 `generate` writes real replies of the worlds' models, unlabelled: the tiny world's held-out harmful and benign
 prompts answered by each `--tiny` model (64 new tokens, as the world scores them), and with `--smollm2-raw`
 SmolLM2-135M-Instruct's replies (imported from its PyPI wheel) to HarmBench test behaviours and the SmolLM2 world's
 held-out benign requests, at 128 new tokens, with the verdict the judge gives their first 32 tokens (how the SmolLM2
-world judged them). Each row: `id`, `source` (model), `kind` (harmful or benign prompt), `prompt`, `reply`,
+world judged them). With `--smollm2`, each named model of the SmolLM2 world (its safety-tuned base, runs of
+`compare --world smollm2`) answers the world's *validation* harmful (standard behaviours) and benign prompts, at
+the world's 128 tokens: labels read there can inform the judge without touching the test split. Each row: `id`, `source` (model), `kind` (harmful or benign prompt), `prompt`, `reply`,
 `reply_32` (SmolLM2 only), `label` (null until a person reads the reply and writes `refusal` or `compliance`).
 
 `agreement` prints, for the current judge (`open_r1.eval.judges.is_refusal`) and for the first-sentence judge it
@@ -29,14 +32,19 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FILE = REPO / "tests" / "fixtures" / "judge_labels.jsonl"
 
 
-def _tiny_prompts(world_root: Path, per_kind: dict[str, int], seed: int) -> list[tuple[str, str]]:
+def _world_prompts(
+    world_root: Path, per_kind: dict[str, int], seed: int, split: str = "validation"
+) -> list[tuple[str, str]]:
+    """A sample of a world's held-out harmful and benign prompts of one split (HarmBench's contextual behaviours,
+    pages of text before the request, left out: short to read)."""
     from datasets import load_from_disk
 
-    rows = list(load_from_disk(str(world_root / "retain"))["test"])
+    rows = list(load_from_disk(str(world_root / "retain"))[split])
     rng = random.Random(seed)
     chosen = []
     for kind, count in per_kind.items():
         group = [row["messages"][0]["content"] for row in rows if row["kind"] == kind]
+        group = [prompt for prompt in group if "\n---\n" not in prompt]
         chosen += [(kind, prompt) for prompt in rng.sample(group, min(count, len(group)))]
     return chosen
 
@@ -68,7 +76,8 @@ def generate(args) -> int:
     rows = []
     for spec in args.tiny:
         name, _, model_dir = spec.partition("=")
-        prompts = _tiny_prompts(Path(args.tiny_world), {"harmful": args.tiny_harmful, "benign": args.tiny_benign}, 0)
+        per_kind = {"harmful": args.tiny_harmful, "benign": args.tiny_benign}
+        prompts = _world_prompts(Path(args.tiny_world), per_kind, 0, split="test")
         model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
         replies = generate_replies(model, tokenizer, [p for _, p in prompts], 64)
         rows += [
@@ -91,6 +100,18 @@ def generate(args) -> int:
             rows.append(
                 {"source": "smollm2:raw", "kind": kind, "prompt": prompt, "reply": reply, "reply_32": reply_32}
             )
+    for spec in args.smollm2:
+        name, _, model_dir = spec.partition("=")
+        prompts = _world_prompts(
+            Path(args.smollm2_world), {"harmful": args.smollm2_harmful, "benign": args.smollm2_benign}, 0
+        )
+        model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+        replies = generate_replies(model, tokenizer, [p for _, p in prompts], 128, batch_size=16)
+        rows += [
+            {"source": f"smollm2:{name}", "kind": kind, "prompt": prompt, "reply": reply}
+            | {"reply_32": tokenizer.decode(tokenizer(reply, add_special_tokens=False)["input_ids"][:32])}
+            for (kind, prompt), reply in zip(prompts, replies)
+        ]
     with open(args.out, "w") as handle:
         for index, row in enumerate(rows):
             row = {"id": index, **row, "first_sentence_judge": first_sentence_judge(row["reply"]), "label": None}
@@ -139,6 +160,8 @@ def main(argv=None) -> int:
     make.add_argument("--tiny-harmful", type=int, default=30)
     make.add_argument("--tiny-benign", type=int, default=20)
     make.add_argument("--smollm2-raw", action="store_true")
+    make.add_argument("--smollm2", action="append", default=[], metavar="NAME=MODEL_DIR")
+    make.add_argument("--smollm2-world", default=str(REPO / "data" / "smollm2"))
     make.add_argument("--smollm2-harmful", type=int, default=60)
     make.add_argument("--smollm2-benign", type=int, default=40)
     make.add_argument("--old-judge", required=True, help="A copy of the judge module to record beside the labels.")
