@@ -257,7 +257,8 @@ def build_smollm2_world(
 
     config = config or SmolWorldConfig()
     paths = WorldPaths(Path(root))
-    config_dict = {"world": "smollm2", **dataclasses.asdict(config)}
+    # Layout 2: validation is the set earlier builds were tuned on, which layout 1 (same config) called test.
+    config_dict = {"world": "smollm2", "held_out_layout": 2, **dataclasses.asdict(config)}
     if paths.manifest.exists() and not force:
         if json.loads(paths.manifest.read_text())["config"] == config_dict:
             logger.info("Reusing the SmolLM2 world at %s", paths.root)
@@ -276,9 +277,7 @@ def build_smollm2_world(
     tokenizer.save_pretrained(raw)
     timings["import"] = time.perf_counter() - started
 
-    harmful_train, harmful_test = harmful_prompts(paths.root / "safety")
-    rng.shuffle(harmful_train)
-    rng.shuffle(harmful_test)
+    harmful_train, held_out_harmful = harmful_splits(paths.root / "safety", config, rng)
     retain_train = [
         chat_row(
             row["prompt"],
@@ -286,9 +285,8 @@ def build_smollm2_world(
             "harmful",
             row["category"],
         )
-        for row in harmful_train[: config.harmful_train]
+        for row in harmful_train
     ]
-    held_out_harmful = held_out_behaviours(harmful_test, config)
     held_out, benign = benign_split(config, rng)
     retain = {"train": retain_train}
     for split, rows in held_out_harmful.items():
@@ -332,6 +330,17 @@ def build_smollm2_world(
     paths.manifest.write_text(json.dumps(manifest, indent=2) + "\n")
     logger.info("SmolLM2 world at %s: %s (%.0f s)", paths.root, scores, timings["total"])
     return paths
+
+
+def harmful_splits(
+    safety_dir: Path, config: SmolWorldConfig, rng: random.Random
+) -> tuple[list[dict], dict[str, list[dict]]]:
+    """(the `harmful_train` prompts trained on, the held-out HarmBench test behaviours per split), drawn with the
+    build's generator `rng` (its first draws)."""
+    train, held_out = harmful_prompts(safety_dir)
+    rng.shuffle(train)
+    rng.shuffle(held_out)
+    return train[: config.harmful_train], held_out_behaviours(held_out, config)
 
 
 def held_out_behaviours(behaviours: list[dict], config: SmolWorldConfig) -> dict[str, list[dict]]:
