@@ -1,5 +1,6 @@
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -263,8 +264,10 @@ def test_quick_comparison_end_to_end(world, tmp_path):
     alone = json.loads((tmp_path / "test_only" / "scores.json").read_text())
     assert alone["splits"] == ["test"] and list(alone["runs"]["sft_low_lr"]["0"]) == ["test"]
     assert alone["runs"]["sft_low_lr"]["0"]["test"] == report["runs"]["sft_low_lr"]["0"]["test"]
-    refused = subprocess.run([*command, "--sweep", "--splits", "test"], cwd=REPO, capture_output=True, text=True)
-    assert refused.returncode == 2 and "--splits" in refused.stderr and "validation" in refused.stderr
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    for splits, named in ((["--sweep", "--splits", "test"], "validation"), (["--splits", "validation"], "test")):
+        refused = subprocess.run([*command, *splits], cwd=REPO, env=env, capture_output=True, text=True)
+        assert refused.returncode == 2 and f"--splits must include {named}" in refused.stderr
 
     # A recipe edited after its runs: that method is trained again, the others (same recipe content, even from
     # another directory) stay cached.

@@ -89,8 +89,9 @@ def main(argv=None) -> int:
         "--splits",
         nargs="+",
         choices=["validation", "test"],
-        help="Held-out splits to score every run on (default: validation, where the world has one, and test). A "
-        "comparison reported on test can skip validation, about half of each run's cost on the SmolLM2 world.",
+        help="Held-out splits to score every run on, test among them (default: validation, where the world has one, "
+        "and test). A comparison reported on test can skip validation, about half of each run's cost on the SmolLM2 "
+        "world; --sweep needs both.",
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -142,10 +143,14 @@ def compare_methods(args, world: WorldPaths, parser: argparse.ArgumentParser) ->
     methods = check_methods(args.methods or list(quick_methods if args.quick else all_methods), recipes, all_methods)
     if args.sweep and not world.has_validation:
         raise SystemExit(f"--sweep: the world at {world.root} has no validation split to select on; rebuild it.")
-    if args.sweep and args.splits and "validation" not in args.splits:
-        parser.error("--sweep selects on the validation split: --splits must include validation")
-    if args.splits and "validation" in args.splits and not world.has_validation:
-        parser.error(f"--splits validation: the world at {world.root} has none; rebuild it")
+    if args.splits:
+        args.splits = list(dict.fromkeys(args.splits))
+        if "test" not in args.splits:
+            parser.error("--splits must include test, the split the comparison reports")
+        if args.sweep and "validation" not in args.splits:
+            parser.error("--sweep selects on the validation split: --splits must include validation")
+        if "validation" in args.splits and not world.has_validation:
+            parser.error(f"--splits validation: the world at {world.root} has none; rebuild it")
     if args.sweep:
         methods = sweep_methods(methods, recipes)
     seeds = args.seeds or ([0] if args.quick else [0, 1, 2])
