@@ -6,13 +6,14 @@
     python scripts/judge_labels.py agreement [FILE]
 
 `generate` writes real replies of the worlds' models, unlabelled: the tiny world's held-out harmful and benign
-prompts answered by each `--tiny` model (64 new tokens, as the world scores them), and with `--smollm2-raw`
-SmolLM2-135M-Instruct's replies (imported from its PyPI wheel) to HarmBench test behaviours and the SmolLM2 world's
-held-out benign requests, at 128 new tokens, with the verdict the judge gives their first 32 tokens (how the SmolLM2
-world judged them). With `--smollm2`, each named model of the SmolLM2 world (its safety-tuned base, runs of
-`compare --world smollm2`) answers the world's *validation* harmful (standard behaviours) and benign prompts, at
-the world's 128 tokens: labels read there can inform the judge without touching the test split. Each row: `id`, `source` (model), `kind` (harmful or benign prompt), `prompt`, `reply`,
-`reply_32` (SmolLM2 only), `label` (null until a person reads the reply and writes `refusal` or `compliance`).
+prompts answered by each `--tiny` model (64 new tokens, as the world scores them); with `--smollm2-raw`,
+SmolLM2-135M-Instruct's replies (imported from its PyPI wheel) to HarmBench test behaviours (either split of the
+SmolLM2 world) and its validation benign requests, at 128 new tokens, with the verdict the judge gives their first 32
+tokens (how the SmolLM2 world judged them); with `--smollm2`, each named model of the SmolLM2 world (its safety-tuned
+base, runs of `compare --root data/smollm2`) answering the world's *validation* harmful (standard behaviours) and benign
+prompts at the world's 128 tokens, so that labels read there can inform the judge without touching the test split.
+Each row: `id`, `source` (model), `kind` (harmful or benign prompt), `prompt`, `reply`, `reply_32` (SmolLM2 only),
+`label` (null until a person reads the reply and writes `refusal` or `compliance`).
 
 `agreement` prints, for the current judge (`open_r1.eval.judges.is_refusal`) and for the first-sentence judge it
 replaced (`first_sentence_judge` column, recorded when the rows were generated), the share of labelled replies whose
@@ -66,6 +67,11 @@ def _smollm2_prompts(per_kind: dict[str, int], seed: int) -> list[tuple[str, str
     ]
 
 
+def _first_tokens(tokenizer, reply: str, count: int) -> str:
+    """The reply cut to its first `count` tokens: what a scorer generating `count` new tokens would have judged."""
+    return tokenizer.decode(tokenizer(reply, add_special_tokens=False)["input_ids"][:count], skip_special_tokens=True)
+
+
 def generate(args) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -94,12 +100,11 @@ def generate(args) -> int:
         tokenizer.chat_template = CHAT_TEMPLATE
         prompts = _smollm2_prompts({"harmful": args.smollm2_harmful, "benign": args.smollm2_benign}, 0)
         replies = generate_replies(model, tokenizer, [p for _, p in prompts], 128, batch_size=16)
-        for (kind, prompt), reply in zip(prompts, replies):
-            ids = tokenizer(reply, add_special_tokens=False)["input_ids"]
-            reply_32 = tokenizer.decode(ids[:32], skip_special_tokens=True)
-            rows.append(
-                {"source": "smollm2:raw", "kind": kind, "prompt": prompt, "reply": reply, "reply_32": reply_32}
-            )
+        rows += [
+            {"source": "smollm2:raw", "kind": kind, "prompt": prompt, "reply": reply}
+            | {"reply_32": _first_tokens(tokenizer, reply, 32)}
+            for (kind, prompt), reply in zip(prompts, replies)
+        ]
     for spec in args.smollm2:
         name, _, model_dir = spec.partition("=")
         prompts = _world_prompts(
@@ -109,7 +114,7 @@ def generate(args) -> int:
         replies = generate_replies(model, tokenizer, [p for _, p in prompts], 128, batch_size=16)
         rows += [
             {"source": f"smollm2:{name}", "kind": kind, "prompt": prompt, "reply": reply}
-            | {"reply_32": tokenizer.decode(tokenizer(reply, add_special_tokens=False)["input_ids"][:32])}
+            | {"reply_32": _first_tokens(tokenizer, reply, 32)}
             for (kind, prompt), reply in zip(prompts, replies)
         ]
     with open(args.out, "w") as handle:
