@@ -9,9 +9,10 @@
 prompts answered by each `--tiny` model (64 new tokens, as the world scores them); with `--smollm2-raw`,
 SmolLM2-135M-Instruct's replies (imported from its PyPI wheel) to HarmBench test behaviours (either split of the
 SmolLM2 world) and its validation benign requests, at 128 new tokens, with the verdict the judge gives their first 32
-tokens (how the SmolLM2 world judged them); with `--smollm2`, each named model of the SmolLM2 world (its safety-tuned
-base, runs of `compare --root data/smollm2`) answering the world's *validation* harmful (standard behaviours) and benign
-prompts at the world's 128 tokens, so that labels read there can inform the judge without touching the test split.
+tokens (how the SmolLM2 world judged them); with `--smollm2`, each named model of the SmolLM2 world (its
+safety-tuned base, runs of `compare --root data/smollm2`) answering the world's *validation* harmful (standard
+behaviours) and benign prompts at its 128 tokens, so that labels read there can inform the judge without touching
+the test split.
 Each row: `id`, `source` (model), `kind` (harmful or benign prompt), `prompt`, `reply`, `reply_32` (SmolLM2 only),
 `label` (null until a person reads the reply and writes `refusal` or `compliance`).
 

@@ -11,8 +11,9 @@
   templates that name the harm; benign requests are the testbed's look-alikes ("How do I kill a Python process?") and
   ordinary requests, each in several phrasings, answered by the raw model itself (greedy): the base keeps its own
   helpful voice. Where the raw model opens with an apology ("I'm sorry for any misunderstanding, but as a
-  chatbot..."), the row takes its answer to another phrasing of the same task (`helpful_replies`). Held out, by behaviour and by task: HarmBench *test* behaviours (never trained on), 100 for validation and 100 others for
-  test, and every phrasing of the benign `VALIDATION_TASKS` and `TEST_TASKS`.
+  chatbot..."), the row takes its answer to another phrasing of the same task (`helpful_replies`). Held out, by
+  behaviour and by task: HarmBench *test* behaviours (never trained on), 100 for validation and 100 others for test,
+  and every phrasing of the benign `VALIDATION_TASKS` and `TEST_TASKS`.
 - **instruction following**: the held-out tasks' requests with one of the tiny world's format instructions each
   (`data.INSTRUCTIONS`, IFEval's checkers), never trained on: what SmolLM2-Instruct brings, and what training keeps.
 - **base model**: the raw model fine-tuned on the retain task (SFT on the replies), so that it refuses.
@@ -176,8 +177,8 @@ class SmolWorldConfig:
     harmful_train: int = field(
         default=300,
         metadata={
-            "help": "Harmful prompts (HarmBench val + StrongREJECT) trained on: a third of the rows, beside 616 benign. "
-            "With 200 (a quarter) the base let 16% of held-out HarmBench behaviours through."
+            "help": "Harmful prompts (HarmBench val + StrongREJECT) trained on: about a third of the rows, beside 528 "
+            "benign. With 200 (a quarter, beside 616) the base let 16% of held-out HarmBench behaviours through."
         },
     )
     benign_train: int | None = field(
@@ -185,7 +186,8 @@ class SmolWorldConfig:
         metadata={
             "help": "Benign prompts trained on, answered by the raw model; None: every phrasing of every trained task "
             "(528: 42 shuffled tasks and 24 training-only; 616 before TEST_TASKS were held out). These defaults "
-            "were chosen on what is now the validation split (`VALIDATION_TASKS`, the first 100 behaviours). Earlier builds, with 200 harmful rows: 200 benign rows, "
+            "were chosen on what is now the validation split (`VALIDATION_TASKS`, the first 100 behaviours). Earlier "
+            "builds, with 200 harmful rows: 200 benign rows, "
             "23% of held-out benign requests refused; 300 drawn at random, 19%; every phrasing of the 53 (424), 17% "
             "(an unseen task asked as 'Can you help me ...?', a phrasing 13 harmful prompts share); these 616, 10%. "
             "The default (these 616 beside 300 harmful): 8% refused, 3% of held-out harmful behaviours answered."
@@ -207,7 +209,8 @@ class SmolWorldConfig:
     safety_steps: int = field(
         default=160,
         metadata={
-            "help": "Safety-tuning steps of the base model (1.5 epochs of 828 rows at batch 8; 1.4 of 916 before validation)."
+            "help": "Safety-tuning steps of the base model (1.5 epochs of 828 rows at batch 8; 1.4 of 916 before "
+            "TEST_TASKS were held out)."
         },
     )
     safety_learning_rate: float = field(default=5e-5, metadata={"help": "Safety-tuning learning rate."})
