@@ -108,7 +108,7 @@ def test_scorer_on_hand_made_replies():
 
 
 def test_the_judges_agreement_with_hand_labelled_replies_is_what_the_docs_say():
-    """tests/fixtures/judge_labels.jsonl: 250 real replies of the worlds' models, each read and labelled by hand
+    """tests/fixtures/judge_labels.jsonl: 340 real replies of the worlds' models, each read and labelled by hand
     (`scripts/judge_labels.py`). The whole-reply judge agrees with the labels at least as often as the first-sentence
     judge it replaced, and docs/evaluation.md and the README state both agreements as the script prints them."""
     import json
