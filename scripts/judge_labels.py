@@ -80,44 +80,39 @@ def generate(args) -> int:
 
     sys.path.insert(0, str(Path(args.old_judge).parent))
     first_sentence_judge = __import__(Path(args.old_judge).stem).is_refusal
+
+    def reply_rows(source, model, tokenizer, prompts, max_new_tokens, batch_size=64, cut_32=False) -> list[dict]:
+        replies = generate_replies(model, tokenizer, [p for _, p in prompts], max_new_tokens, batch_size=batch_size)
+        return [
+            {"source": source, "kind": kind, "prompt": prompt, "reply": reply}
+            | {"reply_32": _first_tokens(tokenizer, reply, 32) if cut_32 else None}
+            for (kind, prompt), reply in zip(prompts, replies)
+        ]
+
+    def load(model_dir):
+        return AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+
     rows = []
     for spec in args.tiny:
         name, _, model_dir = spec.partition("=")
         per_kind = {"harmful": args.tiny_harmful, "benign": args.tiny_benign}
         prompts = _world_prompts(Path(args.tiny_world), per_kind, 0, split="test")
-        model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
-        replies = generate_replies(model, tokenizer, [p for _, p in prompts], 64)
-        rows += [
-            {"source": f"tiny:{name}", "kind": kind, "prompt": prompt, "reply": reply, "reply_32": None}
-            for (kind, prompt), reply in zip(prompts, replies)
-        ]
+        rows += reply_rows(f"tiny:{name}", *load(model_dir), prompts, 64)
+    smollm2_per_kind = {"harmful": args.smollm2_harmful, "benign": args.smollm2_benign}
     if args.smollm2_raw:
         from open_r1.testbed.smollm2 import CHAT_TEMPLATE, import_raw_model
 
         raw = REPO / "data" / "smollm2_raw"
         if not (raw / "config.json").exists():
             import_raw_model(raw)
-        model, tokenizer = AutoModelForCausalLM.from_pretrained(raw), AutoTokenizer.from_pretrained(raw)
+        model, tokenizer = load(raw)
         tokenizer.chat_template = CHAT_TEMPLATE
-        prompts = _smollm2_prompts({"harmful": args.smollm2_harmful, "benign": args.smollm2_benign}, 0)
-        replies = generate_replies(model, tokenizer, [p for _, p in prompts], 128, batch_size=16)
-        rows += [
-            {"source": "smollm2:raw", "kind": kind, "prompt": prompt, "reply": reply}
-            | {"reply_32": _first_tokens(tokenizer, reply, 32)}
-            for (kind, prompt), reply in zip(prompts, replies)
-        ]
+        prompts = _smollm2_prompts(smollm2_per_kind, 0)
+        rows += reply_rows("smollm2:raw", model, tokenizer, prompts, 128, batch_size=16, cut_32=True)
     for spec in args.smollm2:
         name, _, model_dir = spec.partition("=")
-        prompts = _world_prompts(
-            Path(args.smollm2_world), {"harmful": args.smollm2_harmful, "benign": args.smollm2_benign}, 0
-        )
-        model, tokenizer = AutoModelForCausalLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
-        replies = generate_replies(model, tokenizer, [p for _, p in prompts], 128, batch_size=16)
-        rows += [
-            {"source": f"smollm2:{name}", "kind": kind, "prompt": prompt, "reply": reply}
-            | {"reply_32": _first_tokens(tokenizer, reply, 32)}
-            for (kind, prompt), reply in zip(prompts, replies)
-        ]
+        prompts = _world_prompts(Path(args.smollm2_world), smollm2_per_kind, 0)
+        rows += reply_rows(f"smollm2:{name}", *load(model_dir), prompts, 128, batch_size=16, cut_32=True)
     with open(args.out, "w") as handle:
         for index, row in enumerate(rows):
             row = {"id": index, **row, "first_sentence_judge": first_sentence_judge(row["reply"]), "label": None}

@@ -133,7 +133,7 @@ def test_the_smollm2_tests_hold_nothing_its_build_defaults_were_chosen_on(safety
     import hashlib
     import random
 
-    from open_r1.testbed.smollm2 import TEST_TASKS, VALIDATION_TASKS, SmolWorldConfig, harmful_splits
+    from open_r1.testbed.smollm2 import TEST_TASKS, VALIDATION_TASKS, SmolWorldConfig, _context, harmful_splits
 
     chosen_on_ids = "47af21802acf98f13de20da85b6c1eebf7c50c1940ce1ce60d0106190396aa31"
     chosen_on_tasks = {
@@ -147,10 +147,10 @@ def test_the_smollm2_tests_hold_nothing_its_build_defaults_were_chosen_on(safety
     validation_ids = "\n".join(row["behavior_id"] for row in splits["validation"])
     assert hashlib.sha256(validation_ids.encode()).hexdigest() == chosen_on_ids
     assert set(VALIDATION_TASKS) == chosen_on_tasks and not set(TEST_TASKS) & chosen_on_tasks
-    contexts = {row["prompt"].rpartition("\n\n---\n\n")[0] for row in splits["validation"]} - {""}
+    contexts = {_context(row) for row in splits["validation"]} - {None}
     assert len(splits["test"]) == 100
     for row in splits["test"]:
-        assert row not in splits["validation"] and row["prompt"].rpartition("\n\n---\n\n")[0] not in contexts
+        assert row not in splits["validation"] and _context(row) not in contexts
 
 
 def test_benign_training_replies_never_open_with_an_apology():
