@@ -264,13 +264,22 @@ def test_quick_comparison_end_to_end(world, tmp_path):
     alone = json.loads((tmp_path / "test_only" / "scores.json").read_text())
     assert alone["splits"] == ["test"] and list(alone["runs"]["sft_low_lr"]["0"]) == ["test"]
     assert alone["runs"]["sft_low_lr"]["0"]["test"] == report["runs"]["sft_low_lr"]["0"]["test"]
+    # Asked later for validation too, that run is scored there, not trained again.
+    both = run_cli([*command, "--methods", "sft_low_lr", "--output", str(tmp_path / "test_only")]).stdout
+    assert "sft_low_lr seed 0: cached, scored on validation" in both
+    again = json.loads((tmp_path / "test_only" / "scores.json").read_text())["runs"]["sft_low_lr"]["0"]
+    assert again == report["runs"]["sft_low_lr"]["0"]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     for splits, named in ((["--sweep", "--splits", "test"], "validation"), (["--splits", "validation"], "test")):
         refused = subprocess.run([*command, *splits], cwd=REPO, env=env, capture_output=True, text=True)
         assert refused.returncode == 2 and f"--splits must include {named}" in refused.stderr
 
-    # A recipe edited after its runs: that method is trained again, the others (same recipe content, even from
-    # another directory) stay cached.
+    # WiSE-FT starts from the cached sft_high_lr run: only the interpolation is new.
+    wise_ft = run_cli([*command, "--methods", "wise_ft", "--output", str(tmp_path)]).stdout
+    assert "sft_high_lr seed 0: cached" in wise_ft and "wise_ft seed 0: cached" not in wise_ft
+
+    # A recipe edited after its runs: that method is trained again, and so is what starts from it (WiSE-FT, whose
+    # own recipe did not change); the others (same recipe content, even from another directory) stay cached.
     edited = tmp_path / "edited_recipes"
     shutil.copytree(REPO / "recipes" / "tiny", edited)
     recipe = edited / METHODS["sft_high_lr"].recipe
@@ -278,9 +287,10 @@ def test_quick_comparison_end_to_end(world, tmp_path):
     assert "2.0e-3" in recipe.read_text()
     output = tmp_path / "edited_output"  # a copy of the cached runs, so the check below starts from the originals
     shutil.copytree(tmp_path / "runs", output / "runs")
-    methods = ["--methods", "sft_high_lr", "sft_low_lr", "--recipes", str(edited), "--output", str(output)]
+    methods = ["--methods", "wise_ft", "sft_low_lr", "--recipes", str(edited), "--output", str(output)]
     fourth = run_cli([*command, *methods]).stdout
     assert "sft_low_lr seed 0: cached" in fourth and "sft_high_lr seed 0: cached" not in fourth
+    assert "wise_ft seed 0: cached" not in fourth and "wise_ft seed 0:" in fourth
 
     # The same runs against another world (here: the same files under a world.json of another seed) are not reused.
     other = tmp_path / "other_world"

@@ -347,7 +347,7 @@ def run_comparison(
 ) -> dict:
     """Train and score every (method, seed) on each of `splits` (default: validation, where the world has one, and
     test); returns the scores keyed by split (`base`) or by method, seed and split (`runs`). A run already scored on
-    every split asked for is reused."""
+    every split asked for is reused; one scored on some of them is scored on the rest."""
     splits = splits or (["validation", "test"] if world.has_validation else ["test"])
     manifest = json.loads(world.manifest.read_text())
     stored = {"test": manifest.get("base_scores"), "validation": manifest.get("base_validation_scores")}
@@ -358,6 +358,7 @@ def run_comparison(
     recipes = {method.name: read_recipe(method, recipes_dir) for method in methods}
     total, done, started = len(methods) * len(seeds), 0, time.perf_counter()
     for seed in seeds:
+        specs = {}
         for method in methods:
             run_dir = output_dir / "runs" / method.name / f"seed{seed}"
             spec = {
@@ -367,12 +368,24 @@ def run_comparison(
                 "max_steps": max_steps,
                 "world": manifest["config"],  # a run's scores hold for this world only
             }
+            if method.start_from:  # (check_methods runs it first) a run from a stale start is stale too
+                spec["start"] = specs[method.start_from]
+            specs[method.name] = spec
             record = run_dir / "scores.json"
             done += 1
             cached = json.loads(record.read_text()) if record.exists() else {}
-            if cached.get("spec") == spec and set(splits) <= set(cached["scores"]):
+            missing = [split for split in splits if split not in cached.get("scores", {})]
+            if cached.get("spec") == spec and not missing:
                 scores = {split: cached["scores"][split] for split in splits}
                 progress(f"[{done}/{total}] {method.name} seed {seed}: cached")
+            elif cached.get("spec") == spec and any(
+                (run_dir / f).is_file() for f in ("config.json", "adapter_config.json")
+            ):
+                # The trained model is kept beside its scores: a split asked for later is scored, not retrained.
+                cached["scores"] |= {split: score_model(run_dir, world, split=split).as_dict() for split in missing}
+                record.write_text(json.dumps(cached, indent=2) + "\n")
+                scores = {split: cached["scores"][split] for split in splits}
+                progress(f"[{done}/{total}] {method.name} seed {seed}: cached, scored on {', '.join(missing)}")
             else:
                 shutil.rmtree(run_dir, ignore_errors=True)
                 run_start = time.perf_counter()
