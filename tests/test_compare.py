@@ -14,11 +14,13 @@ from open_r1.testbed.compare import (
     frontier_status,
     markdown_table,
     method_spec,
+    run_comparison,
     select_on_validation,
     summarize,
     sweep_methods,
     write_report,
 )
+from open_r1.testbed.world import WorldPaths
 
 from .conftest import REPO, run_cli
 
@@ -277,6 +279,12 @@ def test_quick_comparison_end_to_end(world, tmp_path):
     # WiSE-FT starts from the cached sft_high_lr run: only the interpolation is new.
     wise_ft = run_cli([*command, "--methods", "wise_ft", "--output", str(tmp_path)]).stdout
     assert "sft_high_lr seed 0: cached" in wise_ft and "wise_ft seed 0: cached" not in wise_ft
+    # A start whose record was lost is trained again: what starts from it is made again too.
+    lost = tmp_path / "lost_record"
+    shutil.copytree(tmp_path / "runs", lost / "runs")
+    (lost / "runs" / "sft_high_lr" / "seed0" / "scores.json").unlink()
+    again = run_cli([*command, "--methods", "wise_ft", "--output", str(lost)]).stdout
+    assert "sft_high_lr seed 0: cached" not in again and "wise_ft seed 0: cached" not in again
 
     # A recipe edited after its runs: that method is trained again, and so is what starts from it (WiSE-FT, whose
     # own recipe did not change); the others (same recipe content, even from another directory) stay cached.
@@ -304,6 +312,14 @@ def test_quick_comparison_end_to_end(world, tmp_path):
     third = [sys.executable, "-m", "open_r1.testbed", "compare", "--quick", "--root", str(other)]
     rerun = run_cli([*third, "--methods", "sft_high_lr", "--output", str(tmp_path)]).stdout
     assert ": cached" not in rerun and "[1/1] sft_high_lr seed 0:" in rerun
+
+
+def test_a_comparison_without_the_run_a_method_starts_from_fails_before_any_run(tmp_path):
+    """A --sweep grid that leaves out a start method's own settings drops that method: the comparison says which
+    methods lost their start before it reads the world or trains anything."""
+    wise_ft = METHODS["wise_ft"]
+    with pytest.raises(ValueError, match="'wise_ft': 'sft_high_lr'"):
+        run_comparison(WorldPaths(tmp_path / "no_world"), tmp_path, [wise_ft], [0], REPO / "recipes" / "tiny")
 
 
 def test_a_runs_cache_key_names_interpolation_only_when_set():

@@ -5,8 +5,9 @@ Each method is one of the tiny recipes (`recipes/tiny/`) plus a few overrides, s
 user runs. Every run starts from the world's base model (GRPO from the low-LR SFT model of the same seed: the base
 model has never produced a `\\boxed{}` answer, so RLVR from it has no reward to learn from), is trained in this
 process through the real entry points (`open_r1.sft.main`, `open_r1.grpo.main`) and scored on the held-out splits.
-A finished run's scores are kept next to its model, keyed by the method, seed, step cap and the world's config, so an
-interrupted comparison resumes where it stopped and a rebuilt, different world is never scored from old runs.
+A finished run's scores are kept next to its model, keyed by the method, its recipe's values, seed, step cap, the
+world's config and, for a run that starts from another, that run's key, so an interrupted comparison resumes where it
+stopped and a rebuilt, different world is never scored from old runs.
 """
 
 import dataclasses
@@ -24,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from ..eval.plots import learning_vs_forgetting_plot
+from ..utils.checkpoints import WEIGHT_FILES, atomic_write_text
 from .scoring import METRICS, score_model
 from .world import WorldPaths
 
@@ -348,6 +350,13 @@ def run_comparison(
     """Train and score every (method, seed) on each of `splits` (default: validation, where the world has one, and
     test); returns the scores keyed by split (`base`) or by method, seed and split (`runs`). A run already scored on
     every split asked for is reused; one scored on some of them is scored on the rest."""
+    names = [method.name for method in methods]
+    missing_starts = {m.name: m.start_from for m in methods if m.start_from and m.start_from not in names}
+    if missing_starts:
+        raise ValueError(
+            f"{missing_starts}: these methods start from runs not in the comparison (a --sweep grid without the "
+            "start method's own settings leaves it out)."
+        )
     splits = splits or (["validation", "test"] if world.has_validation else ["test"])
     manifest = json.loads(world.manifest.read_text())
     stored = {"test": manifest.get("base_scores"), "validation": manifest.get("base_validation_scores")}
@@ -358,7 +367,7 @@ def run_comparison(
     recipes = {method.name: read_recipe(method, recipes_dir) for method in methods}
     total, done, started = len(methods) * len(seeds), 0, time.perf_counter()
     for seed in seeds:
-        specs = {}
+        specs, trained = {}, set()
         for method in methods:
             run_dir = output_dir / "runs" / method.name / f"seed{seed}"
             spec = {
@@ -374,19 +383,20 @@ def run_comparison(
             record = run_dir / "scores.json"
             done += 1
             cached = json.loads(record.read_text()) if record.exists() else {}
+            # A start trained again in this call (its record or model was lost) makes a new model to start from.
+            reusable = cached.get("spec") == spec and method.start_from not in trained
             missing = [split for split in splits if split not in cached.get("scores", {})]
-            if cached.get("spec") == spec and not missing:
+            if reusable and not missing:
                 scores = {split: cached["scores"][split] for split in splits}
                 progress(f"[{done}/{total}] {method.name} seed {seed}: cached")
-            elif cached.get("spec") == spec and any(
-                (run_dir / f).is_file() for f in ("config.json", "adapter_config.json")
-            ):
+            elif reusable and any((run_dir / name).is_file() for name in WEIGHT_FILES):
                 # The trained model is kept beside its scores: a split asked for later is scored, not retrained.
                 cached["scores"] |= {split: score_model(run_dir, world, split=split).as_dict() for split in missing}
-                record.write_text(json.dumps(cached, indent=2) + "\n")
+                atomic_write_text(json.dumps(cached, indent=2) + "\n", str(record))
                 scores = {split: cached["scores"][split] for split in splits}
                 progress(f"[{done}/{total}] {method.name} seed {seed}: cached, scored on {', '.join(missing)}")
             else:
+                trained.add(method.name)
                 shutil.rmtree(run_dir, ignore_errors=True)
                 run_start = time.perf_counter()
                 start = output_dir / "runs" / method.start_from / f"seed{seed}" if method.start_from else None
@@ -398,7 +408,7 @@ def run_comparison(
                     with open(run_dir / "train.log", "w") as log, redirect_stdout(log), redirect_stderr(log):
                         train_method(method, recipes_dir, world, run_dir, start or world.base_model, seed, max_steps)
                 scores = {split: score_model(run_dir, world, split=split).as_dict() for split in splits}
-                record.write_text(json.dumps({"spec": spec, "scores": scores}, indent=2) + "\n")
+                atomic_write_text(json.dumps({"spec": spec, "scores": scores}, indent=2) + "\n", str(record))
                 elapsed = time.perf_counter() - started
                 progress(
                     f"[{done}/{total}] {method.name} seed {seed}: {time.perf_counter() - run_start:.0f} s, "
