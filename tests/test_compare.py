@@ -364,3 +364,40 @@ def test_plot_labels_do_not_overlap_and_unnamed_points_are_numbered(tmp_path):
     listing = next(text for text in captured if "\n" in text).splitlines()
     assert [line.split()[1] for line in listing] == [f"m{i}" for i in range(1, 13)]
     assert (tmp_path / "p.png").stat().st_size > 10_000
+
+
+def test_a_second_comparison_on_one_output_folder_stops_before_any_run(world, tmp_path):
+    """Two comparisons on one --output deleted and retrained each other's runs (seen on the SmolLM2 world): the
+    second stops naming the first's pid, before it trains or deletes anything."""
+    output = tmp_path / "compare"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from open_r1.utils.run_utils import hold_output_dir; hold_output_dir(sys.argv[1]); "
+            "print('held', flush=True); time.sleep(600)",
+            str(output),
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        command = [sys.executable, "-m", "open_r1.testbed", "compare", "--quick", "--root", str(world.root)]
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+        second = subprocess.run(
+            [*command, "--methods", "sft_low_lr", "--max-steps", "1", "--output", str(output)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert second.returncode != 0, second.stdout[-2000:]
+        assert f"pid {holder.pid}" in second.stderr and "--output" in second.stderr
+        assert not (output / "runs").exists()
+    finally:
+        holder.kill()
+        holder.wait()

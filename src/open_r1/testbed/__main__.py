@@ -134,6 +134,8 @@ def compare_methods(args, world: WorldPaths, parser: argparse.ArgumentParser) ->
     import datasets
     import transformers
 
+    from ..utils.run_utils import hold_output_dir
+
     # One progress line per run; each run's own output goes to its train.log.
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
@@ -157,7 +159,10 @@ def compare_methods(args, world: WorldPaths, parser: argparse.ArgumentParser) ->
     max_steps = args.max_steps or (20 if args.quick and name == "tiny" else None)
     default_output = "sweep" if args.sweep else "compare-quick" if args.quick else "compare"
     output = Path(args.output or world.root / default_output)
-    output.mkdir(parents=True, exist_ok=True)
+    try:  # a second comparison on one folder deleted and retrained the first's runs under it
+        hold_output_dir(str(output), key="--output")
+    except (RuntimeError, ValueError) as error:
+        raise SystemExit(str(error)) from None
     print(f"Comparing {len(methods)} methods x {len(seeds)} seeds on {world.root}; results in {output}", flush=True)
     start = time.perf_counter()
     results = run_comparison(

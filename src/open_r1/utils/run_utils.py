@@ -39,21 +39,22 @@ def setup_logging(training_args, entry_logger: logging.Logger) -> None:
     transformers.utils.logging.enable_explicit_format()
 
 
-def hold_output_dir(training_args) -> None:
+def hold_output_dir(output_dir: str, process_index: int = 0, key: str = "`output_dir`") -> None:
     """Make sure `output_dir` can be written, and hold it for this run: two runs on one folder wrote each other's
     files and both exited 0. The main process takes an exclusive lock on `output_dir/_open_r1.lock` (written with
     its host, pid and start time) for as long as it lives; a second run stops naming the first. A lock dies with its
-    process, so a killed run never blocks its restart. Called by the entry points before any data or model loads."""
-    output_dir = os.path.abspath(training_args.output_dir)
+    process, so a killed run never blocks its restart. Called by the entry points before any data or model loads
+    (and by `testbed compare` on its output folder; `key` names the setting in errors)."""
+    output_dir = os.path.abspath(output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise ValueError(f"`output_dir`: {output_dir} is a file, not a folder.")
+        raise ValueError(f"{key}: {output_dir} is a file, not a folder.")
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as error:
-        raise ValueError(f"`output_dir`: {output_dir} cannot be made ({error.strerror}).") from error
+        raise ValueError(f"{key}: {output_dir} cannot be made ({error.strerror}).") from error
     if not os.access(output_dir, os.W_OK | os.X_OK):
-        raise ValueError(f"`output_dir`: {output_dir} is not writable by this user.")
-    if training_args.process_index != 0 or output_dir in _held_locks:
+        raise ValueError(f"{key}: {output_dir} is not writable by this user.")
+    if process_index != 0 or output_dir in _held_locks:
         return
     handle = open(os.path.join(output_dir, LOCK_FILE), "a+")
     try:
@@ -61,7 +62,7 @@ def hold_output_dir(training_args) -> None:
     except OSError as error:
         if not isinstance(error, BlockingIOError):  # a file system without locks (NFSv3 without lockd, Lustre noflock)
             logger.warning(
-                "`output_dir` %s cannot be locked (%s): a second run in it will not be stopped.", output_dir, error
+                "%s %s cannot be locked (%s): a second run in it will not be stopped.", key, output_dir, error
             )
             handle.close()
             return
@@ -69,8 +70,8 @@ def hold_output_dir(training_args) -> None:
         holder = handle.read().strip() or "a process that has not written its name yet"
         handle.close()
         raise RuntimeError(
-            f"`output_dir` {output_dir} is in use by another run ({holder}): two runs in one folder overwrite each "
-            "other's checkpoints. Wait for it, stop it, or use another `output_dir` (on NFS, a lock of a node that "
+            f"{key} {output_dir} is in use by another run ({holder}): two runs in one folder overwrite each "
+            f"other's files. Wait for it, stop it, or use another {key} (on NFS, a lock of a node that "
             "died lasts until the server's lease ends, about 90 s)."
         ) from None
     handle.seek(0)
@@ -215,7 +216,7 @@ def check_resume_matches(checkpoint: str | None, record: dict) -> None:
 def claim_run(script_args, training_args, model_args) -> dict:
     """What an entry point does before loading anything: hold `output_dir`, and check that a resume is the run its
     checkpoint recorded. Returns the recipe's record, for the trainer's checkpoints (`trainer.run_recipe`)."""
-    hold_output_dir(training_args)
+    hold_output_dir(training_args.output_dir, training_args.process_index)
     record = recipe_record(script_args, training_args, model_args)
     check_resume_matches(resume_checkpoint(training_args), record)
     return record
