@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -370,21 +371,20 @@ def test_a_second_comparison_on_one_output_folder_stops_before_any_run(world, tm
     """Two comparisons on one --output deleted and retrained each other's runs (seen on the SmolLM2 world): the
     second stops naming the first's pid, before it trains or deletes anything."""
     output = tmp_path / "compare"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time; from open_r1.utils.run_utils import hold_output_dir; hold_output_dir(sys.argv[1]); "
-            "print('held', flush=True); time.sleep(600)",
-            str(output),
-        ],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
-        stdout=subprocess.PIPE,
-        text=True,
+    output.mkdir()
+    # The first comparison's lock, taken as the lock file's own protocol (flock, holder's name inside), not with the
+    # code under test.
+    hold = (
+        "import fcntl, os, sys, time; handle = open(sys.argv[1], 'a+'); fcntl.flock(handle, fcntl.LOCK_EX); "
+        "handle.write(f'host test, pid {os.getpid()}'); handle.flush(); time.sleep(600)"
     )
+    lock = output / "_open_r1.lock"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(lock)])
     try:
-        assert holder.stdout.readline().strip() == "held"
+        deadline = time.time() + 60
+        while not (lock.exists() and lock.read_text()):
+            assert holder.poll() is None and time.time() < deadline, "the holder did not take the lock"
+            time.sleep(0.1)
         command = [sys.executable, "-m", "open_r1.testbed", "compare", "--quick", "--root", str(world.root)]
         env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
         second = subprocess.run(
