@@ -290,6 +290,39 @@ def test_a_second_run_on_a_busy_output_dir_stops_naming_the_first(world, tmp_pat
     assert result.returncode != 0 and "is a file, not a folder" in result.stderr
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="makes a lock file as root and runs as another uid")
+def test_another_users_lock_file_is_named_not_a_permission_traceback():
+    """A shared, group-writable `output_dir` whose lock file another user's run left behind: the run stops with the
+    setting, the file and its owner named (it was a PermissionError traceback from `open`). Run as an unprivileged
+    uid against a lock file of root's, as on a cluster where most users are not root."""
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="open_r1_shared_"))  # under /tmp, not pytest's 0700 folder
+    try:
+        folder.chmod(0o777)
+        (folder / "_open_r1.lock").write_text("host other, pid 1, since 2026-12-01 00:00:00\n")
+        (folder / "_open_r1.lock").chmod(0o644)
+        probe = (
+            # imported before the uid drops: the interpreter may live where only root reads
+            "import os\nfrom open_r1.utils.run_utils import hold_output_dir\n"
+            "os.setgid(65534); os.setuid(65534)\n"
+            f"hold_output_dir({str(folder)!r})\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", probe],
+            env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+            cwd="/",
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        shutil.rmtree(folder)
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ValueError: `output_dir`: ") and "_open_r1.lock belongs to root" in last, result.stderr
+
+
 def test_a_resume_with_another_recipe_stops_naming_each_difference(world, tmp_path):
     """A restart whose recipe is not the checkpoint's run stops before the model loads, naming each key that differs:
     another learning rate (every new step logged the old rate while training_args.bin recorded the new one), another

@@ -7,6 +7,7 @@ import fcntl
 import json
 import logging
 import os
+import pwd
 import socket
 import sys
 
@@ -56,7 +57,18 @@ def hold_output_dir(output_dir: str, process_index: int = 0, key: str = "`output
         raise ValueError(f"{key}: {output_dir} is not writable by this user.")
     if process_index != 0 or output_dir in _held_locks:
         return
-    handle = open(os.path.join(output_dir, LOCK_FILE), "a+")
+    lock_path = os.path.join(output_dir, LOCK_FILE)
+    try:
+        handle = open(lock_path, "a+")
+    except PermissionError:  # a shared, group-writable folder with another user's run in it
+        try:
+            owner = pwd.getpwuid(os.stat(lock_path).st_uid).pw_name
+        except (KeyError, OSError):
+            owner = "another user"
+        raise ValueError(
+            f"{key}: {lock_path} belongs to {owner} and this user cannot write it: {output_dir} holds another "
+            f"user's run, whose files this run could not overwrite either. Use another {key}."
+        ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:
