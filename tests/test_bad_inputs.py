@@ -323,6 +323,24 @@ def test_another_users_lock_file_is_named_not_a_permission_traceback():
     assert last.startswith("ValueError: `output_dir`: ") and "_open_r1.lock belongs to root" in last, result.stderr
 
 
+def test_a_held_folder_deleted_and_made_again_in_one_process_is_locked_again(tmp_path):
+    """A process holds each folder once; if the folder is deleted and made again (a notebook re-running a
+    comparison, `compare` retraining a run), the new folder is locked too: a second process is stopped, naming this
+    one (it was not: the held handle pointed at the deleted file)."""
+    import fcntl
+
+    from open_r1.utils.run_utils import LOCK_FILE, hold_output_dir
+
+    folder = tmp_path / "run"
+    hold_output_dir(str(folder))
+    shutil.rmtree(folder)
+    hold_output_dir(str(folder))
+    with open(folder / LOCK_FILE) as other:  # another process's view: flock locks are per open file description
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert f"pid {os.getpid()}" in (folder / LOCK_FILE).read_text()
+
+
 def test_a_resume_with_another_recipe_stops_naming_each_difference(world, tmp_path):
     """A restart whose recipe is not the checkpoint's run stops before the model loads, naming each key that differs:
     another learning rate (every new step logged the old rate while training_args.bin recorded the new one), another

@@ -55,9 +55,9 @@ def hold_output_dir(output_dir: str, process_index: int = 0, key: str = "`output
         raise ValueError(f"{key}: {output_dir} cannot be made ({error.strerror}).") from error
     if not os.access(output_dir, os.W_OK | os.X_OK):
         raise ValueError(f"{key}: {output_dir} is not writable by this user.")
-    if process_index != 0 or output_dir in _held_locks:
-        return
     lock_path = os.path.join(output_dir, LOCK_FILE)
+    if process_index != 0 or _holds(output_dir, lock_path):
+        return
     try:
         handle = open(lock_path, "a+")
     except PermissionError:  # a shared, group-writable folder with another user's run in it
@@ -93,6 +93,24 @@ def hold_output_dir(output_dir: str, process_index: int = 0, key: str = "`output
     )
     handle.flush()
     _held_locks[output_dir] = handle
+
+
+def _holds(output_dir: str, lock_path: str) -> bool:
+    """Whether this process holds `output_dir`'s lock file as it is now: a folder deleted and made again since (in
+    one process: a notebook, `compare` retraining a run) has a new lock file to take."""
+    held = _held_locks.get(output_dir)
+    if held is None:
+        return False
+    try:
+        now = os.stat(lock_path)
+    except FileNotFoundError:
+        now = None
+    mine = os.fstat(held.fileno())
+    if now is not None and (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
+        return True
+    held.close()
+    del _held_locks[output_dir]
+    return False
 
 
 def resume_checkpoint(training_args, **requirements) -> str | None:
