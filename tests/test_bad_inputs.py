@@ -297,7 +297,7 @@ def test_another_users_lock_file_is_named_not_a_permission_traceback():
     uid against a lock file of root's, as on a cluster where most users are not root."""
     import tempfile
 
-    folder = Path(tempfile.mkdtemp(prefix="open_r1_shared_"))  # under /tmp, not pytest's 0700 folder
+    folder = Path(tempfile.mkdtemp(prefix="open_r1_shared_", dir="/tmp"))  # not pytest's 0700 folder
     try:
         folder.chmod(0o777)
         (folder / "_open_r1.lock").write_text("host other, pid 1, since 2026-12-01 00:00:00\n")
@@ -305,7 +305,7 @@ def test_another_users_lock_file_is_named_not_a_permission_traceback():
         probe = (
             # imported before the uid drops: the interpreter may live where only root reads
             "import os\nfrom open_r1.utils.run_utils import hold_output_dir\n"
-            "os.setgid(65534); os.setuid(65534)\n"
+            "os.setgroups([]); os.setgid(65534); os.setuid(65534)\n"
             f"hold_output_dir({str(folder)!r})\n"
         )
         result = subprocess.run(
@@ -318,9 +318,11 @@ def test_another_users_lock_file_is_named_not_a_permission_traceback():
         )
     finally:
         shutil.rmtree(folder)
-    assert result.returncode != 0
+    assert result.returncode != 0, result.stderr
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("ValueError: `output_dir`: ") and "_open_r1.lock belongs to root" in last, result.stderr
+    assert last.startswith("ValueError: `output_dir`: ") and "_open_r1.lock (owner root) is not writable" in last, (
+        result.stderr
+    )
 
 
 def test_a_held_folder_deleted_and_made_again_in_one_process_is_locked_again(tmp_path):
@@ -335,6 +337,7 @@ def test_a_held_folder_deleted_and_made_again_in_one_process_is_locked_again(tmp
     hold_output_dir(str(folder))
     shutil.rmtree(folder)
     hold_output_dir(str(folder))
+    assert (folder / LOCK_FILE).exists(), "the folder made again was not locked"
     with open(folder / LOCK_FILE) as other:  # another process's view: flock locks are per open file description
         with pytest.raises(BlockingIOError):
             fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -66,8 +66,8 @@ def hold_output_dir(output_dir: str, process_index: int = 0, key: str = "`output
         except (KeyError, OSError):
             owner = "another user"
         raise ValueError(
-            f"{key}: {lock_path} belongs to {owner} and this user cannot write it: {output_dir} holds another "
-            f"user's run, whose files this run could not overwrite either. Use another {key}."
+            f"{key}: {lock_path} (owner {owner}) is not writable by this user: a run of {owner} used {output_dir}. "
+            f"Use another {key}, or have {owner} remove the lock file if that run is over."
         ) from None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
