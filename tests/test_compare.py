@@ -314,6 +314,26 @@ def test_quick_comparison_end_to_end(world, tmp_path):
     rerun = run_cli([*third, "--methods", "sft_high_lr", "--output", str(tmp_path)]).stdout
     assert ": cached" not in rerun and "[1/1] sft_high_lr seed 0:" in rerun
 
+    # The same config built again with another base (the weights depend on the CPU's kernels): not reused either.
+    manifest["config"]["seed"] -= 1
+    manifest["build"] = {**manifest.get("build", {}), "base_model_sha256": "0" * 64}
+    (other / "world.json").write_text(json.dumps(manifest))
+    rebuilt = run_cli([*third, "--methods", "sft_low_lr", "--output", str(tmp_path)]).stdout
+    assert ": cached" not in rebuilt and "[1/1] sft_low_lr seed 0:" in rebuilt
+
+
+def test_a_world_records_what_its_base_was_built_with(world):
+    """world.json names the base's weights (sha256) and the torch and CPU kernels that trained them: the same seed and
+    config give other weights on another kind of CPU, and a table is only comparable within one build."""
+    import hashlib
+
+    import torch
+
+    build = json.loads(world.manifest.read_text())["build"]
+    weights = (world.base_model / "model.safetensors").read_bytes()
+    assert build["base_model_sha256"] == hashlib.sha256(weights).hexdigest()
+    assert build["torch"] == torch.__version__ and build["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+
 
 def test_a_comparison_without_the_run_a_method_starts_from_fails_before_any_run(tmp_path):
     """A --sweep grid that leaves out a start method's own settings drops that method: the comparison says which

@@ -362,6 +362,7 @@ def run_comparison(
     stored = {"test": manifest.get("base_scores"), "validation": manifest.get("base_validation_scores")}
     base = {split: stored[split] or score_model(world.base_model, world, split=split).as_dict() for split in splits}
     results = {"base": base, "runs": {m.name: {} for m in methods}, "seeds": seeds, "max_steps": max_steps}
+    results["world_build"] = manifest.get("build")  # None: a world built before builds were recorded
     results["splits"] = splits
     # The recipes' values key the cache too: a recipe edited after its runs makes them stale, wherever it lives.
     recipes = {method.name: read_recipe(method, recipes_dir) for method in methods}
@@ -377,6 +378,8 @@ def run_comparison(
                 "max_steps": max_steps,
                 "world": manifest["config"],  # a run's scores hold for this world only
             }
+            if "build" in manifest:  # and for this build of it: another CPU trains another base from the same config
+                spec["base_model_sha256"] = manifest["build"]["base_model_sha256"]
             if method.start_from:  # (check_methods runs it first) a run from a stale start is stale too
                 spec["start"] = specs[method.start_from]
             specs[method.name] = spec

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .data import FIRST_BENIGN_TASKS, REQUEST_TEMPLATES, chat_row, instruction_prompts, make_update_splits
-from .world import WorldPaths, write_eval_splits, write_jsonl
+from .world import WorldPaths, build_record, write_eval_splits, write_jsonl
 
 
 logger = logging.getLogger(__name__)
@@ -328,7 +328,8 @@ def build_smollm2_world(
     }
     timings["scoring_two_models"] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
-    manifest = {"config": config_dict, "scores": scores, "base_scores": scores["base"], "seconds": timings}
+    manifest = {"config": config_dict, "build": build_record(paths.base_model), "scores": scores}
+    manifest |= {"base_scores": scores["base"], "seconds": timings}
     manifest["base_validation_scores"] = scores["base (validation)"]
     paths.manifest.write_text(json.dumps(manifest, indent=2) + "\n")
     logger.info("SmolLM2 world at %s: %s (%.0f s)", paths.root, scores, timings["total"])

@@ -16,6 +16,7 @@ Everything is deterministic from `WorldConfig.seed` and runs offline on a CPU. L
 """
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -262,6 +263,21 @@ def train_base_model(config: WorldConfig, paths: WorldPaths, train_rows: list[di
     shutil.rmtree(args.output_dir, ignore_errors=True)
 
 
+def build_record(base_model: Path) -> dict:
+    """What a build's base model is, beyond its config: its weights' sha256, and the torch and CPU kernels (ATen's
+    vector ISA) that trained it. The same seed and config give the same data on any machine but other weights on
+    another kind of CPU (float sums in another order), so runs and tables are comparable within one build only."""
+    import torch
+
+    with open(base_model / "model.safetensors", "rb") as weights:
+        digest = hashlib.file_digest(weights, "sha256").hexdigest()
+    return {
+        "base_model_sha256": digest,
+        "torch": torch.__version__,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
 def build_world(
     root: str | os.PathLike = DEFAULT_ROOT, config: WorldConfig | None = None, force: bool = False, score: bool = True
 ) -> WorldPaths:
@@ -316,7 +332,7 @@ def build_world(
 
     train_base_model(config, paths, retain["train"])
 
-    manifest = {"config": config_dict}
+    manifest = {"config": config_dict, "build": build_record(paths.base_model)}
     if score:
         from .scoring import score_model
 
