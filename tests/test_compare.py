@@ -315,22 +315,31 @@ def test_quick_comparison_end_to_end(world, tmp_path):
     assert ": cached" not in rerun and "[1/1] sft_high_lr seed 0:" in rerun
 
     # The same config built again with another base (the weights depend on the CPU's kernels): not reused either.
-    manifest["config"]["seed"] -= 1
-    manifest["build"] = {**manifest.get("build", {}), "base_model_sha256": "0" * 64}
-    (other / "world.json").write_text(json.dumps(manifest))
+    rebuild = json.loads(world.manifest.read_text())
+    rebuild["build"] = {**rebuild.get("build", {}), "base_model_sha256": "0" * 64}
+    (other / "world.json").write_text(json.dumps(rebuild))
     rebuilt = run_cli([*third, "--methods", "sft_low_lr", "--output", str(tmp_path)]).stdout
     assert ": cached" not in rebuilt and "[1/1] sft_low_lr seed 0:" in rebuilt
 
 
-def test_a_world_records_what_its_base_was_built_with(world):
-    """world.json names the base's weights (sha256) and the torch and CPU kernels that trained them: the same seed and
-    config give other weights on another kind of CPU, and a table is only comparable within one build."""
+def test_a_world_records_what_its_base_was_built_with(tmp_path, monkeypatch):
+    """world.json names the base's weights (sha256, as sha256sum gives it) and the torch and CPU kernels that
+    trained them: the same seed and config give other weights on another kind of CPU, and a table is only comparable
+    within one build. (The base's training is skipped here: the init model stands in for it.)"""
     import hashlib
 
     import torch
 
-    build = json.loads(world.manifest.read_text())["build"]
-    weights = (world.base_model / "model.safetensors").read_bytes()
+    from open_r1.testbed import WorldConfig, build_world
+    from open_r1.testbed import world as world_module
+
+    def untrained_base(config, paths, rows):
+        shutil.copytree(paths.init_model, paths.base_model)
+
+    monkeypatch.setattr(world_module, "train_base_model", untrained_base)
+    built = build_world(tmp_path / "world", WorldConfig.preset("small"), score=False)
+    build = json.loads(built.manifest.read_text())["build"]
+    weights = (built.base_model / "model.safetensors").read_bytes()
     assert build["base_model_sha256"] == hashlib.sha256(weights).hexdigest()
     assert build["torch"] == torch.__version__ and build["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 

@@ -1,7 +1,8 @@
 # Copyright 2026 The open-r1-safety authors. Licensed under the Apache License, Version 2.0.
 """Build the testbed world: data sets, tokenizer, a tiny Llama, and a base model trained on the retain task.
 
-Everything is deterministic from `WorldConfig.seed` and runs offline on a CPU. Layout of a built world:
+Everything is deterministic from `WorldConfig.seed` on one kind of CPU and runs offline (the base model's weights
+also depend on the vector kernels ATen picks for the CPU: `build_record`). Layout of a built world:
 
     <root>/retain/           DatasetDict (train, validation, test) saved with `save_to_disk`: validation and test
                              hold whole tasks (`data.split_tasks`), never trained on
@@ -12,7 +13,7 @@ Everything is deterministic from `WorldConfig.seed` and runs offline on a CPU. L
                              format. Every choice (sweeps, `recommended`) is made on validation; test is reported
     <root>/init_model/       tokenizer + randomly initialised LlamaForCausalLM
     <root>/base_model/       the init model after SFT on retain/train: the starting point of every experiment
-    <root>/world.json        the config it was built from and the base model's scores
+    <root>/world.json        the config it was built from, the build record and the base model's scores
 """
 
 import dataclasses
@@ -264,13 +265,21 @@ def train_base_model(config: WorldConfig, paths: WorldPaths, train_rows: list[di
 
 
 def build_record(base_model: Path) -> dict:
-    """What a build's base model is, beyond its config: its weights' sha256, and the torch and CPU kernels (ATen's
-    vector ISA) that trained it. The same seed and config give the same data on any machine but other weights on
-    another kind of CPU (float sums in another order), so runs and tables are comparable within one build only."""
+    """What a build's base model is, beyond its config: the sha256 of its weights (of `model.safetensors`, as
+    `sha256sum` gives it; of a sharded save, of its shards in name order), and the torch and CPU kernels (ATen's
+    vector ISA) that trained it. The same seed and config give the same data but other weights on another kind of
+    CPU (float sums in another order), so runs and tables are comparable within one build only."""
     import torch
 
-    with open(base_model / "model.safetensors", "rb") as weights:
-        digest = hashlib.file_digest(weights, "sha256").hexdigest()
+    shards = sorted(base_model.glob("*.safetensors"))
+    if not shards:
+        raise FileNotFoundError(f"{base_model}: no .safetensors weights to record")
+    sha256 = hashlib.sha256()
+    for shard in shards:
+        with open(shard, "rb") as weights:
+            for block in iter(lambda: weights.read(1 << 20), b""):
+                sha256.update(block)
+    digest = sha256.hexdigest()
     return {
         "base_model_sha256": digest,
         "torch": torch.__version__,
