@@ -328,9 +328,14 @@ def build_smollm2_world(
     }
     timings["scoring_two_models"] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
-    manifest = {"config": config_dict, "build": build_record(paths.base_model), "scores": scores}
-    manifest |= {"base_scores": scores["base"], "seconds": timings}
-    manifest["base_validation_scores"] = scores["base (validation)"]
+    manifest = {
+        "config": config_dict,
+        "build": build_record(paths.base_model),
+        "scores": scores,
+        "base_scores": scores["base"],
+        "seconds": timings,
+        "base_validation_scores": scores["base (validation)"],
+    }
     paths.manifest.write_text(json.dumps(manifest, indent=2) + "\n")
     logger.info("SmolLM2 world at %s: %s (%.0f s)", paths.root, scores, timings["total"])
     return paths

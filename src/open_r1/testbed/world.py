@@ -279,9 +279,8 @@ def build_record(base_model: Path) -> dict:
         with open(shard, "rb") as weights:
             for block in iter(lambda: weights.read(1 << 20), b""):
                 sha256.update(block)
-    digest = sha256.hexdigest()
     return {
-        "base_model_sha256": digest,
+        "base_model_sha256": sha256.hexdigest(),
         "torch": torch.__version__,
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }
